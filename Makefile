@@ -1,0 +1,45 @@
+# LedgerLink: `make demo` runs the example DAGs against the bundled sandbox; `make test` runs every test.
+# Both create their own virtual environment (.venv) and install what they need.
+
+PYTHON ?= python3
+AIRFLOW_VERSION ?= 3.3.2
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
+
+.PHONY: venv demo test lint unit integration system benchmark clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	@touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration -q
+
+system: $(STAMP)
+	$(PY) -m pytest tests/system -q
+
+# One pytest run for the three suites, so the closing summary counts every test.
+test: lint
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/afas_extract.py
+
+clean:
+	rm -rf $(VENV) .airflow demo-output .pytest_cache .mypy_cache .ruff_cache

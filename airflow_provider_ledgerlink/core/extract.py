@@ -1,0 +1,241 @@
+"""The extract operator every vendor's extract operator is built on.
+
+A vendor subclass says *what* to read (``extract_pages``); this base decides *where* it goes and
+*when* it counts as done:
+
+* the window defaults to the DAG run's data interval (templated), so reruns and backfills of a run
+  read exactly the same slice and replace exactly the same folder;
+* rows stream into gzip JSON Lines parts under ``destination`` (any ``ObjectStoragePath`` URI) and
+  a manifest is written last (see :mod:`~airflow_provider_ledgerlink.core.sinks`);
+* long runs log progress (rows, pages, rate) every ``progress_interval`` seconds;
+* the return value (XCom) is a small summary: counts and paths, never data;
+* an Asset outlet is declared, and its event carries the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_ledgerlink.core.compat import Asset, BaseOperator, ObjectStoragePath
+from airflow_provider_ledgerlink.core.errors import ConfigurationError
+from airflow_provider_ledgerlink.core.sinks import MANIFEST_NAME, JsonLinesSink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DEFAULT_WINDOW_START = "{{ data_interval_start }}"
+DEFAULT_WINDOW_END = "{{ data_interval_end }}"
+
+
+class Window:
+    """A half-open time window ``[start, end)`` in UTC."""
+
+    def __init__(self, start: datetime, end: datetime) -> None:
+        self.start = start
+        self.end = end
+
+    @property
+    def folder_name(self) -> str:
+        return f"{self.start:%Y%m%dT%H%M%SZ}_{self.end:%Y%m%dT%H%M%SZ}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+    def __repr__(self) -> str:
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def parse_instant(value: Any, *, name: str, vendor: str) -> datetime | None:
+    """A rendered template value as an aware UTC datetime; empty or ``None`` gives ``None``."""
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        import pendulum
+
+        try:
+            moment = pendulum.parse(str(value).strip())  # type: ignore[assignment]
+        except Exception:
+            raise ConfigurationError(
+                vendor, "resolving the extract window", f"{name}={value!r} is not a date or datetime"
+            ) from None
+        if not isinstance(moment, datetime):
+            raise ConfigurationError(
+                vendor, "resolving the extract window", f"{name}={value!r} is not a date or datetime"
+            )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
+
+
+class _Progress:
+    def __init__(self, log: Any, label: str, interval: float) -> None:
+        self.log = log
+        self.label = label
+        self.interval = interval
+        self.rows = 0
+        self.pages = 0
+        self.started = time.monotonic()
+        self._last = self.started
+
+    def add(self, rows: int) -> None:
+        self.rows += rows
+        self.pages += 1
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.log.info("%s: %s", self.label, self.describe())
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def describe(self) -> str:
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        return f"{self.rows:,} rows in {self.pages:,} pages, {self.seconds:.1f} s ({rate:,.0f} rows/s)"
+
+
+class LedgerLinkExtractOperator(BaseOperator):
+    """Base of the vendor extract operators; not used directly.
+
+    :param destination: folder URI for the output (templated): a local path, ``file://…``,
+        ``s3://…``, ``gs://…`` — anything Airflow's object storage supports. The window's folder
+        (``20261120T000000Z_20261121T000000Z``) is created below it, or ``full`` for a full load.
+    :param window_start: start of the incremental window (templated; default: the data interval).
+    :param window_end: end of the window, exclusive (templated; default: the data interval).
+    :param incremental: read only the window (``True``) or everything (``False``).
+    :param part_max_bytes: uncompressed bytes per output part before a new part is started.
+    :param compresslevel: gzip level of the parts (1 fastest … 9 smallest).
+    :param progress_interval: seconds between progress lines in the task log.
+    """
+
+    #: Set by subclasses.
+    vendor: ClassVar[str] = ""
+    template_fields: Sequence[str] = ("destination", "window_start", "window_end")
+    ui_color = "#dff3e4"
+
+    def __init__(
+        self,
+        *,
+        destination: str,
+        window_start: Any = DEFAULT_WINDOW_START,
+        window_end: Any = DEFAULT_WINDOW_END,
+        incremental: bool = True,
+        part_max_bytes: int = 128 * 1024 * 1024,
+        compresslevel: int = 6,
+        progress_interval: float = 30.0,
+        object_name: str,
+        conn_id: str,
+        **kwargs: Any,
+    ) -> None:
+        if "outlets" not in kwargs:
+            kwargs["outlets"] = [self.default_asset(destination, conn_id, object_name)]
+        super().__init__(**kwargs)
+        self.destination = destination
+        self.window_start = window_start
+        self.window_end = window_end
+        self.incremental = incremental
+        self.part_max_bytes = part_max_bytes
+        self.compresslevel = compresslevel
+        self.progress_interval = progress_interval
+
+    @classmethod
+    def default_asset(cls, destination: str, conn_id: str, object_name: str) -> Asset:
+        """The destination itself when it is a fixed URI, else a LedgerLink name for the object."""
+        vendor_key = cls.__module__.rsplit(".", 1)[-1]
+        if "{{" not in destination and "://" in destination:
+            return Asset(uri=destination.rstrip("/"))
+        if "{{" not in destination and destination.startswith("/"):
+            return Asset(uri=f"file://{destination.rstrip('/')}")
+        return Asset(name=f"ledgerlink.{vendor_key}.{conn_id}.{object_name}", uri=f"x-ledgerlink://{vendor_key}/{conn_id}/{object_name}")
+
+    # -- what subclasses provide ------------------------------------------------------------------
+    def object_label(self) -> str:
+        """The vendor object being read, for the manifest and logs (``Profit_Transactions``)."""
+        raise NotImplementedError
+
+    def extract_pages(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of rows for ``window`` (``None``: everything), in a stable order."""
+        raise NotImplementedError
+
+    def source_details(self) -> dict[str, Any]:
+        """Non-secret facts about the source for the manifest (environment, filters …)."""
+        return {}
+
+    # -- the run ----------------------------------------------------------------------------------
+    def resolve_window(self) -> Window | None:
+        if not self.incremental:
+            return None
+        start = parse_instant(self.window_start, name="window_start", vendor=self.vendor)
+        end = parse_instant(self.window_end, name="window_end", vendor=self.vendor)
+        if start is None and end is None:
+            self.log.info("No window (the run has no data interval): reading everything")
+            return None
+        if start is None or end is None:
+            raise ConfigurationError(
+                self.vendor,
+                f"extract {self.object_label()}",
+                "only one end of the window is set",
+                hint="Give both window_start and window_end, or set incremental=False for a full load",
+            )
+        if end <= start:
+            raise ConfigurationError(
+                self.vendor,
+                f"extract {self.object_label()}",
+                f"the window is empty: end {end.isoformat()} is not after start {start.isoformat()}",
+                hint="Check window_start/window_end, or the DAG's schedule (a run needs a data interval)",
+            )
+        return Window(start, end)
+
+    def output_folder(self, window: Window | None) -> Any:
+        root = ObjectStoragePath(str(self.destination).rstrip("/"))
+        return root / (window.folder_name if window else "full")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        window = self.resolve_window()
+        folder = self.output_folder(window)
+        label = f"{self.vendor} {self.object_label()}"
+        self.log.info("Extracting %s for window %s into %s", label, window or "(all)", folder)
+        progress = _Progress(self.log, label, self.progress_interval)
+        with JsonLinesSink(folder, part_max_bytes=self.part_max_bytes, compresslevel=self.compresslevel) as sink:
+            for page in self.extract_pages(window):
+                sink.write_rows(page)
+                progress.add(len(page))
+            manifest = sink.commit(
+                vendor=self.vendor,
+                object=self.object_label(),
+                window=window.as_dict() if window else None,
+                source=self.source_details(),
+                pages=progress.pages,
+                seconds=round(progress.seconds, 3),
+            )
+        summary = {
+            "vendor": self.vendor,
+            "object": self.object_label(),
+            "rows": manifest["rows"],
+            "pages": progress.pages,
+            "parts": [str(folder / p["path"]) for p in manifest["parts"]],
+            "folder": str(folder),
+            "manifest": str(folder / MANIFEST_NAME),
+            "window": manifest["window"],
+            "seconds": manifest["seconds"],
+        }
+        self.log.info("Extracted %s: %s; manifest %s", label, progress.describe(), summary["manifest"])
+        self._annotate_outlets(context, summary)
+        return summary
+
+    def _annotate_outlets(self, context: Context, summary: dict[str, Any]) -> None:
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        extra = {k: summary[k] for k in ("vendor", "object", "rows", "folder", "window")}
+        for outlet in self.outlets or []:
+            if isinstance(outlet, Asset):
+                try:
+                    events[outlet].extra = extra
+                except Exception:  # outlet events are informative; never fail the extract for them
+                    self.log.debug("Could not annotate outlet %s", outlet, exc_info=True)

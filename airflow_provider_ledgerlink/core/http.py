@@ -1,0 +1,371 @@
+"""The one HTTP layer every vendor hook uses: httpx (sync and async) plus a tenacity retry policy.
+
+What it guarantees, for every vendor alike:
+
+* timeouts on every request and connection reuse (one client per hook, a bounded pool);
+* transient faults are retried with exponential backoff and jitter, bounded in attempts and in total
+  time: connection failures, 5xx answers, 429 and 503 (waiting what ``Retry-After`` or the vendor's
+  own ``retry_after`` says);
+* 400, 401, 403, 404 and 422 are never retried;
+* a non-idempotent write is never sent twice blindly: it is re-sent only when the vendor refused it
+  outright (429/503) or the connection was never made. When an answer is lost after the request left
+  (a read timeout, a reset, a 502/504 from a proxy), :class:`AmbiguousWriteError` is raised so the
+  caller can check before sending again;
+* logged URLs and messages are redacted.
+
+Each vendor supplies an *error mapper*: a function turning a non-2xx response into one of the
+errors of :mod:`airflow_provider_ledgerlink.core.errors`, with the vendor's reference.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+import tenacity
+
+from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
+    AuthenticationError,
+    LedgerLinkError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    TransportError,
+    ValidationError,
+    VendorError,
+)
+from airflow_provider_ledgerlink.core.redaction import redact_url
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+ErrorMapper = Callable[[httpx.Response, str], LedgerLinkError]
+ResponseHook = Callable[[httpx.Response], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before giving up. All durations are seconds."""
+
+    max_attempts: int = 6
+    max_elapsed: float = 300.0
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+    #: A vendor asking us to wait longer than this (``Retry-After``) gets an error instead of a wait.
+    max_retry_after: float = 300.0
+
+    def with_overrides(self, **changes: Any) -> RetryPolicy:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+#: Retry policy that never retries; used where the caller handles waiting itself.
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 120.0
+    write: float = 60.0
+    pool: float = 60.0
+
+    def to_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+def parse_retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def default_error(
+    vendor: str, response: httpx.Response, operation: str, message: str | None = None
+) -> LedgerLinkError:
+    """The generic mapping of an HTTP status to our errors; vendors refine it."""
+    status = response.status_code
+    text = message or _short_body(response) or response.reason_phrase or "no details"
+    kwargs: dict[str, Any] = {"status_code": status}
+    if status == 401:
+        return AuthenticationError(vendor, operation, text, **kwargs)
+    if status == 403:
+        return PermissionDeniedError(
+            vendor, operation, text, hint="The credentials are valid but lack the rights for this", **kwargs
+        )
+    if status == 404:
+        return NotFoundError(vendor, operation, text, hint="Check the resource name or id", **kwargs)
+    if status in (400, 409, 413, 422):
+        return ValidationError(vendor, operation, text, hint="Correct the request data", **kwargs)
+    if status == 429:
+        return RateLimitedError(
+            vendor, operation, text, retry_after=parse_retry_after(response), hint="Slow down", **kwargs
+        )
+    if status == 503:
+        return ServiceUnavailableError(
+            vendor, operation, text, retry_after=parse_retry_after(response), hint="Try again later", **kwargs
+        )
+    return VendorError(vendor, operation, text, retryable=status >= 500, **kwargs)
+
+
+def _short_body(response: httpx.Response, limit: int = 300) -> str:
+    try:
+        text = response.text
+    except Exception:
+        return ""
+    text = " ".join(text.split())
+    if text.lstrip().startswith("<") and "html" in text[:200].lower():
+        return f"the server answered with an HTML page instead of data ({response.reason_phrase})"
+    return text[:limit]
+
+
+class _Attempt:
+    """What happened on one try: shared by the sync and async loops so both decide identically."""
+
+    def __init__(
+        self,
+        client: _BaseClient,
+        policy: RetryPolicy,
+        method: str,
+        url: str,
+        operation: str,
+        idempotent: bool,
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.method = method
+        self.url = url
+        self.operation = operation
+        self.idempotent = idempotent
+        self.started = time.monotonic()
+
+    def transport_error(self, exc: httpx.TransportError) -> LedgerLinkError:
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        text = f"{type(exc).__name__}: {exc} while calling {redact_url(self.url)}"
+        if self.idempotent or never_sent:
+            return TransportError(
+                self.client.vendor, self.operation, text, hint="The vendor could not be reached"
+            )
+        return self._ambiguous(text)
+
+    def response_error(self, response: httpx.Response) -> LedgerLinkError:
+        error = self.client.error_mapper(response, self.operation)
+        if self.idempotent or isinstance(error, RateLimitedError):
+            return error
+        if response.status_code in (502, 504):
+            return self._ambiguous(f"HTTP {response.status_code} from {redact_url(self.url)}")
+        # A refusal (4xx) or a vendor's own 500 verdict on a write is final: not retried.
+        error.retryable = False
+        return error
+
+    def _ambiguous(self, text: str) -> AmbiguousWriteError:
+        return AmbiguousWriteError(
+            self.client.vendor,
+            self.operation,
+            f"{text}; the write may or may not have been applied",
+            hint="It was not sent again. Check at the vendor whether it exists before retrying",
+        )
+
+    def should_retry(self, state: tenacity.RetryCallState) -> bool:
+        outcome = state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        error = outcome.exception()
+        if not isinstance(error, LedgerLinkError) or not error.retryable:
+            return False
+        policy = self.policy
+        if state.attempt_number >= policy.max_attempts:
+            return False
+        wait = self.wait_for(state)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            return False
+        return time.monotonic() - self.started + wait <= policy.max_elapsed
+
+    def wait_for(self, state: tenacity.RetryCallState) -> float:
+        policy = self.policy
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after) + random.uniform(0, 0.1 * policy.initial_backoff)
+        backoff = min(policy.max_backoff, policy.initial_backoff * 2 ** (state.attempt_number - 1))
+        return random.uniform(backoff / 2, backoff)  # "equal jitter": never zero, never synchronised
+
+    def before_sleep(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self.client.retries += 1
+        log.warning(
+            "%s %s: attempt %d of %d failed (%s); retrying in %.1f s",
+            self.client.vendor,
+            self.operation,
+            state.attempt_number,
+            self.policy.max_attempts,
+            error,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
+
+    def tenacity_kwargs(self) -> dict[str, Any]:
+        return {
+            "retry": self.should_retry,
+            "wait": self.wait_for,
+            "stop": tenacity.stop_never,  # should_retry enforces attempts and elapsed time
+            "before_sleep": self.before_sleep,
+            "reraise": True,
+        }
+
+
+class _BaseClient:
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        base_url: str,
+        error_mapper: ErrorMapper | None = None,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 10,
+        response_hooks: list[ResponseHook] | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.error_mapper: ErrorMapper = error_mapper or (lambda r, op: default_error(vendor, r, op))
+        self.retry = retry or RetryPolicy()
+        self.response_hooks = list(response_hooks or [])
+        self.requests = 0
+        self.retries = 0
+        self._client_kwargs: dict[str, Any] = {
+            "base_url": self.base_url,
+            "headers": headers or {},
+            "auth": auth,
+            "timeout": (timeouts or Timeouts()).to_httpx(),
+            "limits": httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            "follow_redirects": False,
+            "event_hooks": {"request": [], "response": []},
+        }
+
+    def _attempt(
+        self, method: str, url: str, operation: str, idempotent: bool | None, retry: RetryPolicy | None
+    ) -> _Attempt:
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
+        return _Attempt(self, retry or self.retry, method.upper(), url, operation, idempotent)
+
+    def _check(self, attempt: _Attempt, response: httpx.Response) -> httpx.Response:
+        self.requests += 1
+        for hook in self.response_hooks:
+            hook(response)
+        if response.is_success:
+            return response
+        raise attempt.response_error(response)
+
+
+class HttpClient(_BaseClient):
+    """Synchronous client; safe to share between threads (paging runs several at once)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._http = httpx.Client(**self._client_kwargs)
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._http.headers
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        idempotent: bool | None = None,
+        retry: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send a request with the retry policy; returns a 2xx/3xx response or raises our error.
+
+        :param operation: human words for what this request does, used in errors and logs.
+        :param idempotent: override the method's default (POST is not idempotent; PUT is).
+        """
+        attempt = self._attempt(method, url, operation, idempotent, retry)
+
+        def send() -> httpx.Response:
+            try:
+                response = self._http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                raise attempt.transport_error(exc) from None
+            return self._check(attempt, response)
+
+        return tenacity.Retrying(**attempt.tenacity_kwargs())(send)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncHttpClient(_BaseClient):
+    """The asyncio twin of :class:`HttpClient`, for triggers (no blocking call on the event loop)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._http = httpx.AsyncClient(**self._client_kwargs)
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._http.headers
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        idempotent: bool | None = None,
+        retry: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        attempt = self._attempt(method, url, operation, idempotent, retry)
+
+        async def send() -> httpx.Response:
+            try:
+                response = await self._http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                raise attempt.transport_error(exc) from None
+            return self._check(attempt, response)
+
+        return await tenacity.AsyncRetrying(**attempt.tenacity_kwargs())(send)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncHttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
