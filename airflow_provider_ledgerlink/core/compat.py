@@ -23,8 +23,12 @@ try:  # Airflow 3.2+
 except ImportError:  # Airflow 3.0 and 3.1
     from airflow.configuration import conf  # type: ignore[no-redef,assignment]
 
+try:  # Airflow 3.1+
+    from airflow.sdk.exceptions import AirflowException
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowException  # type: ignore[no-redef,assignment]
+
 from airflow.sdk import Asset, BaseOperator, BaseSensorOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowException
 
 __all__ = [
     "AirflowException",

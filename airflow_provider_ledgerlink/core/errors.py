@@ -73,6 +73,7 @@ class LedgerLinkError(AirflowException):
                     "hint": self.hint,
                     "reference": self.reference,
                     "status_code": self.http_status,
+                    "details": self.details,
                     **self._extra_state(),
                 },
             ),

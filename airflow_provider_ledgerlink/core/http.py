@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timezone
 from typing import Any
 
 import httpx
@@ -96,6 +97,8 @@ def parse_retry_after(response: httpx.Response) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # HTTP dates are GMT; the asctime form carries no zone at all
+        when = when.replace(tzinfo=timezone.utc)
     return max(0.0, when.timestamp() - time.time())
 
 
@@ -158,7 +161,7 @@ class _Attempt:
         self.idempotent = idempotent
         self.started = time.monotonic()
 
-    def transport_error(self, exc: httpx.TransportError) -> LedgerLinkError:
+    def transport_error(self, exc: httpx.TransportError | httpx.DecodingError) -> LedgerLinkError:
         never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
         text = f"{type(exc).__name__}: {exc} while calling {redact_url(self.url)}"
         if self.idempotent or never_sent:
@@ -246,6 +249,7 @@ class _BaseClient:
         timeouts: Timeouts | None = None,
         max_connections: int = 10,
         response_hooks: list[ResponseHook] | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -265,6 +269,8 @@ class _BaseClient:
             "follow_redirects": False,
             "event_hooks": {"request": [], "response": []},
         }
+        if transport is not None:  # e.g. ``httpx.MockTransport`` in tests, or a custom proxy transport
+            self._client_kwargs["transport"] = transport
 
     def _attempt(
         self, method: str, url: str, operation: str, idempotent: bool | None, retry: RetryPolicy | None
@@ -303,7 +309,7 @@ class HttpClient(_BaseClient):
         retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send a request with the retry policy; returns a 2xx/3xx response or raises our error.
+        """Send a request with the retry policy; returns a 2xx response or raises our error.
 
         :param operation: human words for what this request does, used in errors and logs.
         :param idempotent: override the method's default (POST is not idempotent; PUT is).
@@ -313,7 +319,7 @@ class HttpClient(_BaseClient):
         def send() -> httpx.Response:
             try:
                 response = self._http.request(method, url, **kwargs)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:  # a corrupt body counts too
                 raise attempt.transport_error(exc) from None
             return self._check(attempt, response)
 
@@ -355,7 +361,7 @@ class AsyncHttpClient(_BaseClient):
         async def send() -> httpx.Response:
             try:
                 response = await self._http.request(method, url, **kwargs)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:  # a corrupt body counts too
                 raise attempt.transport_error(exc) from None
             return self._check(attempt, response)
 

@@ -101,7 +101,9 @@ def normalize_token(raw: str) -> str:
         xml = f"<token><version>1</version><data>{text}</data></token>"
     else:
         try:
-            decoded = base64.b64decode(text, validate=True).decode("utf-8").strip()
+            # base64 copied from a mail or a wrapped field may carry line breaks inside
+            compact = "".join(text.split())
+            decoded = base64.b64decode(compact, validate=True).decode("utf-8").strip()
         except (binascii.Error, UnicodeDecodeError):
             raise ValueError(
                 "the token is neither the <token>…</token> XML, nor its hexadecimal data part, "
