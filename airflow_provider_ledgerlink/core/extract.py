@@ -151,7 +151,10 @@ class LedgerLinkExtractOperator(BaseOperator):
             return Asset(uri=destination.rstrip("/"))
         if "{{" not in destination and destination.startswith("/"):
             return Asset(uri=f"file://{destination.rstrip('/')}")
-        return Asset(name=f"ledgerlink.{vendor_key}.{conn_id}.{object_name}", uri=f"x-ledgerlink://{vendor_key}/{conn_id}/{object_name}")
+        return Asset(
+            name=f"ledgerlink.{vendor_key}.{conn_id}.{object_name}",
+            uri=f"x-ledgerlink://{vendor_key}/{conn_id}/{object_name}",
+        )
 
     # -- what subclasses provide ------------------------------------------------------------------
     def object_label(self) -> str:
@@ -201,7 +204,9 @@ class LedgerLinkExtractOperator(BaseOperator):
         label = f"{self.vendor} {self.object_label()}"
         self.log.info("Extracting %s for window %s into %s", label, window or "(all)", folder)
         progress = _Progress(self.log, label, self.progress_interval)
-        with JsonLinesSink(folder, part_max_bytes=self.part_max_bytes, compresslevel=self.compresslevel) as sink:
+        with JsonLinesSink(
+            folder, part_max_bytes=self.part_max_bytes, compresslevel=self.compresslevel
+        ) as sink:
             for page in self.extract_pages(window):
                 sink.write_rows(page)
                 progress.add(len(page))

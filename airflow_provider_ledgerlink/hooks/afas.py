@@ -76,9 +76,10 @@ _VALUELESS_OPERATORS = {8, 9}
 #: Unique orderings of the standard connectors, so paging is stable without a metainfo call.
 KNOWN_ORDERINGS: dict[str, list[str]] = {
     "Profit_Transactions": ["UnitId", "EntryNo", "SeqNo"],
-    "Profit_Administrations": ["UnitId"],
-    "Profit_Accounts": ["AccountNo"],
+    "Profit_Administrations": ["AdminId"],
     "Profit_Journals": ["UnitId", "JournalId"],
+    "Profit_Debtor": ["DebtorId"],
+    "Profit_Creditor": ["CreditorId"],
 }
 
 Condition = tuple[str, str, Any] | tuple[str, str] | Mapping[str, Any]

@@ -106,11 +106,10 @@ class AfasExtractOperator(LedgerLinkExtractOperator):
             self.hook.close()
 
     def source_details(self) -> dict[str, Any]:
-        environment, kind = ("", "")
         try:
             environment, kind = self.hook.environment
-        except LedgerLinkError:
-            pass  # a host override without environment_id is allowed
+        except LedgerLinkError:  # a host override without environment_id is allowed
+            environment, kind = ("", "")
         return {
             "connector_id": self.connector_id,
             "environment_id": environment,
@@ -206,7 +205,9 @@ class AfasUpdateConnectorOperator(BaseOperator):
         self.afas_conn_id = afas_conn_id
         if self.method not in ("POST", "PUT"):
             raise ValueError("method must be POST (insert) or PUT (update)")
-        if self.existing_check and not {"get_connector", "filter_field", "record_field"} <= set(self.existing_check):
+        if self.existing_check and not {"get_connector", "filter_field", "record_field"} <= set(
+            self.existing_check
+        ):
             raise ValueError("existing_check needs get_connector, filter_field and record_field")
 
     @cached_property

@@ -1,0 +1,35 @@
+"""Airflow connections that point LedgerLink's hooks at a running sandbox.
+
+    env = airflow_connection_env(sandbox)      # {"AIRFLOW_CONN_AFAS_DEFAULT": "{...}", ...}
+    monkeypatch.setenv(...) / subprocess.run(..., env={**os.environ, **env})
+
+Each vendor's default connection id is used, so example DAGs run unchanged against the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow_provider_ledgerlink.sandbox.afas import ENVIRONMENT_ID, sandbox_afas_token
+
+
+def sandbox_connections(url: str, seed: int = 42) -> dict[str, dict[str, Any]]:
+    """Connection definitions (Airflow's JSON form) by connection id, for a sandbox at ``url``."""
+    url = url.rstrip("/")
+    return {
+        "afas_default": {
+            "conn_type": "ledgerlink_afas",
+            "host": f"{url}/afas",
+            "password": sandbox_afas_token(seed),
+            "extra": {"environment_id": ENVIRONMENT_ID, "environment_type": "production"},
+        },
+    }
+
+
+def airflow_connection_env(sandbox: Any) -> dict[str, str]:
+    """``AIRFLOW_CONN_<ID>`` environment variables for every vendor's default connection."""
+    return {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(definition)
+        for conn_id, definition in sandbox_connections(sandbox.url, sandbox.seed).items()
+    }

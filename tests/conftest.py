@@ -1,0 +1,128 @@
+"""Shared test setup: a throw-away Airflow home, the sandbox, and the ``afas_default`` connection.
+
+The environment is set at import time, before any test module imports Airflow: Airflow reads
+``AIRFLOW_HOME`` and its settings once, when ``airflow`` is first imported. Set
+``LEDGERLINK_TEST_AIRFLOW_HOME`` to keep the home (database, logs) for a look after the run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = REPO_ROOT / "example_dags"
+VENV_BIN = Path(sys.executable).parent
+
+if "airflow.configuration" in sys.modules:
+    raise RuntimeError("Airflow was imported before tests/conftest.py could give it a test AIRFLOW_HOME")
+
+if os.environ.get("LEDGERLINK_TEST_AIRFLOW_HOME"):
+    AIRFLOW_HOME = Path(os.environ["LEDGERLINK_TEST_AIRFLOW_HOME"]).resolve()
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+else:
+    AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ledgerlink-airflow-"))
+    atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
+
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
+# A fixed key, so tokens minted in one process validate in another and no warning is logged.
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "ledgerlink-tests-only-" + "0123456789abcdef" * 4)
+
+SANDBOX_SEED = 42
+AFAS_ENVIRONMENT_ID = "12345"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.hasplugin("timeout"):  # pytest-timeout is a dev extra, not required
+        config.addinivalue_line("markers", "timeout(seconds): time limit of a test, with pytest-timeout")
+
+
+def airflow_env(**overrides: str) -> dict[str, str]:
+    """The environment for an ``airflow`` subprocess: this process's, with the venv's bin first."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(overrides)
+    return env
+
+
+def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
+    """Run the ``airflow`` CLI of this venv; fail with its output when it exits non-zero."""
+    result = subprocess.run(
+        [str(VENV_BIN / "airflow"), *args],
+        env=env or airflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"airflow {' '.join(args)} exited with {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def airflow_cli() -> Callable[..., str]:
+    """``airflow_cli("providers", "list")``: run this venv's ``airflow`` with the test environment."""
+    return run_airflow
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated metadata database (sqlite in the test ``AIRFLOW_HOME``), created once."""
+    run_airflow("db", "migrate")
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[object]:
+    """All vendor emulators on a free localhost port, for the whole session."""
+    from airflow_provider_ledgerlink.sandbox import Sandbox
+
+    with Sandbox(seed=SANDBOX_SEED, port=0) as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox_clean(sandbox: object) -> object:
+    """The session sandbox with no faults, zeroed stats and no state left by an earlier test."""
+    sandbox.reset(state=True)  # type: ignore[attr-defined]
+    return sandbox
+
+
+def afas_token(seed: int = SANDBOX_SEED) -> str:
+    """The token XML the AFAS emulator accepts."""
+    from airflow_provider_ledgerlink.sandbox.afas import sandbox_afas_token
+
+    return sandbox_afas_token(seed)
+
+
+def afas_connection_json(afas_url: str, token: str | None = None) -> str:
+    """``AIRFLOW_CONN_AFAS_DEFAULT`` for the AFAS emulator at ``afas_url``."""
+    return json.dumps(
+        {
+            "conn_type": "ledgerlink_afas",
+            "host": afas_url,
+            "password": token or afas_token(),
+            "extra": {"environment_id": AFAS_ENVIRONMENT_ID, "environment_type": "production"},
+        }
+    )
+
+
+@pytest.fixture
+def afas_connection(sandbox_clean: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Connection ``afas_default`` pointing at the sandbox with its valid token; returns the id."""
+    monkeypatch.setenv("AIRFLOW_CONN_AFAS_DEFAULT", afas_connection_json(sandbox_clean.afas_url))  # type: ignore[attr-defined]
+    return "afas_default"
