@@ -284,6 +284,7 @@ class _BaseClient:
         for hook in self.response_hooks:
             hook(response)
         if response.is_success:
+            _release_body(response)
             return response
         raise attempt.response_error(response)
 
@@ -375,3 +376,16 @@ class AsyncHttpClient(_BaseClient):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _release_body(response: httpx.Response) -> None:
+    """Let a read response's body be freed as soon as the response is dropped.
+
+    httpx 0.28 links a response and its body stream in a reference cycle, so a response is freed
+    only by the cyclic garbage collector, which rarely runs a full collection during an extract in
+    a worker with Airflow loaded: page bodies piled up (about 40 MB per million AFAS rows). Swapping
+    the spent stream for a plain one over the same bytes (what httpx does for requests) breaks the
+    cycle. Streamed responses are left alone.
+    """
+    if response.is_closed and not isinstance(response.stream, httpx.ByteStream):
+        response.stream = httpx.ByteStream(response.content)

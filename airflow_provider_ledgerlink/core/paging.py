@@ -49,14 +49,17 @@ def fetch_pages(
     def guarded(offset: int) -> list[Row]:
         if stop.is_set():  # the end was already found; do not spend a request
             return []
-        return fetch_page(offset, page_size)
+        page = fetch_page(offset, page_size)
+        if len(page) < page_size:
+            stop.set()  # at once, not when the consumer gets here: queued requests are not sent
+        return page
 
     pending: deque[Future[list[Row]]] = deque()
     next_offset = start
     with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix=thread_name) as pool:
         try:
             while True:
-                while len(pending) < max_in_flight:
+                while len(pending) < 2 * max_in_flight:
                     pending.append(pool.submit(guarded, next_offset))
                     next_offset += page_size
                 page = pending.popleft().result()

@@ -42,7 +42,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+def _make_encoder() -> Any:
+    # msgspec (a dependency of Airflow's Task SDK) encodes about five times faster than the standard
+    # library; its output is the same compact UTF-8 JSON, with Decimals as exact strings.
+    import msgspec
+
+    return msgspec.json.Encoder(enc_hook=_json_default, decimal_format="string")
 
 
 class _CountingWriter:
@@ -68,13 +73,15 @@ class JsonLinesSink:
 
     :param folder: where the parts and the manifest go; created when missing.
     :param part_max_bytes: start a new part once this many uncompressed bytes were written.
-    :param compresslevel: gzip level; 6 is the gzip default, lower is faster and larger.
+    :param compresslevel: gzip level: 3 (the default) is about three times faster to write than
+        gzip's usual 6, for files about a quarter larger; 9 is the smallest.
     """
 
     def __init__(
-        self, folder: Any, *, part_max_bytes: int = 128 * 1024 * 1024, compresslevel: int = 6
+        self, folder: Any, *, part_max_bytes: int = 128 * 1024 * 1024, compresslevel: int = 3
     ) -> None:
         self.folder = folder
+        self._encode = _make_encoder().encode
         self.part_max_bytes = part_max_bytes
         self.compresslevel = compresslevel
         self.run_id = uuid.uuid4().hex[:12]
@@ -91,10 +98,10 @@ class JsonLinesSink:
     # -- writing ---------------------------------------------------------------------------------
     def write_rows(self, rows: Iterable[dict[str, Any]]) -> int:
         """Append rows; returns how many were written. Rows are encoded as one batch per call."""
-        lines = [_encoder.encode(row) for row in rows]
+        lines = [self._encode(row) for row in rows]
         if not lines:
             return 0
-        data = ("\n".join(lines) + "\n").encode("utf-8")
+        data = b"\n".join(lines) + b"\n"
         if self._gzip is None:
             self._open_part()
         assert self._gzip is not None

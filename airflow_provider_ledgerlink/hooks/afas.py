@@ -156,13 +156,37 @@ def _amsterdam_offset(hour_prefix: str) -> timedelta:
     return offset
 
 
+#: Every ``:MM:SSZ`` tail of a whole-second AFAS datetime; a shift by whole hours leaves it unchanged.
+_MINUTES_SECONDS_Z = frozenset(f":{m:02d}:{s:02d}Z" for m in range(60) for s in range(60))
+
+
+@lru_cache(maxsize=65536)
+def _hour_in_utc(hour_prefix: str) -> tuple[str, str] | None:
+    """``("YYYY-MM-DDTHH" in UTC, "+HH:00")`` for an Amsterdam hour, so converting a value is one
+    dictionary look-up and a concatenation (the hot path of every extract). ``None`` when the
+    offset is not whole hours (Amsterdam time before 1937) or the text is not in the canonical
+    form; the callers then take the general path."""
+    local = datetime.fromisoformat(hour_prefix + ":00")
+    offset = _amsterdam_offset(hour_prefix)
+    seconds = offset.days * 86400 + offset.seconds
+    if seconds % 3600 or offset.microseconds or local.isoformat()[:13] != hour_prefix:
+        return None
+    sign = "-" if seconds < 0 else "+"
+    return (local - offset).isoformat()[:13], f"{sign}{abs(seconds) // 3600:02d}:00"
+
+
 def afas_datetime_to_utc(value: str) -> str:
     """``2026-07-01T12:00:00Z`` (Amsterdam wall clock) → ``2026-07-01T10:00:00Z`` (real UTC).
 
     Date-only values (``T00:00:00Z``) become ``YYYY-MM-DD``: they are dates, not midnight instants.
     """
-    if value[11:19] == "00:00:00" and len(value) == 20:
-        return value[:10]
+    if len(value) == 20:
+        if value[11:19] == "00:00:00":
+            return value[:10]
+        if value[13:] in _MINUTES_SECONDS_Z:
+            hour = _hour_in_utc(value[:13])
+            if hour is not None:
+                return hour[0] + value[13:]
     naive = datetime.fromisoformat(value[:-1])
     utc = naive - _amsterdam_offset(value[:13])
     return utc.isoformat() + "Z"
@@ -170,14 +194,32 @@ def afas_datetime_to_utc(value: str) -> str:
 
 def afas_datetime_to_amsterdam(value: str) -> str:
     """``2026-07-01T12:00:00Z`` → ``2026-07-01T12:00:00+02:00``; dates become ``YYYY-MM-DD``."""
-    if value[11:19] == "00:00:00" and len(value) == 20:
-        return value[:10]
+    if len(value) == 20:
+        if value[11:19] == "00:00:00":
+            return value[:10]
+        if value[13:] in _MINUTES_SECONDS_Z:
+            hour = _hour_in_utc(value[:13])
+            if hour is not None:
+                return value[:-1] + hour[1]
     offset = _amsterdam_offset(value[:13])
     return datetime.fromisoformat(value[:-1]).replace(tzinfo=timezone(offset)).isoformat()
 
 
 def _looks_like_afas_datetime(value: Any) -> bool:
     return value.__class__ is str and len(value) >= 20 and value[-1] == "Z" and value[10] == "T"
+
+
+def _datetime_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The columns of a page whose first non-empty value is an AFAS datetime."""
+    columns = []
+    for key in rows[0]:
+        for row in rows:
+            value = row.get(key)
+            if value is not None:
+                if _looks_like_afas_datetime(value):
+                    columns.append(key)
+                break
+    return columns
 
 
 def to_afas_filter_value(value: Any) -> str:
@@ -518,13 +560,18 @@ class AfasHook(LedgerLinkHook):
                 "GET", f"/connectors/{quote(connector_id)}?{query}", operation=operation
             )
             rows = _rows_of(response, operation)
-            if convert is not None:
-                for row in rows:
-                    convert(row)
+            if convert is not None and rows:
+                convert(rows)
             return rows
 
+        # The first page goes alone: a refused token or a bad filter then costs one request, not
+        # max_in_flight, and a connector that fits in one page is read with a single call.
+        first = fetch(skip, size)
+        yield first
+        if len(first) < size:
+            return
         yield from fetch_pages(
-            fetch, page_size=size, max_in_flight=max_in_flight or self.max_in_flight, start=skip
+            fetch, page_size=size, max_in_flight=max_in_flight or self.max_in_flight, start=skip + size
         )
 
     def get_rows(self, connector_id: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -566,11 +613,28 @@ class AfasHook(LedgerLinkHook):
     def _row_converter(self) -> Any:
         if self.datetimes == "raw":
             return None
-        convert_value = afas_datetime_to_utc if self.datetimes == "utc" else afas_datetime_to_amsterdam
+        to_utc = self.datetimes == "utc"
+        convert_value = afas_datetime_to_utc if to_utc else afas_datetime_to_amsterdam
+        # "YYYY-MM-DDTHH" (Amsterdam) → what replaces it: the UTC hour, or the offset suffix.
+        hours: dict[str, str] = {}
 
-        def convert(row: dict[str, Any]) -> None:
-            for key, value in row.items():
-                if _looks_like_afas_datetime(value):
+        def convert(rows: list[dict[str, Any]]) -> None:
+            # Only the datetime columns are visited (found per page from each column's first value),
+            # and a whole-second value costs one dictionary look-up: this runs for millions of values.
+            for key in _datetime_columns(rows):
+                for row in rows:
+                    value = row.get(key)
+                    if value.__class__ is not str or len(value) < 20 or value[-1] != "Z" or value[10] != "T":
+                        continue
+                    if len(value) == 20 and value[11:19] != "00:00:00":
+                        prefix = value[:13]
+                        head = hours.get(prefix)
+                        if head is None:
+                            hour = _hour_in_utc(prefix)
+                            head = hours[prefix] = "" if hour is None else hour[0 if to_utc else 1]
+                        if head and value[13:] in _MINUTES_SECONDS_Z:
+                            row[key] = head + value[13:] if to_utc else value[:-1] + head
+                            continue
                     row[key] = convert_value(value)
 
         return convert
@@ -692,9 +756,12 @@ class AfasHook(LedgerLinkHook):
 
 
 def _json_of(response: httpx.Response, operation: str) -> Any:
+    import msgspec
+
     try:
-        return response.json()
-    except ValueError:
+        # msgspec parses a 1000-row page about four times faster than the standard library
+        return msgspec.json.decode(response.content)
+    except (msgspec.DecodeError, ValueError):
         snippet = response.text[:120].replace("\n", " ")
         raise VendorError(
             VENDOR,

@@ -164,9 +164,9 @@ class AfasUpdateConnectorOperator(BaseOperator):
     ``existing_check`` to look each record up first and skip those already there::
 
         existing_check={"get_connector": "Profit_Transactions", "filter_field": "VoucherNo",
-                        "record_field": "VoNu"}
+                        "record_field": "BpNr"}
 
-    reads ``VoNu`` from the record's ``Fields`` and skips the record when ``Profit_Transactions``
+    reads ``BpNr`` from the record's ``Fields`` and skips the record when ``Profit_Transactions``
     has a row with that ``VoucherNo``. A request whose answer was lost is never re-sent blindly.
 
     :param connector_id: the UpdateConnector (templated), e.g. ``FiEntries``.
