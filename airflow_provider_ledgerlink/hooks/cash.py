@@ -1,0 +1,1487 @@
+"""CASH (CASH Software, NL) through "CASH API 3.0": SOAP on CASHWeb.
+
+Wire facts this hook relies on (sources in the CASH page of the docs):
+
+* the service description (WSDL) is read from the connection's host (CASHWeb's
+  ``https://www.cashweb.nl/?api/3.0/wsdl`` by default), so the operations, parameter names and the
+  endpoint address are the real service's;
+* operations ``Cash.export`` and ``Cash.import`` take named parameters: ``token`` (empty),
+  ``relatie`` (relation number), ``email``, ``pass``, ``export``/``import``, ``administration``
+  (``admCode``, ``admMap``) and ``formaat`` (``0``);
+* every answer has ``response.code``: 1 success, 2 login error, others are errors with a code;
+* an export's result is XML inside a string, prefixed with ``Content-type: text/xml ``:
+  ``<cash><R0101><F0101>000100</F0101>…</R0101>…</cash>``;
+* an import answers with a ``transaction`` (status 1 pending, 2 success, 3 error with per-line errors
+  in ``err``): administrations kept offline in CASHWin are processed later, when the CASHWin process of
+  the API user picks the instruction up;
+* at most 100 requests a minute.
+
+zeep (and lxml, which it uses) is imported inside functions only: DAG files import this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from airflow_provider_ledgerlink.core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    LedgerLinkError,
+    NotFoundError,
+    RateLimitedError,
+    ValidationError,
+    VendorError,
+)
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.http import (
+    AsyncHttpClient,
+    HttpClient,
+    default_error,
+    parse_retry_after,
+)
+from airflow_provider_ledgerlink.core.redaction import register_secret
+from airflow_provider_ledgerlink.core.request_window import (
+    AsyncRequestWindowTransport,
+    RequestWindowLimiter,
+    RequestWindowTransport,
+    shared_request_window,
+)
+
+VENDOR = "CASH"
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+DEFAULT_WSDL = "https://www.cashweb.nl/?api/3.0/wsdl"
+WSDL_PATH = "/?api/3.0/wsdl"
+#: CASH accepts at most this many requests a minute per API user.
+REQUESTS_PER_MINUTE = 100
+#: The biggest SOAP answer LedgerLink accepts (an export comes as one answer).
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+EXPORT_PAGE_SIZE = 1000
+
+#: How the status of a transaction is read later, by operation name (case-insensitive), best first.
+#: API 3.0 does not document one; the older CASH SOAP API had ``GetTransaction``.
+STATUS_OPERATION_NAMES = (
+    "Cash.getTransaction",
+    "Cash.transaction",
+    "Cash.transactionStatus",
+    "Cash.getTransactionStatus",
+    "GetTransaction",
+    "getTransaction",
+)
+_TRANSACTION_ID_PARAMS = ("id", "transaction", "transactionid", "transaction_id", "transactieid")
+
+#: Where a failed wait most likely went wrong, in the order of CASH's set-up guide.
+CASHWIN_DIAGNOSIS = (
+    "CASHWin has not processed the import. Most likely: (1) the CASHWin process for the API user is not "
+    "running: start 'cashwin.exe API' (and at server start) with the API user's code, whose start "
+    "function is S0067 'Inlezen berichten'; (2) the record is not enabled under 'Instellen CashWeb API'; "
+    "(3) the administration is not enabled under 'Synchronisatie offline'"
+)
+
+
+# ==================================================================================================
+# Records and fields
+# ==================================================================================================
+@dataclass(frozen=True)
+class FieldSpec:
+    """One CASH field ("rubriek"). Field codes are global: F0101 is the relation number everywhere.
+
+    ``fmt``: ``N`` number (zero-padded to ``length``), ``S`` upper-case text, ``L`` text, ``I``
+    decimal with ``decimals`` places, ``D`` date ``YYMMDD``, ``Y4`` period ``YYMM``. ``length`` is
+    the maximum length where CASH documents one (``None``: not checked).
+    """
+
+    code: str
+    name: str
+    fmt: str
+    length: int | None = None
+    decimals: int = 0
+
+
+def _spec(code: str, name: str, fmt: str, length: int | None = None, decimals: int = 0) -> FieldSpec:
+    return FieldSpec(code, name, fmt, length, decimals)
+
+
+FIELDS: dict[str, FieldSpec] = {
+    s.code: s
+    for s in (
+        _spec("0101", "relation_number", "N", 6),
+        _spec("0102", "search_name", "S"),
+        _spec("0103", "name", "L"),
+        _spec("0104", "attention", "L"),
+        _spec("0105", "address", "L"),
+        _spec("0107", "postcode_city", "L"),
+        _spec("0108", "phone", "L"),
+        _spec("0110", "iban", "S"),
+        _spec("0115", "remark", "L"),
+        _spec("0120", "email", "L"),
+        _spec("0125", "country", "L"),
+        _spec("0130", "country_code", "S"),
+        _spec("0201", "ledger_account", "S", 6),
+        _spec("0203", "description", "L"),
+        _spec("0204", "account_kind", "S"),
+        _spec("0242", "vat_code", "S"),
+        _spec("0301", "period", "Y4", 4),
+        _spec("0302", "booking_date", "D", 6),
+        _spec("0303", "document_number", "N", 6),
+        _spec("0305", "quantity", "I", 12, 2),
+        _spec("0306", "description", "L", 25),
+        _spec("0307", "amount", "I", 12, 2),
+        _spec("0309", "invoice_number", "N", 6),
+        _spec("0350", "bic", "S"),
+        _spec("0438", "postcode", "S"),
+        _spec("0701", "subadministration", "S", 6),
+        _spec("0711", "reference", "S", 13),
+        _spec("0901", "journal", "S", 6),
+        _spec("0902", "journal_name", "L"),
+        _spec("0903", "journal_kind", "S"),
+        _spec("0911", "cost_centre", "S", 3),
+        _spec("1197", "mobile", "L"),
+        _spec("1479", "chamber_of_commerce_number", "L"),
+        _spec("1829", "initials", "L"),
+        _spec("1831", "surname", "L"),
+        _spec("1833", "street", "L"),
+        _spec("1834", "house_number", "L"),
+        _spec("1837", "city", "L"),
+        _spec("2228", "delivery_address_code", "S"),
+        _spec("2229", "delivery_address_description", "L"),
+    )
+}
+FIELDS_BY_NAME: dict[str, FieldSpec] = {}
+for _field_spec in FIELDS.values():
+    FIELDS_BY_NAME.setdefault(_field_spec.name, _field_spec)
+del _field_spec
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    code: str
+    name: str
+    fields: tuple[str, ...]
+    required: tuple[str, ...] = ()
+
+
+RECORDS: dict[str, RecordSpec] = {
+    r.code: r
+    for r in (
+        RecordSpec(
+            "0101",
+            "relations",
+            ("0101", "0102", "0103", "0104", "0105", "0107", "0108", "0110", "0120", "0125", "0130",
+             "0350", "0438", "1197", "1479", "1829", "1831", "1833", "1834", "1837"),
+            ("0101",),
+        ),
+        RecordSpec("0201", "ledger accounts", ("0201", "0203", "0204", "0242"), ("0201",)),
+        RecordSpec(
+            "0301",
+            "journal lines",
+            ("0101", "0201", "0301", "0302", "0303", "0305", "0306", "0307", "0309", "0701", "0711",
+             "0901", "0911"),
+            ("0302", "0901", "0303", "0201", "0307"),
+        ),
+        RecordSpec("0901", "journals", ("0901", "0902", "0903", "0201"), ("0901",)),
+        RecordSpec(
+            "2229",
+            "delivery addresses",
+            ("0101", "2228", "2229", "0103", "0104", "0105", "0107", "0108", "0115", "0125", "0130",
+             "0438", "1833", "1834", "1837"),
+            ("0101", "2228"),
+        ),
+    )
+}  # fmt: skip
+
+#: Field names that differ per record (F0203 is a ledger account's description, F0306 a line's).
+_RECORD_NAMES: dict[tuple[str, str], str] = {("0201", "0203"): "description", ("0301", "0306"): "description"}
+
+
+def normalize_record_code(code: Any) -> str:
+    """``"101"``, ``101``, ``"R0101"`` → ``"0101"``."""
+    text = str(code).strip().upper().removeprefix("R")
+    if not re.fullmatch(r"\d{1,4}", text):
+        raise ValueError(f"record code {code!r} is not a CASH record number such as 0101 or 0301")
+    return text.zfill(4)
+
+
+def _yy_year(yy: int) -> int:
+    return 1900 + yy if yy >= 80 else 2000 + yy
+
+
+def parse_cash_date(text: str) -> date | None:
+    """``YYMMDD`` (CASH's date format), ``DD-MM-YYYY`` and ``YYYY-MM-DD``; ``None`` if none fits."""
+    value = text.strip()
+    try:
+        if re.fullmatch(r"\d{6}", value):
+            if value == "000000":
+                return None
+            return date(_yy_year(int(value[:2])), int(value[2:4]), int(value[4:]))
+        if re.fullmatch(r"\d{2}-\d{2}-\d{4}", value):
+            return date(int(value[6:]), int(value[3:5]), int(value[:2]))
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return date.fromisoformat(value)
+    except ValueError:
+        return None
+    return None
+
+
+def parse_cash_decimal(text: str) -> Decimal | None:
+    """``1264,50``, ``-1264,50``, ``1.264,50``, ``1264.50`` or ``1264,50-`` → ``Decimal``."""
+    value = text.strip().replace(" ", "")
+    if not value:
+        return None
+    negative = value.endswith("-")
+    value = value.rstrip("-")
+    if "," in value:
+        value = value.replace(".", "").replace(",", ".")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        return None
+    return -amount if negative else amount
+
+
+def typed_value(spec: FieldSpec, raw: str) -> Any:
+    """A raw CASH value as a typed value; ``None`` when empty or not in the field's format."""
+    value = raw.strip()
+    if not value:
+        return None
+    if spec.fmt == "N":
+        return int(value) if value.isdigit() else None
+    if spec.fmt == "I":
+        return parse_cash_decimal(value)
+    if spec.fmt == "D":
+        parsed = parse_cash_date(value)
+        return parsed.isoformat() if parsed else None
+    if spec.fmt == "Y4":
+        if re.fullmatch(r"\d{4}", value) and 1 <= int(value[2:]) <= 12:
+            return f"{_yy_year(int(value[:2]))}-{value[2:]}"
+        return None
+    return value
+
+
+def readable_row(record: str, raw: Mapping[str, str]) -> dict[str, Any]:
+    """The row as LedgerLink writes it: the record code, CASH's ``F…`` fields as sent, and typed
+    values under readable names for the fields LedgerLink knows (see the docs' table)."""
+    row: dict[str, Any] = {"record": record}
+    row.update(raw)
+    for key, value in raw.items():
+        spec = FIELDS.get(key[1:])
+        if spec is None:
+            continue
+        name = _RECORD_NAMES.get((record, spec.code), spec.name)
+        row.setdefault(name, typed_value(spec, value))
+    return row
+
+
+# ==================================================================================================
+# Hardened, streaming parsing of export results and error documents
+# ==================================================================================================
+_PREFIX = re.compile(r"^\s*content-type:[^<]*", re.IGNORECASE)
+
+
+def strip_export_prefix(text: str | None) -> str:
+    """The XML of an ``exportResult``, without CASH's ``Content-type: text/xml `` prefix."""
+    return _PREFIX.sub("", text or "", count=1).strip()
+
+
+class UnsafeXmlError(VendorError):
+    """CASH (or something in between) sent XML LedgerLink refuses to read: a DTD, entity
+    declarations, external references, or more than the size limit."""
+
+
+class _RowTarget:
+    """Receives parser events and turns ``<cash><Rxxxx><Fyyyy>…`` into rows, one at a time.
+
+    Never builds a tree: memory holds the row being read and the rows parsed from one chunk.
+    """
+
+    MAX_FIELDS = 2000
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.rows: list[tuple[str, dict[str, str]]] = []
+        self.record: str | None = None
+        self.fields: dict[str, str] = {}
+        self.field: str | None = None
+        self.text: list[str] = []
+        self.errors: list[dict[str, Any]] = []
+        self._in_errors = False
+
+    def start(self, tag: str, attrib: Any) -> None:
+        self.depth += 1
+        name = tag.rsplit("}", 1)[-1]
+        if self.depth == 1:
+            if name.lower() != "cash":
+                raise ValueError(f"the root element is <{name}>, not <cash>")
+        elif self.depth == 2:
+            if name.lower() == "errors":
+                self._in_errors = True
+            self.record = name[1:] if re.fullmatch(r"R\d+", name) else name
+            self.fields = {}
+        elif self._in_errors:
+            if self.depth == 3:
+                self.errors.append({})
+            self.field = name
+            self.text = []
+        elif self.depth == 3:
+            self.field = name
+            self.text = []
+            if len(self.fields) >= self.MAX_FIELDS:
+                raise ValueError(f"a record has more than {self.MAX_FIELDS} fields")
+        else:
+            raise ValueError(f"unexpected nesting: <{name}> inside field {self.field}")
+
+    def data(self, text: str) -> None:
+        if self.field is not None:
+            self.text.append(text)
+
+    def end(self, tag: str) -> None:
+        if self._in_errors:
+            if self.depth == 4 and self.errors and self.field:
+                self.errors[-1][self.field] = "".join(self.text).strip()
+            if self.depth == 2:
+                self._in_errors = False
+            self.field = None
+        elif self.depth == 3 and self.field is not None:
+            self.fields[self.field] = "".join(self.text)
+            self.field = None
+        elif self.depth == 2 and self.record is not None:
+            self.rows.append((self.record, self.fields))
+            self.record = None
+        self.depth -= 1
+
+    def close(self) -> None:
+        return None
+
+
+def _defused_parser(target: Any) -> Any:
+    from defusedxml.ElementTree import DefusedXMLParser
+
+    return DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+
+
+def _unsafe(operation: str, detail: str) -> UnsafeXmlError:
+    return UnsafeXmlError(
+        VENDOR,
+        operation,
+        f"the XML was refused unread: {detail}",
+        hint=(
+            "LedgerLink reads no DTDs, entities or external references and nothing over the size limit. "
+            "Check that the connection's host is CASH itself and not a proxy or an attacker"
+        ),
+    )
+
+
+def iter_export_rows(
+    export_result: str | None,
+    *,
+    operation: str = "Cash.export",
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    chunk_chars: int = 64 * 1024,
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """``(record code, {"F0101": "000100", …})`` for each record in an ``exportResult``, lazily.
+
+    The XML is fed to the parser in chunks and rows are handed over as soon as they are complete.
+    A DTD, an entity declaration or an external reference stops the parse at once
+    (:class:`UnsafeXmlError`); so does a result over ``max_bytes``.
+    """
+    from defusedxml import DefusedXmlException
+
+    text = strip_export_prefix(export_result)
+    if not text:
+        return
+    if len(text) > max_bytes:
+        raise _unsafe(operation, f"the export is {len(text):,} characters, over the limit of {max_bytes:,}")
+    target = _RowTarget()
+    parser = _defused_parser(target)
+    try:
+        for offset in range(0, len(text), chunk_chars):
+            parser.feed(text[offset : offset + chunk_chars])
+            yield from target.rows
+            target.rows.clear()
+        parser.close()
+    except DefusedXmlException as exc:
+        raise _unsafe(operation, f"{type(exc).__name__} ({exc})") from None
+    except (ValueError, SyntaxError) as exc:  # ParseError is a SyntaxError
+        raise VendorError(
+            VENDOR,
+            operation,
+            f"the export result is not CASH's <cash><R…><F…> XML: {exc}",
+            hint="Check that the connection's host is the CASH API 3.0 service description",
+        ) from None
+    yield from target.rows
+    if target.errors:
+        raise VendorError(
+            VENDOR,
+            operation,
+            "CASH answered with errors: " + "; ".join(e.get("message", "?") for e in target.errors[:5]),
+            hint="Check the record code and its parameters, and that the record is enabled under "
+            "'Instellen CashWeb API'",
+        )
+
+
+def parse_error_document(err: str | None, *, operation: str = "transaction") -> list[dict[str, Any]]:
+    """The per-line errors of a failed transaction: ``[{"line": 1, "message": …, "source": …}]``."""
+    from defusedxml import DefusedXmlException
+
+    text = strip_export_prefix(err)
+    if not text:
+        return []
+    target = _RowTarget()
+    parser = _defused_parser(target)
+    try:
+        parser.feed(text[:DEFAULT_MAX_RESPONSE_BYTES])
+        parser.close()
+    except DefusedXmlException as exc:
+        raise _unsafe(operation, f"{type(exc).__name__} ({exc})") from None
+    except (ValueError, SyntaxError):
+        return [{"line": None, "message": " ".join(text.split())[:500], "source": ""}]
+    errors = []
+    for item in target.errors:
+        line = item.get("line", "")
+        errors.append(
+            {
+                "line": int(line) if str(line).isdigit() else None,
+                "message": item.get("message", ""),
+                "source": " ".join(str(item.get("source", "")).split()),
+            }
+        )
+    return errors
+
+
+# ==================================================================================================
+# Imports: building and validating <CASH><R…><F…>
+# ==================================================================================================
+@dataclass(frozen=True)
+class ImportPayload:
+    """An import ready to send: the XML, how many records it holds and its SHA-256 (the import's
+    identity: the same rows always give the same XML)."""
+
+    record_code: str
+    xml: str
+    records: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.xml.encode("utf-8")).hexdigest()
+
+
+def _field_key(record: str, key: str) -> str | None:
+    text = str(key).strip()
+    match = re.fullmatch(r"[Ff]?(\d{4})", text)
+    if match:
+        return match.group(1)
+    for (rec, code), name in _RECORD_NAMES.items():
+        if rec == record and name == text:
+            return code
+    spec = FIELDS_BY_NAME.get(text)
+    return spec.code if spec else None
+
+
+def format_field(spec: FieldSpec | None, value: Any) -> str:
+    """A Python value as CASH wants it in an import; raises ``ValueError`` saying what is wrong."""
+    if value is None:
+        return ""
+    if spec is None:
+        return str(value)
+    if spec.fmt == "N":
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.isdigit():
+            raise ValueError(f"{value!r} is not a whole number")
+        text = text.zfill(spec.length) if spec.length else text
+    elif spec.fmt == "I":
+        amount = value if isinstance(value, Decimal) else parse_cash_decimal(str(value))
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            amount = Decimal(str(value))
+        if amount is None:
+            raise ValueError(f"{value!r} is not a number")
+        quantum = Decimal(1).scaleb(-spec.decimals)
+        rounded = amount.quantize(quantum)
+        if rounded != amount:
+            raise ValueError(f"{value!r} has more than {spec.decimals} decimals")
+        text = f"{rounded:f}".replace(".", ",")
+    elif spec.fmt == "D":
+        day = _as_date(value)
+        if day is None:
+            raise ValueError(f"{value!r} is not a date (date, YYYY-MM-DD or YYMMDD)")
+        text = day.strftime("%y%m%d")
+    elif spec.fmt == "Y4":
+        text = _as_period(value)
+    else:
+        text = str(value).strip()
+        if spec.fmt == "S":
+            text = text.upper()
+    if spec.length is not None and len(text) > spec.length:
+        raise ValueError(f"{text!r} is longer than {spec.length} characters")
+    return text
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return parse_cash_date(str(value))
+
+
+def _as_period(value: Any) -> str:
+    if isinstance(value, date):
+        return value.strftime("%y%m")
+    text = str(value).strip()
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text)
+    if match:
+        text = match.group(1)[2:] + match.group(2)
+    if not re.fullmatch(r"\d{4}", text) or not 1 <= int(text[2:]) <= 12:
+        raise ValueError(f"{value!r} is not a period (YYYY-MM or YYMM)")
+    return text
+
+
+def build_import(record_code: Any, rows: Iterable[Mapping[str, Any]]) -> ImportPayload:
+    """Check ``rows`` and build the import XML; raises :class:`ValidationError` listing every problem.
+
+    A row maps fields to values, by code (``"F0307"``, ``"0307"``) or readable name (``"amount"``),
+    with Python values (``date``, ``Decimal``, ``int``, ``str``); rows read back from an export work
+    too (the ``record`` key and the typed duplicates are ignored). Checks: required fields, formats
+    and documented lengths, and for journal lines (0301) that each entry (journal + document number)
+    balances to zero and that sub-administration lines name a relation and an invoice.
+    """
+    try:
+        record = normalize_record_code(record_code)
+    except ValueError as exc:
+        raise ValidationError(VENDOR, "Cash.import", str(exc)) from None
+    spec = RECORDS.get(record)
+    problems: list[str] = []
+    built: list[dict[str, str]] = []
+    for index, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping):
+            problems.append(f"row {index}: not a mapping of fields to values")
+            continue
+        fields = _row_fields(record, row, index, problems)
+        for code in spec.required if spec else ():
+            if not fields.get(code):
+                problems.append(f"row {index}: F{code} ({FIELDS[code].name}) is required")
+        built.append(fields)
+    if not built and not problems:
+        problems.append("there are no rows to import")
+    if record == "0301":
+        problems += _journal_problems(built)
+    if problems:
+        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise ValidationError(
+            VENDOR,
+            f"Cash.import {record}",
+            f"{len(problems)} problem(s) before sending: {shown}",
+            hint="Nothing was sent to CASH. Correct the rows and run again",
+        )
+    order = {code: i for i, code in enumerate(spec.fields)} if spec else {}
+    parts = []
+    for fields in built:
+        ordered = sorted(fields.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+        parts.append(
+            f"<R{record}>"
+            + "".join(f"<F{code}>{escape(value)}</F{code}>" for code, value in ordered if value != "")
+            + f"</R{record}>"
+        )
+    xml = '<?xml version="1.0" encoding="UTF-8"?><CASH>' + "".join(parts) + "</CASH>"
+    return ImportPayload(record, xml, len(built))
+
+
+def _row_fields(record: str, row: Mapping[str, Any], index: int, problems: list[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    by_code: dict[str, Any] = {}
+    for key, value in row.items():
+        if key == "record":
+            continue
+        code = _field_key(record, key)
+        if code is None:
+            problems.append(f"row {index}: unknown field {key!r} (use a 4-digit field code or a known name)")
+            continue
+        explicit = re.fullmatch(r"[Ff]?\d{4}", str(key).strip()) is not None
+        if code in by_code and not explicit:
+            continue  # the readable duplicate of a field also given by code (an exported row)
+        by_code[code] = value
+    for code, value in by_code.items():
+        try:
+            fields[code] = format_field(FIELDS.get(code), value)
+        except ValueError as exc:
+            problems.append(f"row {index}: F{code}: {exc}")
+    return fields
+
+
+def _journal_problems(lines: list[dict[str, str]]) -> list[str]:
+    problems = []
+    totals: dict[tuple[str, str], Decimal] = {}
+    for index, fields in enumerate(lines, start=1):
+        amount = parse_cash_decimal(fields.get("0307", "")) or Decimal(0)
+        key = (fields.get("0901", ""), fields.get("0303", ""))
+        totals[key] = totals.get(key, Decimal(0)) + amount
+        if fields.get("0701") and not (fields.get("0101") and fields.get("0309")):
+            problems.append(
+                f"row {index}: a sub-administration line (F0701) needs a relation (F0101) and an invoice number (F0309)"
+            )
+    for (journal, document), total in totals.items():
+        if total != 0:
+            problems.append(f"entry {journal}/{document} does not balance to zero (off by {total})")
+    return problems
+
+
+# ==================================================================================================
+# Transactions
+# ==================================================================================================
+PENDING, SUCCESS, ERROR = 1, 2, 3
+STATUS_NAMES = {PENDING: "pending", SUCCESS: "success", ERROR: "error"}
+
+
+@dataclass(frozen=True)
+class CashTransaction:
+    """An import's transaction. ``status``: 1 pending, 2 success, 3 error (see ``errors``)."""
+
+    id: str
+    status: int
+    creation: str = ""
+    last_update: str = ""
+    administration: dict[str, str] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES.get(self.status, f"unknown ({self.status})")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (SUCCESS, ERROR)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe, for XCom and trigger events (holds no secret)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "status_name": self.status_name,
+            "creation": self.creation,
+            "last_update": self.last_update,
+            "administration": dict(self.administration),
+            "errors": list(self.errors),
+        }
+
+    @classmethod
+    def from_answer(cls, data: Mapping[str, Any], operation: str) -> CashTransaction:
+        status = data.get("status")
+        try:
+            status_code = int(status)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise VendorError(
+                VENDOR, operation, f"the transaction has no readable status ({status!r})"
+            ) from None
+        administration = data.get("administration") or {}
+        return cls(
+            id=str(data.get("id") or ""),
+            status=status_code,
+            creation=str(data.get("creation") or ""),
+            last_update=str(data.get("lastUpdate") or ""),
+            administration={k: str(v) for k, v in dict(administration).items() if v is not None},
+            errors=parse_error_document(data.get("err"), operation=operation) if status_code == ERROR else [],
+        )
+
+    def describe_errors(self, limit: int = 10) -> str:
+        shown = [
+            f"line {e['line']}: {e['message']}" + (f" [{e['source']}]" if e.get("source") else "")
+            if e.get("line") is not None
+            else str(e.get("message"))
+            for e in self.errors[:limit]
+        ]
+        more = len(self.errors) - limit
+        return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+class CashImportFailedError(ValidationError):
+    """CASH processed the import and rejected it (transaction status 3); ``details`` holds the lines."""
+
+
+class StatusOperationMissingError(ConfigurationError):
+    """The service offers no operation to read a transaction's status later."""
+
+
+class CashTransactionTimeoutError(LedgerLinkError):
+    """A transaction was still pending when the wait ended; the message says what is likely wrong."""
+
+
+def still_pending_message(transaction_id: str, waited_seconds: float) -> str:
+    """Why a transaction may still be pending after ``waited_seconds``: the CASHWin checklist."""
+    return f"transaction {transaction_id} is still pending after {waited_seconds:,.0f} s. {CASHWIN_DIAGNOSIS}"
+
+
+# ==================================================================================================
+# Errors
+# ==================================================================================================
+_CODE_HINTS = {
+    800: "Check the record code and its parameters, and that the record is enabled under 'Instellen CashWeb API'",
+    900: "Check the import XML and that the record is enabled under 'Instellen CashWeb API'",
+    901: "Check the import XML and that the record is enabled under 'Instellen CashWeb API'",
+    903: "Check the connection's administration code and map, and that the administration is enabled "
+    "under 'Synchronisatie offline' for the API user",
+}
+
+
+def map_response_code(code: Any, message: str, operation: str) -> LedgerLinkError:
+    """A ``response.code`` other than 1 as a LedgerLink error."""
+    reference = f"response code {code}"
+    text = message or "no message"
+    if code == 2:
+        return AuthenticationError(
+            VENDOR,
+            operation,
+            f"CASH refused the login ({text})",
+            hint="Check the relation number (extra relation_number), the API user's e-mail (login) and "
+            "password in the connection",
+            reference=reference,
+        )
+    if code == 902:
+        return NotFoundError(
+            VENDOR, operation, text, hint="The transaction id is unknown to CASH", reference=reference
+        )
+    if code == 903:
+        return ConfigurationError(VENDOR, operation, text, hint=_CODE_HINTS[903], reference=reference)
+    if code in (800, 900, 901):
+        return ValidationError(VENDOR, operation, text, hint=_CODE_HINTS[code], reference=reference)
+    return VendorError(VENDOR, operation, text, reference=reference)
+
+
+def _fault_string(response: httpx.Response) -> str | None:
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring
+
+    try:
+        root = fromstring(response.content[:65536], forbid_dtd=True)
+    except (DefusedXmlException, SyntaxError, ValueError):
+        return None
+    for element in root.iter():
+        if element.tag.rsplit("}", 1)[-1] == "faultstring":
+            return (element.text or "").strip()
+    return None
+
+
+def map_http_error(response: httpx.Response, operation: str) -> LedgerLinkError:
+    """A non-2xx answer: SOAP faults carry their ``faultstring``; 429 honours ``Retry-After``."""
+    fault = _fault_string(response) if b"Fault" in response.content[:65536] else None
+    status = response.status_code
+    if status == 429 or (fault and re.search(r"too many requests|rate limit", fault, re.IGNORECASE)):
+        return RateLimitedError(
+            VENDOR,
+            operation,
+            fault or "too many requests",
+            retry_after=parse_retry_after(response) or 60.0,
+            hint="CASH accepts at most 100 requests a minute per API user",
+            status_code=status,
+        )
+    if fault:
+        return VendorError(
+            VENDOR, operation, f"SOAP fault: {fault}", status_code=status, retryable=status in (502, 503, 504)
+        )
+    if status == 404:
+        return NotFoundError(
+            VENDOR,
+            operation,
+            f"not found (HTTP 404) at {response.request.url.copy_with(query=None)}",
+            hint="Check the connection's host: it must be the CASH API 3.0 service description (WSDL)",
+            status_code=status,
+        )
+    return default_error(VENDOR, response, operation)
+
+
+# ==================================================================================================
+# SOAP through zeep, with LedgerLink's httpx clients as the transport
+# ==================================================================================================
+def _zeep_settings(max_bytes: int) -> Any:
+    import zeep
+
+    # huge_tree lifts lxml's 10 MB text-node limit (a large export is one string); the size is bounded
+    # by max_response_bytes before zeep parses anything. DTDs and entities stay forbidden.
+    return zeep.Settings(
+        strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True, xml_huge_tree=True
+    )
+
+
+def _operation_of(envelope: Any) -> str:
+    body = next((c for c in envelope if str(c.tag).endswith("}Body")), None)
+    if body is not None and len(body):
+        return str(body[0].tag).rsplit("}", 1)[-1]
+    return "SOAP call"
+
+
+def _check_size(response: httpx.Response, operation: str, max_bytes: int) -> httpx.Response:
+    """Refuse an answer over the size limit, or an HTML page where XML was expected."""
+    if len(response.content) > max_bytes:
+        raise _unsafe(
+            operation, f"the answer is {len(response.content):,} bytes, over the limit of {max_bytes:,}"
+        )
+    head = response.content[:512].lstrip().lower()
+    content_type = response.headers.get("content-type", "").lower()
+    if "html" in content_type or head.startswith((b"<html", b"<!doctype html")):
+        raise VendorError(
+            VENDOR,
+            operation,
+            f"the server answered with an HTML page instead of SOAP (HTTP {response.status_code})",
+            hint="A proxy, a login or a maintenance page may be in the way; check the connection's host",
+            status_code=response.status_code,
+        )
+    return response
+
+
+class _SyncSoapTransport:
+    """What zeep needs from a transport (``load``, ``post_xml``), over :class:`HttpClient`."""
+
+    def __init__(self, http: HttpClient, max_bytes: int) -> None:
+        self.http = http
+        self.max_bytes = max_bytes
+
+    def load(self, url: str) -> bytes:
+        response = self.http.request("GET", url, operation="reading the service description (WSDL)")
+        return _check_size(response, "reading the WSDL", self.max_bytes).content
+
+    def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> httpx.Response:
+        from zeep.wsdl.utils import etree_to_string
+
+        operation = _operation_of(envelope)
+        response = self.http.request(
+            "POST",
+            address,
+            operation=operation,
+            idempotent=operation != "Cash.import",  # exports and status reads change nothing
+            content=etree_to_string(envelope),
+            headers=headers,
+        )
+        return _check_size(response, operation, self.max_bytes)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class _MissingDocument(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+class _PrefetchedDocuments:
+    """zeep's ``load`` during WSDL parsing on the async path: documents already fetched asynchronously."""
+
+    def __init__(self, documents: dict[str, bytes]) -> None:
+        self.documents = documents
+
+    def load(self, url: str) -> bytes:
+        if url not in self.documents:
+            raise _MissingDocument(url)
+        return self.documents[url]
+
+
+class _AsyncSoapTransport:
+    """The asyncio twin of :class:`_SyncSoapTransport`, for ``zeep.AsyncClient`` (triggers)."""
+
+    def __init__(self, http: AsyncHttpClient, documents: dict[str, bytes], max_bytes: int) -> None:
+        self.http = http
+        self.documents = documents
+        self.max_bytes = max_bytes
+
+    def load(self, url: str) -> bytes:
+        return _PrefetchedDocuments(self.documents).load(url)
+
+    async def post_xml(self, address: str, envelope: Any, headers: dict[str, str]) -> httpx.Response:
+        from zeep.wsdl.utils import etree_to_string
+
+        operation = _operation_of(envelope)
+        response = await self.http.request(
+            "POST",
+            address,
+            operation=operation,
+            idempotent=operation != "Cash.import",
+            content=etree_to_string(envelope),
+            headers=headers,
+        )
+        return _check_size(response, operation, self.max_bytes)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _operations(client: Any) -> dict[str, Any]:
+    """Operation name → zeep operation, for the service's first port."""
+    for service in client.wsdl.services.values():
+        for port in service.ports.values():
+            return dict(port.binding._operations)
+    return {}
+
+
+def find_status_operation(operation_names: Iterable[str]) -> str | None:
+    """The operation that reads a transaction's status, among those the service offers."""
+    by_lower = {name.lower(): name for name in operation_names}
+    for candidate in STATUS_OPERATION_NAMES:
+        if candidate.lower() in by_lower:
+            return by_lower[candidate.lower()]
+    return None
+
+
+def _parameters_of(operation: Any) -> list[str]:
+    try:
+        return [name for name, _ in operation.input.body.type.elements]
+    except AttributeError:
+        return []
+
+
+def _answer_dict(answer: Any) -> dict[str, Any]:
+    from zeep.helpers import serialize_object
+
+    data = serialize_object(answer, dict)
+    data = data if isinstance(data, dict) else {"result": data}
+    # An empty string element deserializes to None in zeep and to "" in CASH's own clients.
+    transaction = data.get("transaction")
+    if isinstance(transaction, dict) and transaction.get("err") is None and "err" in transaction:
+        transaction["err"] = ""
+    return data
+
+
+def _zeep_error(exc: Exception, operation: str) -> LedgerLinkError:
+    from zeep import exceptions as zeep_exceptions
+
+    if isinstance(exc, zeep_exceptions.DTDForbidden | zeep_exceptions.EntitiesForbidden):
+        return _unsafe(operation, f"{type(exc).__name__} in the SOAP answer")
+    if isinstance(exc, zeep_exceptions.Fault):
+        return VendorError(VENDOR, operation, f"SOAP fault: {exc.message}")
+    text = str(exc)
+    if "<html" in text[:2000].lower():
+        text = "the server answered with an HTML page instead of SOAP"
+    return VendorError(
+        VENDOR,
+        operation,
+        f"the answer could not be read as SOAP ({type(exc).__name__}: {text[:300]})",
+        hint="Check that the connection's host is the CASH API 3.0 service description (WSDL)",
+    )
+
+
+class _SoapSession:
+    """One parsed service description and a transport; calls operations by name."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.operations = _operations(client)
+
+    def parameters(self, operation: str) -> list[str]:
+        return _parameters_of(self.operations[operation])
+
+    def call(self, operation: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        from zeep import exceptions as zeep_exceptions
+
+        try:
+            answer = self.client.service[operation](**arguments)
+        except LedgerLinkError:
+            raise
+        except (zeep_exceptions.Error, ValueError, TypeError) as exc:
+            raise _zeep_error(exc, operation) from None
+        return _answer_dict(answer)
+
+    async def acall(self, operation: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        from zeep import exceptions as zeep_exceptions
+
+        try:
+            answer = await self.client.service[operation](**arguments)
+        except LedgerLinkError:
+            raise
+        except (zeep_exceptions.Error, ValueError, TypeError) as exc:
+            raise _zeep_error(exc, operation) from None
+        return _answer_dict(answer)
+
+
+def _parse_wsdl(location: str, transport: Any, max_bytes: int, *, asynchronous: bool = False) -> Any:
+    import zeep
+    from zeep import exceptions as zeep_exceptions
+    from zeep.wsdl import Document
+
+    settings = _zeep_settings(max_bytes)
+    try:
+        document = Document(location, transport, settings=settings)
+    except (LedgerLinkError, _MissingDocument):
+        raise
+    except (zeep_exceptions.Error, ValueError, SyntaxError) as exc:
+        raise ConfigurationError(
+            VENDOR,
+            "reading the service description (WSDL)",
+            f"{location} did not give a usable WSDL ({type(exc).__name__}: {str(exc)[:200]})",
+            hint="Set the connection's host to the CASH API 3.0 WSDL, e.g. https://www.cashweb.nl/?api/3.0/wsdl",
+        ) from None
+    client_class = zeep.AsyncClient if asynchronous else zeep.Client
+    return client_class(document, transport=transport, settings=settings)
+
+
+# ==================================================================================================
+# The hook
+# ==================================================================================================
+@dataclass(frozen=True)
+class CashSettings:
+    """The connection, checked. Holds the password: never log or return it."""
+
+    wsdl_url: str
+    relation_number: str
+    email: str
+    password: str
+    administration_code: str
+    administration_map: str
+    requests_per_minute: int
+
+
+def wsdl_url_from_host(host: str | None) -> str:
+    """The WSDL address from the connection's host: as given when it names the WSDL (or any query),
+    CASHWeb's 3.0 WSDL path added when it is only a server, CASHWeb's own when empty."""
+    text = (host or "").strip()
+    if not text:
+        return DEFAULT_WSDL
+    if "://" not in text:
+        text = f"https://{text}"
+    parts = urlsplit(text)
+    if parts.query or parts.path.lower().endswith(("wsdl", ".xml")):
+        return text
+    return text.rstrip("/") + WSDL_PATH
+
+
+def changed_within_days(
+    window_start: datetime, now: datetime | None = None, window_end: datetime | None = None
+) -> int:
+    """N for ``W|N`` ("changed in the last N days"): enough calendar days, in CASH's time zone, to
+    reach back from today to the window's start (one day of margin: CASH does not say whether today
+    counts). A window in the future (a clock behind the data) falls back to the window's own length."""
+    now = now or datetime.now(timezone.utc)
+    if window_end is not None and now < window_end:
+        now = window_end
+    today = now.astimezone(AMSTERDAM).date()
+    first = window_start.astimezone(AMSTERDAM).date()
+    return max(1, (today - first).days + 1)
+
+
+def periods_of_window(start: datetime, end: datetime) -> tuple[str, str]:
+    """The booking periods (``YYMM``) a window ``[start, end)`` touches, in CASH's time zone."""
+    first = start.astimezone(AMSTERDAM).date()
+    last = (end - timedelta(microseconds=1)).astimezone(AMSTERDAM).date()
+    return first.strftime("%y%m"), max(first, last).strftime("%y%m")
+
+
+class CashHook(LedgerLinkHook):
+    """CASH API 3.0 (SOAP on CASHWeb): export records, import records, read a transaction's status.
+
+    :param cash_conn_id: the Airflow connection (type ``ledgerlink_cash``): login = the API user's
+        e-mail, password, extras ``relation_number``, ``administration_code``,
+        ``administration_map``; host = the WSDL (default CASHWeb's API 3.0 WSDL).
+    :param max_response_bytes: the biggest SOAP answer accepted (an export is one answer).
+    :param requests_per_minute: override the connection's budget (CASH allows 100 a minute).
+    """
+
+    conn_name_attr = "cash_conn_id"
+    default_conn_name = "cash_default"
+    conn_type = "ledgerlink_cash"
+    hook_name = "CASH (LedgerLink)"
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        cash_conn_id: str = default_conn_name,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        requests_per_minute: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(cash_conn_id, **kwargs)
+        self.cash_conn_id = cash_conn_id
+        self.max_response_bytes = int(max_response_bytes)
+        self._requests_per_minute = requests_per_minute
+        #: Set when the connection came from an asynchronous lookup, which already masked the password.
+        self._async_lookup = False
+
+    # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            "relation_number": StringField(lazy_gettext("Relation number"), widget=BS3TextFieldWidget()),
+            "administration_code": StringField(
+                lazy_gettext("Administration code"), widget=BS3TextFieldWidget()
+            ),
+            "administration_map": StringField(
+                lazy_gettext("Administration map"), widget=BS3TextFieldWidget()
+            ),
+            "requests_per_minute": StringField(
+                lazy_gettext("Requests per minute"), widget=BS3TextFieldWidget()
+            ),
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {
+                "login": "API user e-mail",
+                "password": "API user password",
+                "host": "Service description (WSDL)",
+            },
+            "placeholders": {
+                "login": "api-user@example.nl",
+                "host": DEFAULT_WSDL,
+                "relation_number": "your CASH relation number, e.g. 25583",
+                "administration_code": "e.g. x001",
+                "administration_map": "e.g. 1571",
+            },
+        }
+
+    # -- settings ---------------------------------------------------------------------------------
+    @cached_property
+    def settings(self) -> CashSettings:
+        conn = self.connection
+        email = (conn.login or "").strip()
+        if "@" not in email:
+            raise self.config_error(
+                "the API user's e-mail address is missing", field="Login (API user e-mail)"
+            )
+        password = conn.password or ""
+        if not password:
+            raise self.config_error("the API user's password is missing", field="Password")
+        register_secret(password, airflow_mask=not self._async_lookup)
+        relation = str(self.extra("relation_number", "")).strip()
+        if not relation.isdigit():
+            raise self.config_error(
+                f"relation_number {relation!r} is not a CASH relation number (digits only)",
+                field="Extra relation_number",
+            )
+        code = str(self.extra("administration_code", "")).strip()
+        admin_map = str(self.extra("administration_map", "")).strip()
+        if not code or not admin_map:
+            raise self.config_error(
+                "both administration_code and administration_map are needed (CASH addresses an "
+                "administration by the two)",
+                field="Extras administration_code and administration_map",
+            )
+        rpm = self._requests_per_minute or self.extra("requests_per_minute", REQUESTS_PER_MINUTE)
+        try:
+            rpm = int(rpm)
+            if rpm < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise self.config_error(
+                f"requests_per_minute {rpm!r} is not a positive whole number",
+                field="Extra requests_per_minute",
+            ) from None
+        return CashSettings(
+            wsdl_url=wsdl_url_from_host(conn.host),
+            relation_number=relation,
+            email=email,
+            password=password,
+            administration_code=code,
+            administration_map=admin_map,
+            requests_per_minute=rpm,
+        )
+
+    @property
+    def administration(self) -> dict[str, str]:
+        return {"admCode": self.settings.administration_code, "admMap": self.settings.administration_map}
+
+    @cached_property
+    def limiter(self) -> RequestWindowLimiter:
+        """This account's budget, shared by every CASH hook of the process."""
+        s = self.settings
+        return shared_request_window(
+            ("cash", s.wsdl_url, s.relation_number, s.email.lower()), s.requests_per_minute, 60.0
+        )
+
+    def _origin(self) -> str:
+        parts = urlsplit(self.settings.wsdl_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @cached_property
+    def _session(self) -> _SoapSession:
+        http = self.make_client(
+            base_url=self._origin(),
+            headers={"Content-Type": "text/xml; charset=utf-8"},
+            error_mapper=map_http_error,
+            transport=RequestWindowTransport(self.limiter, httpx.HTTPTransport()),
+        )
+        transport = _SyncSoapTransport(http, self.max_response_bytes)
+        try:
+            return _SoapSession(_parse_wsdl(self.settings.wsdl_url, transport, self.max_response_bytes))
+        except BaseException:
+            http.close()
+            raise
+
+    def get_conn(self) -> Any:
+        return self._session.client
+
+    def close(self) -> None:
+        if "_session" in self.__dict__:
+            self.__dict__.pop("_session").client.transport.close()
+
+    @property
+    def operations(self) -> list[str]:
+        """The operations the service description offers."""
+        return sorted(self._session.operations)
+
+    # -- calls ------------------------------------------------------------------------------------
+    def _arguments(self, operation: str, parameters: Sequence[str], value: Any = None) -> dict[str, Any]:
+        """The named parameters of a call, filled by name from what the service asks for."""
+        s = self.settings
+        known: dict[str, Any] = {
+            "token": "",
+            "relatie": s.relation_number,
+            "email": s.email,
+            "pass": s.password,
+            "administration": self.administration,
+            "formaat": "0",
+        }
+        arguments = {}
+        for name in parameters:
+            if name in known:
+                arguments[name] = known[name]
+            elif value is not None and (
+                name.lower() in _TRANSACTION_ID_PARAMS or name.lower() == operation.rsplit(".", 1)[-1].lower()
+            ):
+                arguments[name] = value
+        if not parameters:  # a service description without message parts: send what CASH documents
+            arguments = dict(known)
+        return arguments
+
+    @staticmethod
+    def _checked(answer: Mapping[str, Any], operation: str) -> Mapping[str, Any]:
+        response = answer.get("response") or {}
+        code = response.get("code") if isinstance(response, Mapping) else None
+        message = str((response.get("message") if isinstance(response, Mapping) else "") or "")
+        try:
+            code = int(code)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise VendorError(
+                VENDOR, operation, f"the answer has no response code ({answer.get('response')!r})"
+            ) from None
+        if code != 1:
+            raise map_response_code(code, message, operation)
+        return answer
+
+    def call(self, operation: str, value: Any = None) -> dict[str, Any]:
+        """Call an operation with the connection's credentials; returns the answer (checked: code 1).
+
+        ``value`` goes to the operation's own parameter (``export``, ``import``, a transaction id).
+        """
+        session = self._session
+        if operation not in session.operations:
+            raise ConfigurationError(
+                VENDOR,
+                operation,
+                f"the service does not offer {operation}; it offers {', '.join(sorted(session.operations))}",
+                hint="Check that the connection's host is the CASH API 3.0 service description",
+            )
+        arguments = self._arguments(operation, session.parameters(operation), value)
+        return dict(self._checked(session.call(operation, arguments), operation))
+
+    def export_result(self, record_code: Any, params: Any = None, *, key: str | None = None) -> str:
+        """The raw ``exportResult`` string of one ``Cash.export``."""
+        command = export_command(record_code, params, key=key)
+        answer = self.call("Cash.export", command)
+        return str(answer.get("exportResult") or "")
+
+    def export_records(
+        self, record_code: Any, params: Any = None, *, key: str | None = None, typed: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """Records of one ``Cash.export``, lazily.
+
+        :param record_code: ``0101`` (relations), ``0301`` (journal lines), ``0201``, ``0901``, ``2229`` …
+        :param params: CASH's export properties, e.g. ``"W|7"`` (relations changed in the last 7 days),
+            ``["T", "2611", "2611"]`` (journal lines of period 2611); see the docs.
+        :param key: one record by its key (``"000100"``), sent as ``<record>|<key>``.
+        :param typed: add typed values under readable names (default); ``False``: CASH's fields only.
+        """
+        command = export_command(record_code, params, key=key)
+        text = str(self.call("Cash.export", command).get("exportResult") or "")
+        operation = f"Cash.export {command}"
+        for record, fields in iter_export_rows(text, operation=operation, max_bytes=self.max_response_bytes):
+            yield readable_row(record, fields) if typed else {"record": record, **fields}
+
+    def export_pages(
+        self, record_code: Any, params: Any = None, *, page_size: int = EXPORT_PAGE_SIZE, **kwargs: Any
+    ) -> Iterator[list[dict[str, Any]]]:
+        """:meth:`export_records` in lists of ``page_size`` rows (for the extract operator)."""
+        page: list[dict[str, Any]] = []
+        for row in self.export_records(record_code, params, **kwargs):
+            page.append(row)
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    def import_records(self, record_code: Any, rows: Iterable[Mapping[str, Any]]) -> CashTransaction:
+        """Validate ``rows``, build the ``<CASH><R…><F…>`` XML and send it; returns the transaction.
+
+        Nothing is sent when a row is invalid (:func:`build_import` lists every problem). The
+        transaction may be pending (an administration kept offline in CASHWin): wait for it with
+        :meth:`wait_for_transaction`, ``CashTransactionSensor`` or ``CashImportOperator``.
+        """
+        return self.submit_import(build_import(record_code, rows))
+
+    def submit_import(self, payload: ImportPayload) -> CashTransaction:
+        """Send a built import once. A lost answer raises ``AmbiguousWriteError``: never re-sent."""
+        operation = f"Cash.import {payload.record_code}"
+        answer = self.call("Cash.import", payload.xml)
+        data = answer.get("transaction")
+        if not isinstance(data, Mapping):
+            raise VendorError(VENDOR, operation, "the answer holds no transaction")
+        transaction = CashTransaction.from_answer(data, operation)
+        self.log.info(
+            "CASH import of %d record(s) %s: transaction %s is %s",
+            payload.records,
+            payload.record_code,
+            transaction.id,
+            transaction.status_name,
+        )
+        return transaction
+
+    # -- transaction status -----------------------------------------------------------------------
+    @property
+    def status_operation(self) -> str | None:
+        """The operation this service offers to read a transaction's status, if any."""
+        return find_status_operation(self._session.operations)
+
+    def _missing_status_operation(self, operations: Iterable[str]) -> StatusOperationMissingError:
+        return StatusOperationMissingError(
+            VENDOR,
+            "reading a transaction's status",
+            "the CASH service offers no operation to read a transaction's status later (it offers "
+            f"{', '.join(sorted(operations))}; LedgerLink looks for {', '.join(STATUS_OPERATION_NAMES)})",
+            hint="CASH API 3.0 does not document one. An import's own answer still tells its status; ask "
+            "CASH support which operation reports a transaction, or check it in CASHWin/CASHWeb",
+        )
+
+    def get_transaction(self, transaction_id: str) -> CashTransaction:
+        """The current state of a transaction (see :attr:`status_operation`)."""
+        name = self.status_operation
+        if name is None:
+            raise self._missing_status_operation(self._session.operations)
+        data = self.call(name, str(transaction_id)).get("transaction")
+        if not isinstance(data, Mapping):
+            raise VendorError(VENDOR, name, "the answer holds no transaction")
+        return CashTransaction.from_answer(data, name)
+
+    def check_connection(self) -> str:
+        s = self.settings
+        operations = self.operations
+        try:
+            count = sum(1 for _ in self.export_records("0901", typed=False))
+            detail = f"{count} journals"
+        except ValidationError as exc:  # logged in, but record 0901 is not enabled for the API
+            detail = f"logged in; exporting journals (0901) is not enabled ({exc.message})"
+        status = self.status_operation or "none (transactions cannot be followed up)"
+        return (
+            f"Connected to CASH as {s.email} (relation {s.relation_number}), administration "
+            f"{s.administration_code}/{s.administration_map}: {detail}. Operations: "
+            f"{', '.join(operations)}; transaction status through {status}"
+        )
+
+    # -- the asyncio side (triggers) --------------------------------------------------------------
+    @classmethod
+    async def for_trigger(cls, cash_conn_id: str, **kwargs: Any) -> CashHook:
+        """A hook whose connection was looked up without blocking the event loop."""
+        from airflow_provider_ledgerlink.core.compat import aget_connection
+
+        hook = cls(cash_conn_id, **kwargs)
+        connection = await aget_connection(cash_conn_id)
+        hook.__dict__["connection"] = connection
+        # ``extra_dejson`` masks through a synchronous supervisor call; our extras hold no secret.
+        try:
+            extras = json.loads(connection.extra or "{}")
+        except ValueError:
+            extras = {}
+        hook.__dict__["_extras"] = extras if isinstance(extras, dict) else {}
+        hook._async_lookup = True  # the password was masked by the lookup itself
+        return hook
+
+    async def async_session(self) -> _AsyncSession:
+        """Fetch the WSDL asynchronously and return a session for ``await``-ed calls (close it)."""
+        http = AsyncHttpClient(
+            vendor=VENDOR,
+            base_url=self._origin(),
+            headers={"Content-Type": "text/xml; charset=utf-8"},
+            error_mapper=map_http_error,
+            retry=self.retry,
+            timeouts=self.timeouts,
+            transport=AsyncRequestWindowTransport(self.limiter, httpx.AsyncHTTPTransport()),
+        )
+        try:
+            documents: dict[str, bytes] = {}
+            url = self.settings.wsdl_url
+            for _ in range(20):  # the WSDL and the documents it imports, fetched without blocking
+                response = await http.request("GET", url, operation="reading the service description (WSDL)")
+                documents[url] = _check_size(response, "reading the WSDL", self.max_response_bytes).content
+                transport = _AsyncSoapTransport(http, documents, self.max_response_bytes)
+                try:
+                    client = _parse_wsdl(
+                        self.settings.wsdl_url, transport, self.max_response_bytes, asynchronous=True
+                    )
+                    return _AsyncSession(self, _SoapSession(client), http)
+                except _MissingDocument as missing:
+                    url = missing.url
+            raise ConfigurationError(VENDOR, "reading the WSDL", "the WSDL imports too many documents")
+        except BaseException:
+            await http.aclose()
+            raise
+
+
+class _AsyncSession:
+    """``await session.get_transaction(id)`` in a trigger; ``await session.aclose()`` at the end."""
+
+    def __init__(self, hook: CashHook, session: _SoapSession, http: AsyncHttpClient) -> None:
+        self.hook = hook
+        self.session = session
+        self.http = http
+
+    @property
+    def status_operation(self) -> str | None:
+        return find_status_operation(self.session.operations)
+
+    async def get_transaction(self, transaction_id: str) -> CashTransaction:
+        name = self.status_operation
+        if name is None:
+            raise self.hook._missing_status_operation(self.session.operations)
+        arguments = self.hook._arguments(name, self.session.parameters(name), str(transaction_id))
+        answer = self.hook._checked(await self.session.acall(name, arguments), name)
+        data = answer.get("transaction")
+        if not isinstance(data, Mapping):
+            raise VendorError(VENDOR, name, "the answer holds no transaction")
+        return CashTransaction.from_answer(data, name)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def export_command(record_code: Any, params: Any = None, *, key: str | None = None) -> str:
+    """The ``export`` parameter: the record code, then its properties (``0101W|7``) or a key
+    (``2229|000100``)."""
+    try:
+        record = normalize_record_code(record_code)
+    except ValueError as exc:
+        raise ValidationError(VENDOR, "Cash.export", str(exc)) from None
+    if key is not None:
+        return f"{record}|{str(key).strip()}"
+    if params is None or params == "" or params == []:
+        return record
+    text = params.strip() if isinstance(params, str) else "|".join(str(p).strip() for p in params)
+    if not re.fullmatch(r"[A-Za-z|][^<>&]*", text):
+        raise ValidationError(
+            VENDOR,
+            f"Cash.export {record}",
+            f"export properties {params!r} must start with a property letter or '|', e.g. 'W|7'",
+        )
+    return record + text

@@ -1,0 +1,424 @@
+"""CASH operators, sensor and trigger against the emulator: extracts, imports that wait for CASHWin,
+retries that never import twice, timeouts that say what is wrong, and the trigger's contract."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import importlib
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_ledgerlink.core.compat import AirflowSensorTimeout, TaskDeferred
+from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError
+from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
+from airflow_provider_ledgerlink.hooks.cash import (
+    CASHWIN_DIAGNOSIS,
+    CashHook,
+    CashImportFailedError,
+    CashTransactionTimeoutError,
+)
+from airflow_provider_ledgerlink.operators.cash import (
+    CashExtractOperator,
+    CashImportOperator,
+    SubmittedImports,
+)
+from airflow_provider_ledgerlink.sandbox.faults import reset_fault
+from airflow_provider_ledgerlink.sensors.cash import CashTransactionSensor
+from airflow_provider_ledgerlink.triggers.cash import CashTransactionTrigger
+
+
+# ------------------------------------------------------------------------------------------------
+# A task instance's context, without Airflow running the task
+# ------------------------------------------------------------------------------------------------
+class StateStore:
+    """Behaves like Airflow 3.3's ``context["task_state_store"]``: one per task instance, across tries."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return json.loads(json.dumps(self.values.get(key, default)))
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+        self.retention = retention
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+class TaskInstance:
+    dag_id, run_id, task_id, map_index = "cash_dag", "manual__1", "import_journal", -1
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def context(store: StateStore | None) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"ti": TaskInstance()}
+    if store is not None:
+        ctx["task_state_store"] = store
+    return ctx
+
+
+def journal_entry(document: int = 1, account: str = "8000") -> list[dict[str, Any]]:
+    common = {"booking_date": "2026-11-19", "journal": "MM", "document_number": document}
+    return [
+        {**common, "ledger_account": "1100", "amount": "121.00", "description": "Kassa"},
+        {**common, "ledger_account": account, "amount": "-121.00", "description": "Omzet"},
+    ]
+
+
+def run_trigger(trigger: CashTransactionTrigger) -> dict[str, Any]:
+    async def first_event() -> dict[str, Any]:
+        generator = trigger.run()
+        event = await generator.__anext__()
+        await generator.aclose()
+        return event.payload
+
+    return asyncio.run(first_event())
+
+
+def import_operator(**kwargs: Any) -> CashImportOperator:
+    kwargs.setdefault("rows", journal_entry())
+    kwargs.setdefault("poll_interval", 0.1)
+    return CashImportOperator(task_id="import_journal", record_code="0301", **kwargs)
+
+
+def run_to_the_end(operator: CashImportOperator, ctx: dict[str, Any]) -> dict[str, Any]:
+    """What Airflow does with a deferring task: run the trigger, then ``execute_complete``."""
+    try:
+        return operator.execute(ctx)
+    except TaskDeferred as deferred:
+        event = run_trigger(deferred.trigger)
+        return getattr(operator, deferred.method_name)(ctx, event=event, **(deferred.kwargs or {}))
+
+
+# ------------------------------------------------------------------------------------------------
+# CashImportOperator
+# ------------------------------------------------------------------------------------------------
+def test_the_import_defers_and_completes_when_cashwin_has_processed_it(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    operator = import_operator(deferrable=True)
+    ctx = context(StateStore())
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(ctx)
+
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, CashTransactionTrigger)
+    assert trigger.transaction_id == ctx["ti"].xcom["transaction_id"]
+    event = run_trigger(trigger)
+    assert event["status"] == "success"
+    summary = operator.execute_complete(ctx, event=event, **deferred.value.kwargs)
+    assert summary["status_name"] == "success" and summary["records"] == 2 and not summary["resumed"]
+    assert sandbox_clean.cash.import_calls == 1
+
+
+def test_a_retried_import_task_resumes_waiting_and_never_imports_twice(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    store = StateStore()
+    sandbox_clean.cash.cashwin.running = False  # the first try's wait ends without a result
+
+    with pytest.raises(TaskDeferred) as first_try:
+        import_operator(deferrable=True).execute(context(store))
+    # ... the worker running the deferred task is lost; Airflow retries the task.
+    sandbox_clean.cash.cashwin.running = True
+    second = import_operator(deferrable=True)
+    summary = run_to_the_end(second, context(store))
+
+    assert sandbox_clean.cash.import_calls == 1
+    assert summary["transaction_id"] == first_try.value.trigger.transaction_id
+    assert summary["resumed"] is True and summary["status_name"] == "success"
+    assert store.retention == timedelta.max  # kept without expiry (Airflow's NEVER_EXPIRE)
+    # A third run of the same rows (a cleared task) sends nothing either.
+    assert run_to_the_end(import_operator(deferrable=True), context(store))["resumed"] is True
+    assert sandbox_clean.cash.import_calls == 1
+
+
+def test_changed_rows_are_a_new_import(cash_connection: str, sandbox_clean: Any) -> None:
+    store = StateStore()
+    run_to_the_end(import_operator(deferrable=False), context(store))
+    run_to_the_end(import_operator(deferrable=False, rows=journal_entry(2)), context(store))
+
+    assert sandbox_clean.cash.import_calls == 2
+
+
+def test_an_import_whose_answer_was_lost_is_never_sent_again(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    store = StateStore()
+    assert CashHook(cash_connection).operations  # the WSDL is read before the fault
+    sandbox_clean.faults.add(reset_fault(vendor="cash", method="POST", when="after", nth=[1]))
+
+    with pytest.raises(AmbiguousWriteError):
+        import_operator(deferrable=False).execute(context(store))
+    with pytest.raises(AmbiguousWriteError) as retry:
+        import_operator(deferrable=False).execute(context(store))
+
+    assert "never got CASH's answer" in str(retry.value)
+    assert sandbox_clean.cash.import_calls == 1
+
+
+def test_a_rejected_import_fails_with_the_per_line_errors_and_a_retry_does_not_resend(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    store = StateStore()
+
+    with pytest.raises(CashImportFailedError) as caught:
+        run_to_the_end(import_operator(deferrable=True, rows=journal_entry(account="9999")), context(store))
+    with pytest.raises(CashImportFailedError):
+        run_to_the_end(import_operator(deferrable=True, rows=journal_entry(account="9999")), context(store))
+
+    assert "line 2: Ongeldige waarde 0201=9999" in str(caught.value)
+    assert caught.value.details[0]["line"] == 2
+    assert sandbox_clean.cash.import_calls == 1
+
+
+def test_rows_that_do_not_balance_are_refused_before_anything_is_stored_or_sent(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    store = StateStore()
+
+    with pytest.raises(Exception, match="does not balance"):
+        import_operator(rows=journal_entry()[:1]).execute(context(store))
+
+    assert store.values == {} and sandbox_clean.cash.import_calls == 0
+
+
+def test_waiting_on_the_worker_when_not_deferrable(cash_connection: str, sandbox_clean: Any) -> None:
+    summary = import_operator(deferrable=False).execute(context(StateStore()))
+
+    assert summary["status_name"] == "success"
+
+
+def test_a_never_processed_import_times_out_with_the_diagnosis(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    sandbox_clean.cash.cashwin.running = False
+
+    with pytest.raises(CashTransactionTimeoutError) as here:
+        import_operator(deferrable=False, timeout=0.5).execute(context(StateStore()))
+    with pytest.raises(CashTransactionTimeoutError) as deferred:
+        run_to_the_end(import_operator(deferrable=True, timeout=0.5), context(StateStore()))
+
+    for caught in (here, deferred):
+        message = str(caught.value)
+        assert "is still pending after" in message
+        assert "cashwin.exe API" in message and "S0067" in message
+        assert "Instellen CashWeb API" in message and "Synchronisatie offline" in message
+
+
+def test_rows_are_read_from_a_landed_json_lines_file(
+    cash_connection: str, sandbox_clean: Any, tmp_path: Path
+) -> None:
+    landed = tmp_path / "journal.jsonl.gz"
+    landed.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in journal_entry()).encode()))
+
+    summary = run_to_the_end(
+        import_operator(rows=None, source=landed.as_uri(), deferrable=False), context(StateStore())
+    )
+
+    assert summary["records"] == 2 and sandbox_clean.cash.import_calls == 1
+
+
+def test_without_a_task_state_store_an_airflow_variable_keeps_the_transaction(
+    cash_connection: str, sandbox_clean: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variables: dict[str, str] = {}
+
+    class Variable:
+        @staticmethod
+        def get(key: str, default: Any = None) -> Any:
+            return variables.get(key, default)
+
+        @staticmethod
+        def set(key: str, value: str) -> None:
+            variables[key] = value
+
+        @staticmethod
+        def delete(key: str) -> None:
+            variables.pop(key, None)
+
+    monkeypatch.setattr(importlib.import_module("airflow.sdk"), "Variable", Variable)
+    sandbox_clean.cash.cashwin.running = False
+    with pytest.raises(TaskDeferred):
+        import_operator(deferrable=True).execute(context(None))
+    sandbox_clean.cash.cashwin.running = True
+
+    summary = run_to_the_end(import_operator(deferrable=True), context(None))
+
+    assert summary["resumed"] and sandbox_clean.cash.import_calls == 1
+    [(key, value)] = variables.items()
+    assert key.startswith("ledgerlink_cash_import_")
+    assert json.loads(value)["transaction_id"] == summary["transaction_id"]
+    assert SubmittedImports(context(None)).kind == "Airflow Variable"
+
+
+def test_without_a_status_operation_the_wait_fails_saying_what_is_missing(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    sandbox_clean.cash.offers_transaction_status = False
+
+    with pytest.raises(ConfigurationError, match="offers no operation to read a transaction's status"):
+        import_operator(deferrable=True).execute(context(StateStore()))
+
+
+def test_the_import_operator_needs_rows_or_a_source() -> None:
+    with pytest.raises(ValueError):
+        CashImportOperator(task_id="x", record_code="0301")
+
+
+# ------------------------------------------------------------------------------------------------
+# CashTransactionSensor
+# ------------------------------------------------------------------------------------------------
+def pending_transaction(sandbox: Any) -> str:
+    sandbox.cash.cashwin.running = False
+    transaction = CashHook().import_records("0301", journal_entry())
+    return transaction.id
+
+
+def test_the_sensor_defers_with_a_30_second_default_poll(cash_connection: str, sandbox_clean: Any) -> None:
+    sensor = CashTransactionSensor(
+        task_id="wait", transaction_id=pending_transaction(sandbox_clean), deferrable=True
+    )
+
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context(None))
+
+    assert deferred.value.trigger.poll_interval == 30.0
+    assert deferred.value.timeout.total_seconds() > sensor.timeout
+
+
+def test_the_sensor_succeeds_with_the_transaction_once_processed(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    transaction_id = pending_transaction(sandbox_clean)
+    sandbox_clean.cash.cashwin.running = True
+    sensor = CashTransactionSensor(
+        task_id="wait", transaction_id=transaction_id, poll_interval=0.1, deferrable=True
+    )
+
+    try:
+        result = sensor.execute(context(None))
+    except TaskDeferred as deferred:
+        result = sensor.execute_complete(context(None), event=run_trigger(deferred.trigger))
+
+    assert result["id"] == transaction_id and result["status_name"] == "success"
+
+
+def test_the_sensor_timeout_says_what_is_most_likely_wrong(cash_connection: str, sandbox_clean: Any) -> None:
+    transaction_id = pending_transaction(sandbox_clean)
+    sensor = CashTransactionSensor(
+        task_id="wait", transaction_id=transaction_id, poll_interval=0.1, timeout=0.5, deferrable=True
+    )
+
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context(None))
+    event = run_trigger(deferred.value.trigger)
+    assert event["status"] == "timeout"
+    with pytest.raises(AirflowSensorTimeout) as caught:
+        sensor.execute_complete(context(None), event=event)
+
+    assert CASHWIN_DIAGNOSIS in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# CashTransactionTrigger
+# ------------------------------------------------------------------------------------------------
+def test_the_trigger_serializes_to_json_and_round_trips() -> None:
+    trigger = CashTransactionTrigger(
+        "abc123", cash_conn_id="cash_x", poll_interval=5, end_time=10.5, started_at=1.0
+    )
+
+    classpath, kwargs = trigger.serialize()
+
+    assert classpath == "airflow_provider_ledgerlink.triggers.cash.CashTransactionTrigger"
+    module, _, name = classpath.rpartition(".")
+    assert getattr(importlib.import_module(module), name) is CashTransactionTrigger
+    assert kwargs == {
+        "transaction_id": "abc123",
+        "cash_conn_id": "cash_x",
+        "poll_interval": 5.0,
+        "end_time": 10.5,
+        "started_at": 1.0,
+    }
+    json.dumps(kwargs)
+    assert CashTransactionTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_the_trigger_reports_an_unknown_transaction_as_an_error_event(cash_connection: str) -> None:
+    event = run_trigger(CashTransactionTrigger("nope", poll_interval=0.1))
+
+    assert event["status"] == "error" and "response code 902" in event["message"]
+
+
+def test_the_trigger_reports_a_missing_connection_without_raising() -> None:
+    event = run_trigger(CashTransactionTrigger("abc", cash_conn_id="no_such_connection"))
+
+    assert event["status"] == "error" and event["transaction_id"] == "abc"
+
+
+# ------------------------------------------------------------------------------------------------
+# CashExtractOperator
+# ------------------------------------------------------------------------------------------------
+def extract(tmp_path: Path, record: str, **kwargs: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
+
+    operator = CashExtractOperator(
+        task_id=f"extract_{record}",
+        record_code=record,
+        destination=(tmp_path / "lake").as_uri(),
+        window_start="2026-11-18T00:00:00+00:00",
+        window_end="2026-11-19T00:00:00+00:00",
+        **kwargs,
+    )
+    summary = operator.execute(context(None))
+    folder = ObjectStoragePath(summary["folder"])
+    return read_manifest(folder) or {}, [json.loads(json.dumps(r)) for r in read_rows(folder)]
+
+
+def test_incremental_relations_land_what_w_n_selects(
+    cash_connection: str, sandbox_clean: Any, tmp_path: Path
+) -> None:
+    from airflow_provider_ledgerlink.hooks.cash import changed_within_days
+
+    manifest, rows = extract(tmp_path, "0101")
+
+    days = changed_within_days(
+        datetime(2026, 11, 18, tzinfo=timezone.utc), window_end=datetime(2026, 11, 19, tzinfo=timezone.utc)
+    )
+    assert manifest["source"]["export"] == f"0101W|{days}"
+    expected = [
+        json.loads(json.dumps(r, default=str)) for r in CashHook().export_records("0101", ["W", days])
+    ]
+    assert rows == expected and rows
+    assert "password" not in json.dumps(manifest).lower()
+
+
+def test_journal_lines_land_the_periods_of_the_window(
+    cash_connection: str, sandbox_clean: Any, tmp_path: Path
+) -> None:
+    manifest, rows = extract(tmp_path, "0301")
+
+    assert manifest["source"]["export"] == "0301T|2611|2611"
+    assert rows and {r["period"] for r in rows} == {"2026-11"}
+    assert manifest["object"] == "R0301 (journal lines)"
+
+
+def test_other_records_are_full_loads_by_default(
+    cash_connection: str, sandbox_clean: Any, tmp_path: Path
+) -> None:
+    manifest, rows = extract(tmp_path, "0901")
+
+    assert manifest["window"] is None and len(rows) == 3
