@@ -1,0 +1,163 @@
+"""The CloudPOS weborder example DAG, run by a real Airflow: separate api-server, scheduler,
+dag-processor and triggerer processes with the LocalExecutor, against the sandbox.
+
+``wait_for_confirmation`` is a deferrable sensor: its first poke finds the new weborder unconfirmed,
+so the task defers and :class:`CloudPosWeborderConfirmedTrigger` polls CloudPOS from the triggerer
+process, on the triggerer's event loop, with the connection the triggerer resolves from its own
+environment. ``dag.test()`` runs triggers in the test process and would prove none of that. The test
+proves the run succeeds, that the sensor was deferred to that trigger and that the trigger's event
+(the confirmation) came from the triggerer, that the sandbox was polled more than once before the
+confirmed weborder landed in the lake, and that no log holds the CloudPOS token, an "ORM access"
+error or the triggerer's warnings about blocking calls on its event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_processes import (
+    AirflowProcesses,
+    RestApi,
+    airflow_env,
+    create_api_user,
+    free_port,
+    start_deployment,
+    wait_for_dag,
+    wait_for_run,
+)
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]  # over pyproject's 300 s default
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAG_FILE = REPO_ROOT / "example_dags" / "cloudpos_weborder_to_tripletex.py"
+DAG_ID = "cloudpos_weborder_to_tripletex"
+RUN_ID = "ledgerlink_system_test"
+SENSOR = "wait_for_confirmation"
+TRIGGER_CLASSPATH = "airflow_provider_ledgerlink.triggers.cloudpos.CloudPosWeborderConfirmedTrigger"
+#: The sandbox confirms a new weborder this long after creating it: later than the sensor's first
+#: poke, earlier than the trigger's first poll (the DAG's poke interval is 60 s).
+CONFIRM_AFTER_SECONDS = 20.0
+
+#: What must appear in no log: Airflow 3's refusal of ORM access from task code, and what the
+#: triggerer logs when a trigger blocks its event loop (a synchronous call from async code).
+FORBIDDEN_IN_LOGS = (
+    "Direct database access",
+    "airflow-db-not-allowed",
+    "DeadlockImminent",
+    "async thread was blocked",
+    "badly-written trigger",
+)
+
+
+def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, deployment_home):
+    from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
+    from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
+    from airflow_provider_ledgerlink.sandbox.cloudpos import cloudpos_connection_definition
+
+    home = deployment_home
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(DAG_FILE, dags / DAG_FILE.name)
+    lake = home / "lake"
+    lake.mkdir()
+    api_port = free_port()
+    api_password = create_api_user(home)
+    system_sandbox.cloudpos.confirm_after_seconds = CONFIRM_AFTER_SECONDS
+    connection = cloudpos_connection_definition(system_sandbox.cloudpos_url, daily_request_limit=1_000_000)
+    token = connection["password"]
+    env = airflow_env(
+        home,
+        dags,
+        api_port,
+        {"cloudpos_default": json.dumps(connection)},
+        {"LEDGERLINK_LAKE": lake.as_uri()},
+    )
+
+    airflow = AirflowProcesses(home, env)
+    api = RestApi(f"http://127.0.0.1:{api_port}")
+    deferred: list[dict[str, Any]] = []  # the sensor's task instance, each time it was seen deferred
+
+    def watch(instances: list[dict[str, Any]]) -> None:
+        deferred.extend(ti for ti in instances if ti["task_id"] == SENSOR and ti["state"] == "deferred")
+
+    started = time.monotonic()
+    try:
+        start_deployment(airflow, api, api_port, api_password)
+        wait_for_dag(airflow, api, DAG_ID)
+        airflow.run("dags", "unpause", DAG_ID)
+        run = api.post(f"/dags/{DAG_ID}/dagRuns", {"dag_run_id": RUN_ID, "logical_date": None})
+        assert run["dag_run_id"] == RUN_ID, run
+        state = wait_for_run(airflow, api, DAG_ID, RUN_ID, watch=watch)
+        instances = api.get(f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances")["task_instances"]
+        print(f"Airflow run finished ({state}) {time.monotonic() - started:.0f}s after start-up began")
+    except BaseException:
+        print(airflow.tails(DAG_ID))
+        raise
+    finally:
+        api.close()
+        airflow.stop()
+
+    # -- the run ------------------------------------------------------------------------------------
+    assert state == "success"
+    assert {ti["task_id"]: ti["state"] for ti in instances} == {
+        "create_weborder": "success",
+        SENSOR: "success",
+        "land_confirmed_sale": "success",
+    }
+
+    # -- the sensor deferred to the CloudPOS trigger, which ran in the triggerer process -------------
+    assert deferred, f"{SENSOR} was never seen in the deferred state"
+    assert {ti["trigger"]["classpath"] for ti in deferred if ti["trigger"]} == {TRIGGER_CLASSPATH}, deferred
+    triggerers = {ti["triggerer_job"]["job_type"] for ti in deferred if ti["triggerer_job"]}
+    assert triggerers == {"TriggererJob"}, f"no triggerer picked up the trigger: {deferred}"
+
+    sensor_logs = home / "logs" / f"dag_id={DAG_ID}" / f"run_id={RUN_ID}" / f"task_id={SENSOR}"
+    trigger_logs = sorted(sensor_logs.glob("*.trigger.*.log"))
+    assert trigger_logs, f"the triggerer wrote no trigger log under {sensor_logs}"
+    trigger_log = "\n".join(path.read_text(errors="replace") for path in trigger_logs)
+    assert re.search(r'"event":\s*"trigger [^"]*/' + SENSOR + r'/[^"]* starting"', trigger_log), trigger_log
+    fired = [line for line in trigger_log.splitlines() if "Trigger fired event" in line]
+    assert len(fired) == 1 and "'status': 'confirmed'" in fired[0], trigger_log
+    complaints = [
+        line for line in trigger_log.splitlines() if re.search(r'"level":\s*"(warning|error|critical)"', line)
+    ]
+    assert not complaints, complaints
+    # The triggerer's own output: no error and no traceback while it ran the trigger (the blocked-loop
+    # watchdog logs at info level, so FORBIDDEN_IN_LOGS checks its message below).
+    triggerer_out = airflow.log_file("triggerer").read_text(errors="replace")
+    assert not re.search(r"\[(error|critical)\s*\]|Traceback", triggerer_out), triggerer_out[-3000:]
+
+    # -- the sandbox: unconfirmed at the first poll, confirmed at a later one ---------------------------
+    task_log = "\n".join(
+        path.read_text(errors="replace") for path in sorted(sensor_logs.glob("attempt=*.log"))
+    )
+    assert "is not confirmed yet" in task_log, task_log
+    polls = [call for call in system_sandbox.cloudpos.calls if call["function"] == "get-confirmedweborder"]
+    assert len(polls) >= 2, f"the weborder was confirmed after {len(polls)} poll(s), expected more than one"
+    manifests = sorted((lake / "cloudpos" / "confirmed_weborders").rglob("_manifest.json"))
+    assert len(manifests) == 1, manifests
+    folder = ObjectStoragePath(manifests[0].parent.as_uri())
+    manifest = read_manifest(folder)
+    assert manifest is not None and manifest["rows"] == 1, manifest
+    (sale,) = read_rows(folder)
+    weborder_id = sale["weborder_id"]
+    assert manifests[0].parent.name == str(weborder_id)
+    assert int(weborder_id) in system_sandbox.cloudpos.weborders
+    assert f"'weborder_id': '{weborder_id}'" in fired[0], fired[0]
+    assert sale["confirmed_time"], sale
+
+    # -- every log: no token, no ORM access, no blocked event loop ----------------------------------
+    every_log = [path for path in (home / "logs").rglob("*") if path.is_file()]
+    every_log += [airflow.log_file(name) for name in airflow.processes]
+    assert airflow.log_file("triggerer") in every_log
+    for path in every_log:
+        text = path.read_text(errors="replace")
+        assert token not in text, f"the CloudPOS token appears in {path.relative_to(home)}"
+        for forbidden in FORBIDDEN_IN_LOGS:
+            assert forbidden not in text, f"{forbidden!r} in {path.relative_to(home)}"
