@@ -1,0 +1,29 @@
+"""Parsing large JSON answers fast, with the standard library as the fallback.
+
+A page of a thousand ledger rows is most of a megabyte of JSON, and with several pages in flight
+the client's parsing, not the network, becomes what limits a read. ``msgspec`` (a dependency of
+Airflow itself since 3.0) parses such documents two to three times faster than :func:`json.loads`
+and gives the same Python values; where it is missing, :func:`json.loads` is used.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+try:
+    from msgspec import DecodeError as _DecodeError
+    from msgspec.json import decode as _decode
+except ImportError:  # pragma: no cover - Airflow installs msgspec
+    _decode = None  # type: ignore[assignment]
+    _DecodeError = ValueError  # type: ignore[assignment,misc]
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse a JSON document; raises :class:`ValueError` when it is not JSON."""
+    if _decode is None:
+        return json.loads(data)
+    try:
+        return _decode(data)
+    except _DecodeError as exc:
+        raise ValueError(str(exc)) from None

@@ -1,0 +1,258 @@
+"""Pacing requests on a vendor's rate-limit headers, keeping a reserve for the people using it.
+
+Some vendors say on every response how many requests are left in the current period and when the
+period ends (Tripletex: ``X-Rate-Limit-Limit``, ``X-Rate-Limit-Remaining``, ``X-Rate-Limit-Reset``
+in seconds). Once the budget is spent, *every* caller of that account gets 429 until the period
+ends, including the people working in the vendor's web application with the same user. So a batch
+job must not spend the budget to the last request.
+
+:class:`HeaderRateLimiter` reads those headers from every response (install :meth:`observe` as one
+of ``HttpClient``'s ``response_hooks``) and gates every request through :meth:`slot`:
+
+* while plenty is left, requests go at full speed, with any number in flight;
+* below a threshold (``pace_fraction`` of the usable budget) requests are spaced so that the rest of
+  the budget lasts until the period ends ("slow down before the limit");
+* ``reserve`` requests are never used: with ``remaining - in_flight <= reserve`` callers wait for the
+  period to end;
+* a 429 stops every thread until the reset the vendor gave, or, when the vendor sent no reset
+  header (it happens), for a backoff that doubles with every 429 in a row.
+
+The vendor's headers are the shared state: several tasks (processes, machines) using one account all
+see the same ``Remaining``, so each limiter adapts to the others without any coordination of its own.
+Requests in flight are counted as already spent, so several page requests at once never overshoot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """The names of a vendor's rate-limit headers (matched case-insensitively)."""
+
+    limit: str = "X-Rate-Limit-Limit"
+    remaining: str = "X-Rate-Limit-Remaining"
+    reset: str = "X-Rate-Limit-Reset"
+    """Seconds until the current period ends."""
+
+
+@dataclass
+class RateLimitStats:
+    """What the limiter saw: for logs, tests and benchmarks."""
+
+    requests: int = 0
+    throttled: int = 0
+    """429 answers seen."""
+    waited_seconds: float = 0.0
+    min_remaining: int | None = None
+    """The lowest ``Remaining`` the vendor reported."""
+    limit: int | None = None
+
+
+def _header_int(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(float(value.strip()))
+    except ValueError:
+        return None
+
+
+class HeaderRateLimiter:
+    """Gate requests on the vendor's rate-limit headers; thread-safe.
+
+    :param reserve: requests of each period left for others (people in the vendor's web app).
+    :param pace_fraction: below this share of the usable budget, requests are spread evenly over
+        the rest of the period instead of going at full speed.
+    :param initial_backoff: wait after a 429 without a reset header; doubles per 429 in a row.
+    :param max_backoff: the longest such wait.
+    :param reset_margin: seconds added to every reset the vendor reports. Resets are whole seconds
+        and vendors round them either way; a period's budget is only trusted to be back once it has
+        certainly ended.
+    :param headers: the header names.
+    :param clock: monotonic seconds (injectable for tests).
+    """
+
+    #: How long a thread waits at most before looking again (another thread may have learned more).
+    _poll = 0.5
+
+    def __init__(
+        self,
+        *,
+        reserve: int = 20,
+        pace_fraction: float = 0.25,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        reset_margin: float = 1.0,
+        headers: RateLimitHeaders | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if reserve < 0:
+            raise ValueError("reserve must not be negative")
+        if not 0.0 <= pace_fraction <= 1.0:
+            raise ValueError("pace_fraction must be between 0 and 1")
+        self.reserve = int(reserve)
+        self.pace_fraction = pace_fraction
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.reset_margin = reset_margin
+        self.headers = headers or RateLimitHeaders()
+        self.clock = clock
+        self.stats = RateLimitStats()
+        self._cond = threading.Condition()
+        self._limit: int | None = None
+        self._remaining: int | None = None
+        self._reset_at: float | None = None
+        self._in_flight = 0
+        self._last_start: float | None = None
+        self._blocked_until: float | None = None
+        self._backoff = initial_backoff
+
+    # -- what callers use ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Wait until a request may be sent, count it as in flight, and release it afterwards."""
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        waited = 0.0
+        with self._cond:
+            while True:
+                delay = self.delay(self.clock())
+                if delay <= 0:
+                    break
+                pause = min(delay, self._poll)
+                started = self.clock()
+                self._cond.wait(pause)
+                waited += max(0.0, self.clock() - started)
+            self._in_flight += 1
+            self._last_start = self.clock()
+            self.stats.requests += 1
+            self.stats.waited_seconds += waited
+        if waited >= 0.1:
+            log.log(
+                logging.INFO if waited >= 5.0 else logging.DEBUG,
+                "Rate limit: waited %.1f s to stay inside the limit and keep %d requests in reserve",
+                waited,
+                self.reserve,
+            )
+
+    def release(self) -> None:
+        with self._cond:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._cond.notify_all()
+
+    def observe(self, response: httpx.Response) -> None:
+        """Learn from a response's headers (install as a ``response_hooks`` entry)."""
+        names = self.headers
+        limit = _header_int(response, names.limit)
+        remaining = _header_int(response, names.remaining)
+        reset = _header_int(response, names.reset)
+        throttled = response.status_code == 429
+        if limit is None and remaining is None and reset is None and not throttled:
+            return
+        now = self.clock()
+        with self._cond:
+            if limit is not None and limit > 0:
+                self._limit = limit
+                self.stats.limit = limit
+            if throttled:
+                self.stats.throttled += 1
+                self._remaining = 0
+                if reset is not None:
+                    self._reset_at = now + max(0, reset) + self.reset_margin
+                    self._blocked_until = self._reset_at
+                else:  # no reset header on the 429: back off, longer every time in a row
+                    self._blocked_until = now + self._backoff
+                    self._reset_at = self._blocked_until
+                    self._backoff = min(self.max_backoff, self._backoff * 2)
+                log.warning(
+                    "Rate limit reached (HTTP 429); pausing all requests for %.1f s",
+                    self._blocked_until - now,
+                )
+            else:
+                self._backoff = self.initial_backoff
+                if remaining is not None:
+                    self._note_remaining(now, remaining, reset)
+            if remaining is not None:
+                low = self.stats.min_remaining
+                self.stats.min_remaining = remaining if low is None else min(low, remaining)
+            self._cond.notify_all()
+
+    # -- the decision ----------------------------------------------------------------------------
+    def _note_remaining(self, now: float, remaining: int, reset: int | None) -> None:
+        # With the margin, every reset estimate is at or after the true end of its period (the
+        # answer also took time to arrive), so the smallest estimate of a period is the best one. A
+        # period has ended when its end has passed, or when the count went up by more than the
+        # requests in flight could explain (it never goes up within a period).
+        reset_at = now + max(0, reset) + self.reset_margin if reset is not None else None
+        current = self._remaining
+        new_period = (
+            current is None
+            or (self._reset_at is not None and now >= self._reset_at)
+            or remaining > current + self._in_flight
+        )
+        if new_period:
+            self._remaining = remaining
+            self._reset_at = reset_at
+            return
+        assert current is not None
+        # Answers arrive out of order when several requests are in flight: the lowest count of
+        # the period is the latest truth.
+        self._remaining = min(current, remaining)
+        if reset_at is not None:
+            self._reset_at = reset_at if self._reset_at is None else min(self._reset_at, reset_at)
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next request may start (``0``: go). Call with the lock held."""
+        if self._blocked_until is not None:
+            if now < self._blocked_until:
+                return self._blocked_until - now
+            self._blocked_until = None
+        if self._reset_at is not None and now >= self._reset_at:
+            # A new period has begun: the full budget is back, as far as we can tell.
+            self._remaining = self._limit
+            self._reset_at = None
+        if self._remaining is None:
+            # Nothing known yet: one request at a time until the first answer tells us the budget.
+            return 0.0 if self._in_flight == 0 else self._poll
+        budget = self._remaining - self._in_flight - self.reserve
+        if budget <= 0:
+            if self._reset_at is not None:
+                return max(self._reset_at - now, 0.01)
+            return self._poll if self._in_flight else self._backoff
+        usable = (self._limit or self._remaining) - self.reserve
+        if (
+            self._reset_at is not None
+            and self._last_start is not None
+            and budget < self.pace_fraction * usable
+        ):
+            spacing = (self._reset_at - now) / budget
+            return max(0.0, self._last_start + spacing - now)
+        return 0.0
+
+    @property
+    def remaining(self) -> int | None:
+        """The vendor's ``Remaining`` as last understood (``None`` before the first answer)."""
+        with self._cond:
+            return self._remaining
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._in_flight

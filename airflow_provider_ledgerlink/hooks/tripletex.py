@@ -1,0 +1,1335 @@
+"""Tripletex API v2: sessions that survive a long run, complete parallel reads, writes that never duplicate.
+
+Wire facts this hook relies on (sources in the Tripletex page of the docs):
+
+* two hosts: ``https://tripletex.no/v2`` (production) and ``https://api-test.tripletex.tech/v2``
+  (test); tokens of one do not work in the other;
+* a session token is created with ``PUT /token/session/:create`` from the consumer token, the
+  employee token and an expiration *date* (query parameters, no auth). Calls then use HTTP Basic
+  ``<company id or 0>:<session token>``. Tripletex lives in Europe/Oslo: a session runs out at the
+  start of its expiration date there, so the date is computed in Oslo, never from the host's clock;
+* lists are ``{"fullResultSize", "from", "count", "versionDigest", "values"}``, paged with
+  ``from``/``count``; ``fullResultSize`` is documented as inexact, so the end is the first short
+  page. With ``If-None-Match``, ``versionDigest`` is a checksum and sending it back gives 304;
+* postings, vouchers, invoices and orders are read by date windows whose end is exclusive;
+  customers and suppliers have ``changedSince``;
+* ``X-Rate-Limit-Limit/Remaining/Reset`` on every response, per consumer and employee token; once
+  spent, everyone using that employee gets 429 until the period ends, sometimes without the reset
+  header;
+* errors are ``{"status", "code", "message", "developerMessage", "validationMessages", "requestId"}``,
+  the request id also in ``x-tlx-request-id``; a stale ``version`` on an update is 409 / code 8000;
+* there is no idempotency key: a create is made safe by looking for the object first (by an external
+  key the caller chooses) and, when an answer was lost, looking again before sending again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dt_time
+from functools import cached_property
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from airflow_provider_ledgerlink.core.credentials import CredentialStore, credential_store_for
+from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
+    AuthenticationError,
+    ConfigurationError,
+    LedgerLinkError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ValidationError,
+    VendorError,
+)
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.http import HttpClient, default_error
+from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
+from airflow_provider_ledgerlink.core.jsonparse import loads
+from airflow_provider_ledgerlink.core.paging import fetch_pages
+from airflow_provider_ledgerlink.core.ratelimit import HeaderRateLimiter
+from airflow_provider_ledgerlink.core.redaction import register_secret
+
+VENDOR = "Tripletex"
+OSLO = ZoneInfo("Europe/Oslo")
+
+BASE_URLS = {"production": "https://tripletex.no/v2", "test": "https://api-test.tripletex.tech/v2"}
+DEFAULT_PAGE_SIZE = 1000
+DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_RATE_LIMIT_RESERVE = 20
+DEFAULT_SESSION_DAYS = 2
+DEFAULT_SESSION_MIN_VALIDITY = timedelta(hours=2)
+DEFAULT_MAX_WINDOW_DAYS = 31
+DEFAULT_RECHECK_DELAY = 5.0
+DEFAULT_CUSTOMER_NUMBER_OFFSET = 100_000
+
+#: List endpoints that require a date window, and the names of its (from, exclusive to) parameters.
+DATE_WINDOWS: dict[str, tuple[str, str]] = {
+    "/ledger/posting": ("dateFrom", "dateTo"),
+    "/ledger/postingByDate": ("dateFrom", "dateTo"),
+    "/ledger/voucher": ("dateFrom", "dateTo"),
+    "/invoice": ("invoiceDateFrom", "invoiceDateTo"),
+    "/order": ("orderDateFrom", "orderDateTo"),
+}
+#: List endpoints with ``changedSince`` (all of them in API 2.72).
+CHANGED_SINCE_PATHS = frozenset({"/customer", "/supplier", "/ledger/voucher/>nonPosted"})
+
+#: Tripletex error codes LedgerLink acts on.
+CODE_REVISION = 8000
+CODE_RESULT_SET_TOO_LARGE = 23000
+
+#: Keys LedgerLink reads from (and writes to) the connection's credential store.
+STORE_SESSION_TOKEN = "session_token"
+STORE_EXPIRES_AT = "expires_at"
+STORE_SESSION_OWNER = "session_owner"
+
+#: How often one request may renew a session that had worked and then ended.
+_MAX_RENEWALS = 3
+
+_CHECKSUM_PROBE = "ledgerlink"
+"""Any non-empty ``If-None-Match`` turns ``versionDigest`` into a checksum; this one never matches."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Dates and time zones
+# ------------------------------------------------------------------------------------------------
+def oslo_today(now: datetime) -> date:
+    """The calendar date in Oslo at the instant ``now`` (naive values are taken as UTC)."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return now.astimezone(OSLO).date()
+
+
+def session_expiration_date(now: datetime, days: int = DEFAULT_SESSION_DAYS) -> date:
+    """The ``expirationDate`` for a new session: ``days`` after today *in Oslo*.
+
+    A host in UTC that used its own date would, between 22:00/23:00 and midnight UTC, stamp a date
+    that is already today in Oslo, and get a session that is dead on arrival.
+    """
+    if days < 1:
+        raise ValueError("a session must last at least one day")
+    return oslo_today(now) + timedelta(days=days)
+
+
+def session_expires_at(expiration: date) -> datetime:
+    """When a session with this ``expirationDate`` stops working: the start of that date in Oslo (UTC).
+
+    Tripletex does not say whether the date is included; the earlier reading is the safe one.
+    """
+    return datetime.combine(expiration, dt_time(0), tzinfo=OSLO).astimezone(timezone.utc)
+
+
+def window_dates(start: datetime, end: datetime) -> tuple[date, date]:
+    """The Tripletex dates ``[from, to)`` of the instants ``[start, end)``.
+
+    Tripletex dates are Oslo calendar days. A date belongs to the window that contains its start
+    (midnight in Oslo). Windows aligned on Oslo midnights map to exactly their days; any other
+    windows still give every date to exactly one window of a gapless series, so reruns and
+    backfills neither lose nor repeat a day. A window containing no Oslo midnight has no dates.
+    """
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=timezone.utc)
+    first = start.astimezone(OSLO)
+    day_from = first.date() if first.time() == dt_time(0) else first.date() + timedelta(days=1)
+    last = end.astimezone(OSLO)
+    day_to = last.date() if last.time() == dt_time(0) else last.date() + timedelta(days=1)
+    return day_from, max(day_from, day_to)
+
+
+def split_dates(day_from: date, day_to: date, max_days: int) -> list[tuple[date, date]]:
+    """``[from, to)`` cut into consecutive windows of at most ``max_days`` days."""
+    if max_days < 1:
+        raise ValueError("max_days must be at least 1")
+    windows = []
+    current = day_from
+    while current < day_to:
+        following = min(day_to, current + timedelta(days=max_days))
+        windows.append((current, following))
+        current = following
+    return windows
+
+
+def format_changed_since(moment: datetime) -> str:
+    """``changedSince`` as sent: the UTC time, ``YYYY-MM-DDThh:mm:ss`` (the documented DateTime form).
+
+    Tripletex does not say which zone it reads the value in. Read as UTC it is exact; read as Oslo
+    time it is one or two hours early, which only adds rows. LedgerLink then keeps exactly the rows
+    whose last change falls in the window (see :func:`last_change`).
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """A Tripletex DateTime as an aware UTC datetime. Seen forms: ``…+01:00``, ``…Z`` and none
+    (then Oslo time, as the documentation's ``YYYY-MM-DDThh:mm:ss`` implies); fractions allowed."""
+    value = text.strip()
+    if not value:
+        return None
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=OSLO)
+    return moment.astimezone(timezone.utc)
+
+
+def last_change(row: Mapping[str, Any]) -> datetime | None:
+    """The latest ``changes[].timestamp`` of a row read with ``fields=…,changes``; ``None`` when the
+    row has no usable change history (objects from before 2018 may lack it)."""
+    changes = row.get("changes")
+    if not isinstance(changes, list):
+        return None
+    stamps = [
+        parse_timestamp(str(change.get("timestamp") or ""))
+        for change in changes
+        if isinstance(change, Mapping)
+    ]
+    known = [stamp for stamp in stamps if stamp is not None]
+    return max(known) if known else None
+
+
+def with_changes(fields: str | None) -> str:
+    """``fields`` extended so that every row carries its ``changes`` (``*,changes`` by default)."""
+    if not fields or not fields.strip():
+        return "*,changes"
+    top_level = _top_level_fields(fields)
+    return fields if "changes" in top_level else f"{fields},changes"
+
+
+def _top_level_fields(fields: str) -> set[str]:
+    names, depth, current = set(), 0, ""
+    for char in fields:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            names.add(current.strip())
+            current = ""
+            continue
+        if depth == 0 and char not in "()":
+            current += char
+    names.add(current.strip())
+    return {name for name in names if name}
+
+
+def basic_authorization(company_id: int, session_token: str) -> str:
+    """The ``Authorization`` header value: Basic ``<company id>:<session token>``."""
+    raw = f"{company_id}:{session_token}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+# ------------------------------------------------------------------------------------------------
+# Errors
+# ------------------------------------------------------------------------------------------------
+class TripletexVersionConflictError(ValidationError):
+    """A write carried a ``version`` that is no longer current (HTTP 409, code 8000)."""
+
+
+class _NotModified(LedgerLinkError):
+    """A 304: the list page is the one whose checksum was sent. Internal; never raised to callers."""
+
+
+def tripletex_code(error: BaseException) -> int | None:
+    """Tripletex's own error ``code`` (18000, 23000 …) carried by one of our errors, if any."""
+    details = getattr(error, "details", None)
+    if isinstance(details, Mapping):
+        code = details.get("code")
+        return code if isinstance(code, int) else None
+    return None
+
+
+def _describe(body: Mapping[str, Any]) -> str:
+    parts = []
+    message = body.get("message")
+    if message:
+        parts.append(str(message).rstrip("."))
+    developer = body.get("developerMessage")
+    if developer and developer != message:
+        parts.append(str(developer).rstrip("."))
+    for item in body.get("validationMessages") or []:
+        if isinstance(item, Mapping):
+            field = item.get("field") or item.get("path") or "?"
+            parts.append(f"{field}: {str(item.get('message') or '').rstrip('.')}")
+    code = body.get("code")
+    text = "; ".join(parts) or "no details"
+    return f"{text} (code {code})" if code is not None else text
+
+
+def _rate_limit_reset(response: httpx.Response) -> float | None:
+    value = response.headers.get("X-Rate-Limit-Reset")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
+    """Tripletex's error envelope as LedgerLink errors, with the ``requestId`` as the reference."""
+    status = response.status_code
+    if status == 304:
+        return _NotModified(VENDOR, operation, "not modified", status_code=304)
+    body: dict[str, Any] = {}
+    try:
+        parsed = response.json() if response.content else {}
+        body = parsed if isinstance(parsed, dict) else {}
+    except ValueError:
+        pass
+    reference = body.get("requestId") or response.headers.get("x-tlx-request-id")
+    if not body or ("status" not in body and "code" not in body):
+        error = default_error(VENDOR, response, operation)
+        error.reference = reference
+        return error
+    text = _describe(body)
+    kwargs: dict[str, Any] = {"status_code": status, "reference": reference, "details": body}
+    code = body.get("code")
+    if status == 401:
+        return AuthenticationError(VENDOR, operation, text, hint="The session token was refused", **kwargs)
+    if status == 403:
+        return PermissionDeniedError(
+            VENDOR,
+            operation,
+            text,
+            hint=(
+                "The employee token lacks the entitlement for this (a token has at most its employee's "
+                "access), or the employee has no access to the company in company_id"
+            ),
+            **kwargs,
+        )
+    if status == 404:
+        return NotFoundError(VENDOR, operation, text, hint="Check the id and the path", **kwargs)
+    if status == 409 and code == CODE_REVISION:
+        return TripletexVersionConflictError(
+            VENDOR,
+            operation,
+            f"the object was changed by someone else since it was read: {text}",
+            hint="Read the object again and apply the change to its current version",
+            **kwargs,
+        )
+    if status == 429:
+        return RateLimitedError(
+            VENDOR,
+            operation,
+            text,
+            retry_after=_rate_limit_reset(response),
+            hint="The rate limit of this consumer and employee token is spent until the period ends",
+            **kwargs,
+        )
+    if status in (400, 409, 413, 422):
+        hint = "Correct the request"
+        if code == CODE_RESULT_SET_TOO_LARGE:
+            hint = "Use a shorter date window (max_window_days)"
+        return ValidationError(VENDOR, operation, text, hint=hint, **kwargs)
+    return VendorError(VENDOR, operation, text, retryable=status >= 500, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sessions
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Session:
+    """A session token and when it stops working. ``source`` is ``created`` or ``store``."""
+
+    token: str
+    expires_at: datetime
+    source: str = "created"
+
+    def valid_for(self, now: datetime) -> timedelta:
+        return self.expires_at - now
+
+
+class Page(list[dict[str, Any]]):
+    """One list page: its values, plus the page's ``versionDigest`` when a checksum was asked for."""
+
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: ``created``, ``updated``, ``unchanged`` or ``existing`` (found, not sent)."""
+
+    action: str
+    value: dict[str, Any]
+
+    @property
+    def id(self) -> int | None:
+        ident = self.value.get("id")
+        return ident if isinstance(ident, int) else None
+
+
+# ------------------------------------------------------------------------------------------------
+# The hook
+# ------------------------------------------------------------------------------------------------
+class TripletexHook(LedgerLinkHook):
+    """Tripletex API v2 for one employee token (and, optionally, one client company).
+
+    The connection (type ``ledgerlink_tripletex``): password = the employee token; extra
+    ``consumer_token`` (secret); extra ``environment`` (``production`` or ``test``); extra
+    ``company_id`` (``0``, the default, is the employee's own company; an accountant puts the client
+    company's id); extra ``rate_limit_reserve``; extra ``credential_store``; host, when set, replaces
+    the Tripletex URL (``/v2`` is appended when missing).
+
+    :param tripletex_conn_id: the Airflow connection id.
+    :param page_size: rows per list request (``count``).
+    :param max_in_flight: list pages requested at once.
+    :param rate_limit_reserve: requests of each rate-limit period left for the people using
+        Tripletex with the same employee (default: the connection's ``rate_limit_reserve``, else 20).
+    :param session_days: a new session's ``expirationDate`` is today in Oslo plus this many days.
+    :param session_min_validity: a stored session is reused only if it lasts at least this long.
+    :param save_sessions: write a newly created session to the credential store, so that the next
+        tasks reuse it instead of creating their own (skipped when the store cannot be written).
+    :param recheck_delay: seconds to wait before looking for an object whose create lost its answer.
+    :param clock: the current time (for tests); UTC-aware.
+    """
+
+    conn_name_attr = "tripletex_conn_id"
+    default_conn_name = "tripletex_default"
+    conn_type = "ledgerlink_tripletex"
+    hook_name = "Tripletex (LedgerLink)"
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        tripletex_conn_id: str = default_conn_name,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        rate_limit_reserve: int | None = None,
+        session_days: int = DEFAULT_SESSION_DAYS,
+        session_min_validity: timedelta = DEFAULT_SESSION_MIN_VALIDITY,
+        save_sessions: bool = True,
+        recheck_delay: float = DEFAULT_RECHECK_DELAY,
+        clock: Callable[[], datetime] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(tripletex_conn_id, **kwargs)
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        if session_days < 1:
+            raise ValueError("session_days must be at least 1")
+        self.tripletex_conn_id = tripletex_conn_id
+        self.page_size = int(page_size)
+        self.max_in_flight = max(1, int(max_in_flight))
+        self._reserve_argument = rate_limit_reserve
+        self.session_days = session_days
+        self.session_min_validity = session_min_validity
+        self.save_sessions = save_sessions
+        self.recheck_delay = max(0.0, float(recheck_delay))
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._session: Session | None = None
+        self._session_lock = threading.Lock()
+        self._working: set[str] = set()
+        self.sessions_created = 0
+        redact_httpx_logs()
+
+    # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import PasswordField, StringField
+
+        return {
+            "consumer_token": PasswordField(lazy_gettext("Consumer token"), widget=BS3PasswordFieldWidget()),
+            "environment": StringField(lazy_gettext("Environment"), widget=BS3TextFieldWidget()),
+            "company_id": StringField(lazy_gettext("Client company id"), widget=BS3TextFieldWidget()),
+            "rate_limit_reserve": StringField(
+                lazy_gettext("Rate-limit reserve"), widget=BS3TextFieldWidget()
+            ),
+            "credential_store": StringField(lazy_gettext("Credential store"), widget=BS3TextFieldWidget()),
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["login", "schema", "port"],
+            "relabeling": {"password": "Employee token", "host": "Base URL override (optional)"},
+            "placeholders": {
+                "host": "leave empty for https://tripletex.no/v2 (or the test environment)",
+                "environment": "production or test",
+                "company_id": "0 = the employee's own company",
+                "rate_limit_reserve": "20",
+                "credential_store": "variable (default), none, or a class path",
+            },
+        }
+
+    # -- settings ---------------------------------------------------------------------------------
+    @cached_property
+    def employee_token(self) -> str:
+        token = (self.connection.password or "").strip()
+        if not token:
+            raise self.config_error("the employee token is empty", field="Password (the employee token)")
+        register_secret(token)
+        return token
+
+    @cached_property
+    def consumer_token(self) -> str:
+        token = str(self.extra("consumer_token", "") or "").strip()
+        if not token:
+            raise self.config_error(
+                "the consumer token is missing",
+                field="Extra consumer_token (the integration's consumer token)",
+            )
+        register_secret(token)
+        return token
+
+    @cached_property
+    def environment(self) -> str:
+        value = str(self.extra("environment", "production") or "production").strip().lower()
+        if value not in BASE_URLS:
+            raise self.config_error(
+                f"environment {value!r} is not one of {', '.join(BASE_URLS)}", field="Extra environment"
+            )
+        return value
+
+    @cached_property
+    def company_id(self) -> int:
+        value = self.extra("company_id", 0)
+        try:
+            company = int(str(value).strip() or 0)
+        except ValueError:
+            company = -1
+        if company < 0:
+            raise self.config_error(
+                f"company_id {value!r} is not a company id (a whole number; 0 = the employee's own company)",
+                field="Extra company_id",
+            )
+        return company
+
+    @cached_property
+    def rate_limit_reserve(self) -> int:
+        value = self._reserve_argument
+        if value is None:
+            value = self.extra("rate_limit_reserve", DEFAULT_RATE_LIMIT_RESERVE)
+        try:
+            reserve = int(str(value).strip())
+        except ValueError:
+            reserve = -1
+        if reserve < 0:
+            raise self.config_error(
+                f"rate_limit_reserve {value!r} is not a number of requests", field="Extra rate_limit_reserve"
+            )
+        return reserve
+
+    @cached_property
+    def base_url(self) -> str:
+        environment = self.environment  # validated even when a host overrides its URL
+        host = (self.connection.host or "").strip()
+        if not host:
+            return BASE_URLS[environment]
+        if "://" not in host:
+            host = f"https://{host}"
+        host = host.rstrip("/")
+        return host if host.lower().endswith("/v2") else f"{host}/v2"
+
+    @cached_property
+    def credential_store(self) -> CredentialStore:
+        try:
+            return credential_store_for(self.extra("credential_store"))
+        except (ImportError, TypeError) as exc:
+            raise self.config_error(str(exc), field="Extra credential_store") from None
+
+    @cached_property
+    def limiter(self) -> HeaderRateLimiter:
+        return HeaderRateLimiter(reserve=self.rate_limit_reserve)
+
+    @cached_property
+    def client(self) -> HttpClient:
+        return self.make_client(
+            base_url=self.base_url,
+            headers={"Accept": "application/json"},
+            error_mapper=map_error,
+            max_connections=self.max_in_flight + 2,
+            response_hooks=[self.limiter.observe],
+        )
+
+    def get_conn(self) -> HttpClient:
+        return self.client
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.__dict__.pop("client").close()
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    @property
+    def _session_owner(self) -> str:
+        """Which tokens a stored session belongs to: a short digest, never the tokens themselves."""
+        text = f"ledgerlink-tripletex:{self.consumer_token}:{self.employee_token}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def session(self) -> Session:
+        """A usable session: this hook's own, a valid one from the credential store, or a new one."""
+        with self._session_lock:
+            current = self._session
+            if current is not None and current.valid_for(self.now()) > self.session_min_validity:
+                return current
+            stored = self._stored_session()
+            self._session = stored if stored is not None else self._create_session()
+            return self._session
+
+    def _renew_session(self, refused: Session) -> Session:
+        """A session other than ``refused``: another thread's fresh one, a newer stored one, or a new one."""
+        with self._session_lock:
+            current = self._session
+            if current is not None and current.token != refused.token:
+                return current  # another request already replaced it
+            stored = self._stored_session()
+            if stored is not None and stored.token != refused.token:
+                self._session = stored
+            else:
+                self._session = self._create_session()
+            return self._session
+
+    def _stored_session(self) -> Session | None:
+        try:
+            values = self.credential_store.loaded(self.conn_id)
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # no store reachable (outside Airflow, a store of another kind …)
+            self.log.debug("No session read from the credential store: %s", type(exc).__name__)
+            return None
+        token = values.get(STORE_SESSION_TOKEN)
+        if not isinstance(token, str) or not token.strip():
+            return None
+        owner = values.get(STORE_SESSION_OWNER)
+        if owner and owner != self._session_owner:
+            self.log.info("The stored Tripletex session belongs to other tokens; not using it")
+            return None
+        expires = parse_timestamp(str(values.get(STORE_EXPIRES_AT) or ""))
+        if expires is None:
+            return None
+        session = Session(token.strip(), expires, source="store")
+        left = session.valid_for(self.now())
+        if left <= self.session_min_validity:
+            self.log.info("The stored Tripletex session ends in %s; creating a new one", left)
+            return None
+        register_secret(session.token)
+        register_secret(basic_authorization(self.company_id, session.token).split(" ", 1)[1])
+        self.log.info(
+            "Using the Tripletex session from the credential store (valid until %s)", expires.isoformat()
+        )
+        return session
+
+    def _create_session(self) -> Session:
+        expiration = session_expiration_date(self.now(), self.session_days)
+        operation = "create session token"
+        params = {
+            "consumerToken": self.consumer_token,
+            "employeeToken": self.employee_token,
+            "expirationDate": expiration.isoformat(),
+        }
+        try:
+            with self.limiter.slot():
+                response = self.client.request(
+                    "PUT", "/token/session/:create", params=params, operation=operation
+                )
+        except ValidationError as error:
+            raise self._session_refused(error) from None
+        except (AuthenticationError, PermissionDeniedError, NotFoundError) as error:
+            raise AuthenticationError(
+                VENDOR,
+                operation,
+                f"Tripletex refused to create a session: {error.message}",
+                hint=(
+                    "The employee token (the connection's password) is probably deleted, expired or made "
+                    "for another application than the consumer token"
+                ),
+                reference=error.reference,
+                status_code=error.http_status,
+            ) from None
+        value = _json(response, operation).get("value")
+        token = value.get("token") if isinstance(value, Mapping) else None
+        if not isinstance(token, str) or not token:
+            raise VendorError(
+                VENDOR,
+                operation,
+                "the answer holds no session token",
+                reference=response.headers.get("x-tlx-request-id"),
+            )
+        register_secret(token)
+        register_secret(basic_authorization(self.company_id, token).split(" ", 1)[1])
+        answered = str(value.get("expirationDate") or "") if isinstance(value, Mapping) else ""
+        with contextlib.suppress(ValueError):
+            expiration = date.fromisoformat(answered[:10]) if answered else expiration
+        session = Session(token, session_expires_at(expiration))
+        self.sessions_created += 1
+        self.log.info("Created a Tripletex session (expiration date %s, Oslo)", expiration.isoformat())
+        self._save_session(session)
+        return session
+
+    def _save_session(self, session: Session) -> None:
+        if not self.save_sessions:
+            return
+        try:
+            self.credential_store.save(
+                self.conn_id,
+                {
+                    STORE_SESSION_TOKEN: session.token,
+                    STORE_EXPIRES_AT: session.expires_at.isoformat(),
+                    STORE_SESSION_OWNER: self._session_owner,
+                },
+            )
+        except Exception as exc:  # a read-only store, or no Airflow to write to: the session still works
+            self.log.debug("The new session was not written to the credential store: %s", type(exc).__name__)
+
+    def _session_refused(self, error: ValidationError) -> LedgerLinkError:
+        """A 422 on session creation names the token field Tripletex rejected."""
+        details = error.details if isinstance(error.details, Mapping) else {}
+        fields = [
+            str(item.get("field") or item.get("path") or "")
+            for item in details.get("validationMessages") or []
+            if isinstance(item, Mapping)
+        ]
+        operation = "create session token"
+        rejected = {
+            "consumertoken": (
+                AuthenticationError,
+                "the consumer token (extra consumer_token)",
+                f"Check the connection's consumer_token and environment ({self.environment}): a consumer "
+                "token of the test environment does not work in production, nor the other way round",
+            ),
+            "employeetoken": (
+                AuthenticationError,
+                "the employee token (the connection's password)",
+                "Create a new employee token in Tripletex (user settings → API access) for the "
+                "application of this consumer token; it is shown only once",
+            ),
+            "expirationdate": (ValidationError, "the session's expiration date", "Lower session_days"),
+        }
+        for key, (kind, what, hint) in rejected.items():
+            if any(key in field.lower() for field in fields):
+                return kind(
+                    VENDOR,
+                    operation,
+                    f"Tripletex rejected {what}: {error.message}",
+                    hint=hint,
+                    reference=error.reference,
+                    status_code=error.http_status,
+                )
+        return AuthenticationError(
+            VENDOR, operation, error.message, reference=error.reference, status_code=error.http_status
+        )
+
+    def _authorization(self, session: Session) -> str:
+        return basic_authorization(self.company_id, session.token)
+
+    # -- every call -------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """One authenticated call, within the rate limit.
+
+        A 401 means the session ended (expired, deleted, or the store held a stale one): a new
+        session is created and the request repeated; a request refused with 401 was not carried
+        out, so repeating a write is safe. A 401 on the session just created is an
+        :class:`AuthenticationError` naming the likely cause.
+        """
+        session = self.session()
+        kwargs: dict[str, Any] = {"params": dict(params) if params else None}
+        if body is not None:
+            kwargs["content"] = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
+        renewals = 0
+        while True:
+            all_headers = {**(headers or {}), "Authorization": self._authorization(session)}
+            if body is not None:
+                all_headers["Content-Type"] = "application/json; charset=utf-8"
+            try:
+                with self.limiter.slot():
+                    response = self.client.request(
+                        method,
+                        path,
+                        operation=operation,
+                        headers=all_headers,
+                        idempotent=idempotent,
+                        **kwargs,
+                    )
+            except AuthenticationError as error:
+                if error.http_status != 401:
+                    raise
+                # A fresh session refused at once means the tokens or company are wrong. A session
+                # that has worked and then ends (it expired, or was deleted) is simply renewed.
+                if renewals and (session.token not in self._working or renewals >= _MAX_RENEWALS):
+                    raise self._new_session_refused(operation, error) from None
+                self.log.warning(
+                    "Tripletex refused the session during %s (HTTP 401); creating a new session and "
+                    "repeating the request",
+                    operation,
+                )
+                session = self._renew_session(session)
+                renewals += 1
+                continue
+            self._working.add(session.token)
+            return response
+
+    def _new_session_refused(self, operation: str, error: AuthenticationError) -> AuthenticationError:
+        if self.company_id:
+            hint = (
+                f"The consumer and employee tokens were accepted, so the employee probably has no login "
+                f"access to company {self.company_id} (extra company_id; GET /company/>withLoginAccess "
+                "lists the companies it can reach), or the employee token was deleted just now"
+            )
+        else:
+            hint = (
+                "The consumer and employee tokens were accepted moments ago: the employee token was "
+                "probably deleted or lost its entitlements just now; create a new one in Tripletex"
+            )
+        return AuthenticationError(
+            VENDOR,
+            operation,
+            f"Tripletex refused a session it had just created (HTTP 401 twice): {error.message}",
+            hint=hint,
+            reference=error.reference,
+            status_code=401,
+        )
+
+    def get(
+        self, path: str, *, params: Mapping[str, Any] | None = None, fields: str | None = None
+    ) -> dict[str, Any]:
+        """One object (``GET /customer/123``): the ``value`` of the answer."""
+        query = dict(params or {})
+        if fields:
+            query["fields"] = fields
+        operation = f"GET {path}"
+        value = _json(self.request("GET", path, operation=operation, params=query), operation).get("value")
+        if not isinstance(value, dict):
+            raise VendorError(VENDOR, operation, "the answer has no 'value' object")
+        return value
+
+    def whoami(self) -> dict[str, Any]:
+        """Who the employee token is and which company it reaches (``GET /token/session/>whoAmI``)."""
+        return self.get("/token/session/%3EwhoAmI", fields="*,company(*),employee(*)")
+
+    def check_connection(self) -> str:
+        info = self.whoami()
+        company: Mapping[str, Any] = info["company"] if isinstance(info.get("company"), Mapping) else {}
+        employee: Mapping[str, Any] = info["employee"] if isinstance(info.get("employee"), Mapping) else {}
+        name = (
+            employee.get("displayName")
+            or " ".join(str(employee.get(k) or "") for k in ("firstName", "lastName")).strip()
+        )
+        return (
+            f"Connected to Tripletex ({self.environment}) as {name or 'employee'} "
+            f"(employee {info.get('employeeId', '?')}) of {company.get('name') or 'company'} "
+            f"(company {info.get('companyId', '?')})"
+        )
+
+    # -- reading ----------------------------------------------------------------------------------
+    def get_all(self, path: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every row of a list endpoint, lazily, in order. See :meth:`get_pages` for the arguments."""
+        for page in self.get_pages(path, **kwargs):
+            yield from page
+
+    def get_pages(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        fields: str | None = None,
+        sorting: str | None = None,
+        window: tuple[date, date] | None = None,
+        changed_since: datetime | None = None,
+        page_size: int | None = None,
+        max_in_flight: int | None = None,
+        max_window_days: int = DEFAULT_MAX_WINDOW_DAYS,
+        digests: list[str | None] | None = None,
+    ) -> Iterator[Page]:
+        """The pages of a list endpoint, in order, lazily; several requested at once.
+
+        :param params: filters, sent as they are (``{"customerId": 12}``).
+        :param fields: Tripletex's ``fields`` (``id,date,amount,account(number)``), passed through.
+        :param sorting: Tripletex's ``sorting`` (``id``, ``-date``), passed through. Give a unique
+            order when reading in parallel, so pages cannot shift while they are read.
+        :param window: ``(from, to)`` dates, ``to`` exclusive, for the date-window endpoints
+            (:data:`DATE_WINDOWS`); cut into windows of ``max_window_days`` and, when Tripletex
+            answers that a result is too large (code 23000), into halves down to single days.
+        :param changed_since: for ``/customer``, ``/supplier``: only rows changed since then.
+        :param digests: a list to receive each page's checksum (``versionDigest``), for
+            :meth:`pages_unchanged` on a later run.
+        """
+        query = dict(params or {})
+        if fields:
+            query["fields"] = fields
+        if sorting:
+            query["sorting"] = sorting
+        if changed_since is not None:
+            if path not in CHANGED_SINCE_PATHS:
+                raise ValidationError(
+                    VENDOR, f"GET {path}", "changedSince is not supported here",
+                    hint=f"Tripletex offers changedSince on {', '.join(sorted(CHANGED_SINCE_PATHS))}",
+                )  # fmt: skip
+            query["changedSince"] = format_changed_since(changed_since)
+        size = page_size or self.page_size
+        in_flight = max_in_flight or self.max_in_flight
+        names = DATE_WINDOWS.get(path)
+        if names is None or window is None:
+            if names is not None and not all(name in query for name in names):
+                raise ValidationError(
+                    VENDOR, f"GET {path}", f"{path} needs a date window",
+                    hint=f"Pass window=(from, to) (or {names[0]}/{names[1]} in params)",
+                )  # fmt: skip
+            yield from self._pages(path, query, size, in_flight, digests)
+            return
+        pending = deque(split_dates(window[0], window[1], max_window_days))
+        while pending:
+            day_from, day_to = pending.popleft()
+            chunk = {**query, names[0]: day_from.isoformat(), names[1]: day_to.isoformat()}
+            pages = self._pages(path, chunk, size, in_flight, digests)
+            try:
+                first = next(pages)
+            except StopIteration:
+                continue
+            except ValidationError as error:
+                days = (day_to - day_from).days
+                if tripletex_code(error) != CODE_RESULT_SET_TOO_LARGE or days < 2:
+                    raise
+                middle = day_from + timedelta(days=days // 2)
+                self.log.info(
+                    "Tripletex says %s..%s of %s is too large; reading it as %s..%s and %s..%s",
+                    day_from, day_to, path, day_from, middle, middle, day_to,
+                )  # fmt: skip
+                pending.appendleft((middle, day_to))
+                pending.appendleft((day_from, middle))
+                continue
+            yield first
+            yield from pages
+
+    def _pages(
+        self,
+        path: str,
+        query: dict[str, Any],
+        size: int,
+        in_flight: int,
+        digests: list[str | None] | None,
+    ) -> Iterator[Page]:
+        window_names = dict.fromkeys(name for names in DATE_WINDOWS.values() for name in names)
+        operation = f"GET {path}" + "".join(
+            f" {name}={query[name]}" for name in window_names if name in query
+        )
+        headers = {"If-None-Match": _CHECKSUM_PROBE} if digests is not None else None
+
+        def fetch(offset: int, count: int) -> Page:
+            response = self.request(
+                "GET",
+                path,
+                operation=operation,
+                params={**query, "from": offset, "count": count},
+                headers=headers,
+            )
+            return _page_of(response, operation)
+
+        first = fetch(0, size)
+        if digests is not None:
+            digests.append(first.digest)
+        yield first
+        if len(first) < size:
+            return
+        if len(first) > size:  # the endpoint ignores count: it already sent everything
+            return
+        previous = _ids(first)
+        for raw in fetch_pages(fetch, page_size=size, max_in_flight=in_flight, start=size):
+            page = cast(Page, raw)
+            ids = _ids(page)
+            if page and ids == previous:
+                self.log.warning(
+                    "Tripletex served the same page again for %s: this endpoint ignores from/count; stopping",
+                    path,
+                )
+                return
+            previous = ids
+            if digests is not None:
+                digests.append(page.digest)
+            yield page
+
+    def pages_unchanged(
+        self,
+        path: str,
+        digests: Sequence[str | None],
+        *,
+        params: Mapping[str, Any] | None = None,
+        fields: str | None = None,
+        sorting: str | None = None,
+        page_size: int | None = None,
+    ) -> bool:
+        """Whether a list is unchanged since it was read with ``digests``: every page answers 304.
+
+        One request per page and no rows are transferred. Tripletex warns that the checksum can miss
+        some changes (role changes, nested fields): schedule a full read now and then regardless.
+        """
+        if not digests or any(not digest for digest in digests):
+            return False
+        query = dict(params or {})
+        if fields:
+            query["fields"] = fields
+        if sorting:
+            query["sorting"] = sorting
+        size = page_size or self.page_size
+        operation = f"GET {path} (checksum)"
+        for index, digest in enumerate(digests):
+            try:
+                self.request(
+                    "GET",
+                    path,
+                    operation=operation,
+                    params={**query, "from": index * size, "count": size},
+                    headers={"If-None-Match": str(digest)},
+                )
+            except _NotModified:
+                continue
+            return False
+        return True
+
+    # -- writing ----------------------------------------------------------------------------------
+    def create(
+        self, path: str, body: Mapping[str, Any], *, operation: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``POST`` one object; returns the created object. Not re-sent when the answer is lost."""
+        response = self.request("POST", path, operation=operation, params=params, body=dict(body))
+        return _value_of(response, operation)
+
+    def update(self, path: str, body: Mapping[str, Any], *, operation: str) -> dict[str, Any]:
+        """``PUT`` a (partial) object. With ``version`` in ``body`` Tripletex refuses a stale copy
+        (:class:`TripletexVersionConflictError`)."""
+        response = self.request("PUT", path, operation=operation, body=dict(body))
+        return _value_of(response, operation)
+
+    def create_once(
+        self,
+        *,
+        label: str,
+        find: Callable[[], dict[str, Any] | None],
+        create: Callable[[], dict[str, Any]],
+    ) -> WriteResult:
+        """Create something exactly once, although Tripletex has no idempotency key.
+
+        ``find`` looks the object up by the caller's external key. When it exists, nothing is
+        sent. When the create's answer is lost (timeout, reset, 502/504), the request may or may
+        not have been carried out: after ``recheck_delay`` seconds ``find`` looks again, and only if
+        the object is still absent is the create sent once more. A second lost answer raises
+        :class:`AmbiguousWriteError`; a later run's ``find`` then settles it.
+        """
+        existing = find()
+        if existing is not None:
+            return WriteResult("existing", existing)
+        try:
+            return WriteResult("created", create())
+        except AmbiguousWriteError as error:
+            self.log.warning("%s: %s; looking for it before sending again", label, error.message)
+        if self.recheck_delay:
+            time.sleep(self.recheck_delay)
+        found = find()
+        if found is not None:
+            self.log.info("%s: it had been created; not sending it again", label)
+            return WriteResult("created", found)
+        self.log.info("%s: not found at Tripletex; sending it again", label)
+        return WriteResult("created", create())
+
+    # customers ---------------------------------------------------------------------------------
+    def find_customers(self, **filters: Any) -> list[dict[str, Any]]:
+        """Customers matching Tripletex's ``/customer`` filters, active and inactive alike.
+
+        ``GET /customer`` leaves out inactive customers unless asked, so both are asked for.
+        """
+        fields = "id,version,name,customerNumber,email,invoiceEmail,organizationNumber,phoneNumber,phoneNumberMobile,isInactive,isPrivateIndividual"
+        found: list[dict[str, Any]] = []
+        for inactive in ("false", "true"):
+            found.extend(
+                self.get_all(
+                    "/customer", params={**filters, "isInactive": inactive}, fields=fields, max_in_flight=1
+                )
+            )
+        return found
+
+    def find_customer(self, *, match: str, value: Any) -> dict[str, Any] | None:
+        """The one customer whose ``match`` field (``customerNumber``, ``email``,
+        ``organizationNumber``) is ``value``; ``None`` if there is none; an error if several."""
+        params = {
+            "customerNumber": "customerAccountNumber",
+            "email": "email",
+            "organizationNumber": "organizationNumber",
+        }
+        if match not in params:
+            raise ValueError(f"customers are matched on one of {', '.join(params)}, not {match!r}")
+        candidates = [
+            c for c in self.find_customers(**{params[match]: value}) if str(c.get(match)) == str(value)
+        ]
+        if len(candidates) > 1:
+            raise ValidationError(
+                VENDOR,
+                f"find customer {match}={value}",
+                f"{len(candidates)} customers have {match} {value}",
+                hint="Merge the duplicates in Tripletex, or match on customerNumber",
+            )
+        return candidates[0] if candidates else None
+
+    def upsert_customer(self, customer: Mapping[str, Any], *, match: str = "customerNumber") -> WriteResult:
+        """Create the customer, or update the fields that differ, matched on ``match``.
+
+        ``customer`` is a Tripletex customer body (``name``, ``customerNumber``, ``email`` …). A
+        rerun finds the customer and sends nothing (``unchanged``). An update carries the
+        ``version`` that was read; when someone changed the customer in the meantime (409 / 8000),
+        the customer is read again and the update retried, up to three times.
+        """
+        value = customer.get(match)
+        if value in (None, ""):
+            raise ValidationError(VENDOR, "upsert customer", f"the customer has no {match} to match on")
+        label = f"customer {match}={value}"
+        result = self.create_once(
+            label=label,
+            find=lambda: self.find_customer(match=match, value=value),
+            create=lambda: self.create("/customer", customer, operation=f"create {label}"),
+        )
+        if result.action == "created":
+            return result
+        for _attempt in range(3):
+            current = result.value
+            changes = {
+                key: new
+                for key, new in customer.items()
+                if not isinstance(new, Mapping | list) and key in current and current.get(key) != new
+            }
+            if not changes:
+                return WriteResult("unchanged", current)
+            try:
+                updated = self.update(
+                    f"/customer/{current['id']}",
+                    {"id": current["id"], "version": current["version"], **changes},
+                    operation=f"update {label}",
+                )
+                return WriteResult("updated", updated)
+            except TripletexVersionConflictError:
+                self.log.info("%s changed while being updated; reading it again", label)
+                fresh = self.find_customer(match=match, value=value)
+                if fresh is None:
+                    raise
+                result = WriteResult("existing", fresh)
+        raise TripletexVersionConflictError(
+            VENDOR, f"update {label}", "the customer kept changing while being updated",
+            hint="Someone is editing it right now; run the task again later",
+        )  # fmt: skip
+
+    # orders and invoices -------------------------------------------------------------------------
+    def find_order(self, *, customer_id: int, order_date: date, reference: str) -> dict[str, Any] | None:
+        """The customer's order of that date whose ``reference`` is the external key."""
+        rows = self.get_all(
+            "/order",
+            params={"customerId": customer_id},
+            window=(order_date, order_date + timedelta(days=1)),
+            fields="id,version,number,reference,orderDate,isClosed,customer(id)",
+            max_in_flight=1,
+        )
+        matches = [row for row in rows if row.get("reference") == reference]
+        if len(matches) > 1:
+            self.log.warning("%d orders have reference %s; using the first", len(matches), reference)
+        return matches[0] if matches else None
+
+    def create_order(self, order: Mapping[str, Any], *, reference: str) -> WriteResult:
+        """Create an order (with ``orderLines``) once, keyed on ``reference`` (the shop's order
+        number), which is stored in the order's ``reference`` field."""
+        customer = order.get("customer")
+        customer_id = customer.get("id") if isinstance(customer, Mapping) else None
+        order_date = _as_date(order.get("orderDate"))
+        if not isinstance(customer_id, int) or order_date is None:
+            raise ValidationError(
+                VENDOR, f"create order {reference}", "the order needs customer.id and orderDate"
+            )
+        body = {"deliveryDate": order_date.isoformat(), **order, "reference": reference}
+        label = f"order {reference}"
+        return self.create_once(
+            label=label,
+            find=lambda: self.find_order(customer_id=customer_id, order_date=order_date, reference=reference),
+            create=lambda: self.create("/order", body, operation=f"create {label}"),
+        )
+
+    def find_invoice(self, *, order_id: int, customer_id: int, invoice_date: date) -> dict[str, Any] | None:
+        """The invoice made from ``order_id`` on ``invoice_date``, if there is one."""
+        rows = self.get_all(
+            "/invoice",
+            params={"customerId": customer_id},
+            window=(invoice_date, invoice_date + timedelta(days=1)),
+            fields="id,version,invoiceNumber,invoiceDate,amount,amountCurrency,orders(id)",
+            max_in_flight=1,
+        )
+        for row in rows:
+            if any(isinstance(o, Mapping) and o.get("id") == order_id for o in row.get("orders") or []):
+                return row
+        return None
+
+    def invoice_order(
+        self,
+        order_id: int,
+        *,
+        customer_id: int,
+        invoice_date: date,
+        send_to_customer: bool = False,
+        extra_params: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        """Invoice an order once (``PUT /order/{id}/:invoice``); ``sendToCustomer`` is off unless asked.
+
+        The action is not idempotent although it is a ``PUT``: it is never re-sent blindly.
+        """
+        label = f"invoice of order {order_id}"
+        params = {
+            "invoiceDate": invoice_date.isoformat(),
+            "sendToCustomer": "true" if send_to_customer else "false",
+        }
+        params.update({k: v for k, v in (extra_params or {}).items() if v is not None})
+
+        def create() -> dict[str, Any]:
+            response = self.request(
+                "PUT",
+                f"/order/{order_id}/:invoice",
+                operation=f"create {label}",
+                params=params,
+                idempotent=False,
+            )
+            return _value_of(response, f"create {label}")
+
+        return self.create_once(
+            label=label,
+            find=lambda: self.find_invoice(
+                order_id=order_id, customer_id=customer_id, invoice_date=invoice_date
+            ),
+            create=create,
+        )
+
+    # vouchers ----------------------------------------------------------------------------------
+    def find_voucher(self, *, external_number: str, voucher_date: date) -> dict[str, Any] | None:
+        rows = self.get_all(
+            "/ledger/voucher",
+            window=(voucher_date, voucher_date + timedelta(days=1)),
+            fields="id,version,number,year,date,externalVoucherNumber",
+            max_in_flight=1,
+        )
+        return next((row for row in rows if row.get("externalVoucherNumber") == external_number), None)
+
+    def create_voucher(
+        self, voucher: Mapping[str, Any], *, send_to_ledger: bool | None = None
+    ) -> WriteResult:
+        """Post a voucher once, keyed on its ``externalVoucherNumber`` (required) and date."""
+        external = str(voucher.get("externalVoucherNumber") or "").strip()
+        voucher_date = _as_date(voucher.get("date"))
+        if not external or voucher_date is None:
+            raise ValidationError(
+                VENDOR,
+                "create voucher",
+                "the voucher needs externalVoucherNumber and date",
+                hint="externalVoucherNumber is how a rerun finds the voucher instead of posting it twice",
+            )
+        params = (
+            {"sendToLedger": "true" if send_to_ledger else "false"} if send_to_ledger is not None else None
+        )
+        label = f"voucher {external}"
+        return self.create_once(
+            label=label,
+            find=lambda: self.find_voucher(external_number=external, voucher_date=voucher_date),
+            create=lambda: self.create(
+                "/ledger/voucher", voucher, operation=f"create {label}", params=params
+            ),
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Answers
+# ------------------------------------------------------------------------------------------------
+def _json(response: httpx.Response, operation: str) -> dict[str, Any]:
+    try:
+        body = loads(response.content)
+    except ValueError:
+        snippet = response.text[:120].replace("\n", " ")
+        raise VendorError(
+            VENDOR,
+            operation,
+            f"the answer is not JSON (content-type {response.headers.get('content-type', '?')}): {snippet!r}",
+            hint="A proxy or maintenance page may be in the way; check the base URL",
+            status_code=response.status_code,
+            reference=response.headers.get("x-tlx-request-id"),
+        ) from None
+    if not isinstance(body, dict):
+        raise VendorError(
+            VENDOR, operation, "the answer is not a JSON object", status_code=response.status_code
+        )
+    return body
+
+
+def _value_of(response: httpx.Response, operation: str) -> dict[str, Any]:
+    value = _json(response, operation).get("value")
+    if not isinstance(value, dict):
+        raise VendorError(
+            VENDOR,
+            operation,
+            "the answer has no 'value' object",
+            reference=response.headers.get("x-tlx-request-id"),
+        )
+    return value
+
+
+def _page_of(response: httpx.Response, operation: str) -> Page:
+    body = _json(response, operation)
+    values = body.get("values")
+    if not isinstance(values, list):
+        raise VendorError(
+            VENDOR,
+            operation,
+            "the answer has no 'values' list",
+            hint="Is this a list endpoint? Single objects are read with get()",
+            status_code=response.status_code,
+            reference=response.headers.get("x-tlx-request-id"),
+        )
+    page = Page(values)
+    digest = body.get("versionDigest")
+    page.digest = digest if isinstance(digest, str) and "If-None-Match" not in digest else None
+    return page
+
+
+def _ids(page: Sequence[Any]) -> tuple[Any, ...]:
+    """A cheap fingerprint of a page: its size and the ids of its first and last rows."""
+    if not page:
+        return (0,)
+    first, last = page[0], page[-1]
+    return (
+        len(page),
+        first.get("id") if isinstance(first, Mapping) else first,
+        last.get("id") if isinstance(last, Mapping) else last,
+    )
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return None
+    return None

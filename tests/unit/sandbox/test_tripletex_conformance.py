@@ -1,0 +1,256 @@
+"""The emulator's answers for every endpoint LedgerLink uses conform to Tripletex's OpenAPI 2.72.
+
+Each answer is validated against the response schema the specification gives for that operation,
+with two adjustments that make the check stricter where it matters and honest where the spec is:
+
+* every object schema with properties is closed (``additionalProperties: false``), so a field the
+  emulator invents or misspells fails the test;
+* any property may be ``null``. Tripletex's spec never says ``nullable``, yet its answers carry
+  ``null`` (its own error example has ``"developerMessage": null`` and ``"rootId": null``).
+
+The specification is read from ``../shared/vendor-specs/tripletex/openapi-2.72.00.json`` next to
+the repository, or from ``$LEDGERLINK_TRIPLETEX_OPENAPI``. Without it the test is skipped and says
+where it looked.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+jsonschema = pytest.importorskip("jsonschema")
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SPEC_CANDIDATES = [
+    Path(os.environ["LEDGERLINK_TRIPLETEX_OPENAPI"])
+    if os.environ.get("LEDGERLINK_TRIPLETEX_OPENAPI")
+    else None,
+    REPO_ROOT.parent / "shared" / "vendor-specs" / "tripletex" / "openapi-2.72.00.json",
+    REPO_ROOT / "vendor-specs" / "tripletex" / "openapi-2.72.00.json",
+]
+
+
+@cache
+def specification() -> dict[str, Any]:
+    for candidate in SPEC_CANDIDATES:
+        if candidate is not None and candidate.is_file():
+            return json.loads(candidate.read_text(encoding="utf-8"))
+    looked = ", ".join(str(c) for c in SPEC_CANDIDATES if c is not None)
+    pytest.skip(f"Tripletex's OpenAPI 2.72 specification is not available (looked at {looked}); "
+                "set LEDGERLINK_TRIPLETEX_OPENAPI to its path to run the conformance test")  # fmt: skip
+
+
+def _strict(schema: Any) -> Any:
+    """A schema (not a map of schemas) made strict, all the way down."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {}
+    for key, value in schema.items():
+        if key == "properties" and isinstance(value, dict):  # a map of names to schemas
+            result[key] = {name: _nullable(_strict(item)) for name, item in value.items()}
+            result.setdefault("additionalProperties", False)
+        else:
+            result[key] = _strict(value)
+    return result
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return {"anyOf": [{"$ref": schema["$ref"]}, {"type": "null"}]}
+    result = dict(schema)
+    kind = result.get("type")
+    if isinstance(kind, str):
+        result["type"] = [kind, "null"]
+    if "enum" in result:
+        result["enum"] = [*result["enum"], None]
+    return result
+
+
+@cache
+def strict_components() -> dict[str, Any]:
+    components = copy.deepcopy(specification()["components"])
+    return {"schemas": {name: _strict(schema) for name, schema in components["schemas"].items()}}
+
+
+def response_schema(method: str, path: str) -> dict[str, Any]:
+    operation = specification()["paths"][path][method.lower()]
+    return operation["responses"]["default"]["content"]["application/json"]["schema"]
+
+
+def assert_conforms(body: Any, schema: dict[str, Any], what: str) -> None:
+    document = {**schema, "components": strict_components()}
+    validator = jsonschema.Draft4Validator(document)
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    assert not errors, f"{what}: " + "; ".join(
+        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:200]}" for e in errors[:5]
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The calls
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def tripletex(sandbox_clean: Any) -> Iterator[tuple[httpx.Client, Any]]:
+    specification()  # skip before touching the sandbox when the spec is missing
+    emulator = sandbox_clean.tripletex
+    base = sandbox_clean.tripletex_url + "/v2"
+    created = httpx.put(
+        base + "/token/session/:create",
+        params={
+            "consumerToken": emulator.consumer_token,
+            "employeeToken": emulator.employee_token,
+            "expirationDate": "2099-01-01",
+        },
+    )
+    assert_conforms(
+        created.json(), response_schema("PUT", "/token/session/:create"), "PUT /token/session/:create"
+    )
+    with httpx.Client(base_url=base, auth=("0", created.json()["value"]["token"])) as client:
+        yield client, emulator
+
+
+DAY = {"dateFrom": "2026-11-19", "dateTo": "2026-11-20"}
+
+READS = [
+    ("/token/session/>whoAmI", "/token/session/%3EwhoAmI", {}),
+    ("/token/session/>whoAmI", "/token/session/%3EwhoAmI", {"fields": "*,company(*),employee(*)"}),
+    ("/company/>withLoginAccess", "/company/%3EwithLoginAccess", {}),
+    ("/ledger/posting", "/ledger/posting", DAY),
+    (
+        "/ledger/posting",
+        "/ledger/posting",
+        {**DAY, "fields": "*,changes,account(*),voucher(*),vatType(*),currency(*)"},
+    ),
+    (
+        "/ledger/posting",
+        "/ledger/posting",
+        {"dateFrom": "2026-09-21", "dateTo": "2026-11-20", "customerId": "21000001"},
+    ),
+    ("/ledger/posting/{id}", "/ledger/posting/28004000", {}),
+    ("/ledger/voucher", "/ledger/voucher", DAY),
+    ("/ledger/voucher", "/ledger/voucher", {**DAY, "fields": "*,changes,postings(*),voucherType(*)"}),
+    ("/ledger/voucher/{id}", "/ledger/voucher/27000100", {}),
+    ("/ledger/account", "/ledger/account", {"fields": "*,changes,vatType(*)"}),
+    ("/customer", "/customer", {"fields": "*,changes,postalAddress(*),currency(*),ledgerAccount(*)"}),
+    ("/customer", "/customer", {"changedSince": "2026-11-01T00:00:00"}),
+    ("/customer/{id}", "/customer/21000002", {}),
+    ("/supplier", "/supplier", {"fields": "*,changes,postalAddress(*)"}),
+    ("/product", "/product", {"fields": "*,changes,vatType(*)"}),
+    (
+        "/order",
+        "/order",
+        {
+            "orderDateFrom": "2026-11-10",
+            "orderDateTo": "2026-11-20",
+            "fields": "*,changes,orderLines(*),customer(*)",
+        },
+    ),
+    (
+        "/invoice",
+        "/invoice",
+        {
+            "invoiceDateFrom": "2026-11-10",
+            "invoiceDateTo": "2026-11-20",
+            "fields": "*,changes,orders(*),orderLines(*)",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec_path", "url", "params"), READS, ids=[f"{r[0]} {sorted(r[2])}" for r in READS])
+def test_reads_conform(
+    tripletex: tuple[httpx.Client, Any], spec_path: str, url: str, params: dict[str, str]
+) -> None:
+    client, _emulator = tripletex
+
+    answer = client.get(url, params=params)
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body.get("values", [body.get("value")]), "nothing to validate"
+    assert_conforms(body, response_schema("GET", spec_path), f"GET {spec_path}")
+
+
+def test_the_check_catches_an_invented_field_and_a_wrong_type() -> None:
+    schema = response_schema("GET", "/customer/{id}")
+    with pytest.raises(AssertionError, match="shoeSize"):
+        assert_conforms({"value": {"id": 1, "shoeSize": 44}}, schema, "invented")
+    with pytest.raises(AssertionError, match="customerNumber"):
+        assert_conforms({"value": {"id": 1, "customerNumber": "ten"}}, schema, "wrong type")
+
+
+def test_writes_conform(tripletex: tuple[httpx.Client, Any]) -> None:
+    client, _emulator = tripletex
+
+    customer = client.post(
+        "/customer",
+        json={"name": "Samsvar AS", "customerNumber": 100777, "email": "post@samsvar.no",
+              "postalAddress": {"addressLine1": "Storgata 1", "postalCode": "0150", "city": "OSLO"}},
+    )  # fmt: skip
+    assert_conforms(customer.json(), response_schema("POST", "/customer"), "POST /customer")
+    value = customer.json()["value"]
+    updated = client.put(
+        f"/customer/{value['id']}", json={"version": value["version"], "phoneNumber": "+47 1"}
+    )
+    assert_conforms(updated.json(), response_schema("PUT", "/customer/{id}"), "PUT /customer/{id}")
+
+    order = client.post(
+        "/order",
+        json={"customer": {"id": value["id"]}, "orderDate": "2026-11-19", "deliveryDate": "2026-11-19", "reference": "WS-1",
+              "orderLines": [{"description": "Ullpledd", "count": 1, "unitPriceExcludingVatCurrency": 499, "vatType": {"id": 3}}]},
+    )  # fmt: skip
+    assert_conforms(order.json(), response_schema("POST", "/order"), "POST /order")
+    invoice = client.put(
+        f"/order/{order.json()['value']['id']}/:invoice",
+        params={"invoiceDate": "2026-11-19", "sendToCustomer": "false"},
+    )
+    assert_conforms(
+        invoice.json(), response_schema("PUT", "/order/{id}/:invoice"), "PUT /order/{id}/:invoice"
+    )
+
+    voucher = client.post(
+        "/ledger/voucher",
+        json={"date": "2026-11-19", "description": "Kasse", "externalVoucherNumber": "POS-1",
+              "postings": [{"account": {"id": 3001920}, "amountGross": 10.0}, {"account": {"id": 3003000}, "amountGross": -10.0}]},
+    )  # fmt: skip
+    assert_conforms(voucher.json(), response_schema("POST", "/ledger/voucher"), "POST /ledger/voucher")
+
+
+def test_error_bodies_conform_to_the_api_error_schema(
+    tripletex: tuple[httpx.Client, Any], sandbox_clean: Any
+) -> None:
+    client, emulator = tripletex
+    api_error = {"$ref": "#/components/schemas/ApiError"}
+    emulator.configure_rate_limit(limit=1000)
+    customer = client.get("/customer/21000003").json()["value"]
+    client.put(f"/customer/{customer['id']}", json={"version": customer["version"], "email": "x@y.no"})
+
+    answers = {
+        "401": httpx.get(sandbox_clean.tripletex_url + "/v2/customer"),
+        "404": client.get("/customer/1"),
+        "400": client.get("/customer", params={"fields": "nope"}),
+        "409": client.put(
+            f"/customer/{customer['id']}", json={"version": customer["version"], "email": "z@y.no"}
+        ),
+        "422": client.get("/ledger/posting"),
+        "422 session": httpx.put(
+            sandbox_clean.tripletex_url + "/v2/token/session/:create", params={"consumerToken": "x"}
+        ),
+    }
+    emulator.configure_rate_limit(limit=1)
+    client.get("/ledger/account")
+    answers["429"] = client.get("/ledger/account")
+
+    for name, answer in answers.items():
+        assert str(answer.status_code) == name.split()[0], (name, answer.text)
+        assert_conforms(answer.json(), api_error, f"error {name}")
