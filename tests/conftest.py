@@ -126,3 +126,61 @@ def afas_connection(sandbox_clean: object, monkeypatch: pytest.MonkeyPatch) -> s
     """Connection ``afas_default`` pointing at the sandbox with its valid token; returns the id."""
     monkeypatch.setenv("AIRFLOW_CONN_AFAS_DEFAULT", afas_connection_json(sandbox_clean.afas_url))  # type: ignore[attr-defined]
     return "afas_default"
+
+
+@pytest.fixture
+def alasco_connection(sandbox_clean: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Connection ``alasco_default`` to the Alasco emulator with its valid key and token; returns the id."""
+    from airflow_provider_ledgerlink.sandbox.alasco import alasco_connection_definition
+
+    definition = alasco_connection_definition(sandbox_clean.alasco_url, SANDBOX_SEED)  # type: ignore[attr-defined]
+    monkeypatch.setenv("AIRFLOW_CONN_ALASCO_DEFAULT", json.dumps(definition))
+    return "alasco_default"
+
+
+@pytest.fixture
+def cloudpos_connection(sandbox_clean: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Connection ``cloudpos_default`` to the CloudPOS emulator with a licence of its own, so each
+    test starts with a full daily budget and a clean login guard; returns the id."""
+    import uuid
+
+    from airflow_provider_ledgerlink.sandbox.cloudpos import cloudpos_connection_definition
+
+    licence = f"test-{uuid.uuid4().hex[:10]}"
+    token = sandbox_clean.cloudpos.add_licence(licence)  # type: ignore[attr-defined]
+    definition = cloudpos_connection_definition(sandbox_clean.cloudpos_url, licence=licence, token=token)  # type: ignore[attr-defined]
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDPOS_DEFAULT", json.dumps(definition))
+    return "cloudpos_default"
+
+
+@pytest.fixture
+def cash_connection(sandbox_clean: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Connection ``cash_default`` to the CASH emulator (administration DEMO, kept offline in CASHWin),
+    with a CASHWin that looks for work every 0.2 s instead of 30 s; returns the id."""
+    from airflow_provider_ledgerlink.core.request_window import reset_shared_request_windows
+    from airflow_provider_ledgerlink.sandbox.cash import cash_connection_definition
+
+    emulator = sandbox_clean.cash  # type: ignore[attr-defined]
+    definition = cash_connection_definition(sandbox_clean.cash_url)  # type: ignore[attr-defined]
+    monkeypatch.setenv("AIRFLOW_CONN_CASH_DEFAULT", json.dumps(definition))
+    reset_shared_request_windows()
+    emulator.cashwin.interval = 0.2
+    emulator.cashwin.running = True
+    try:
+        yield "cash_default"
+    finally:
+        emulator.cashwin.interval = 30.0
+        emulator.cashwin.running = True
+        emulator.offers_transaction_status = True
+        reset_shared_request_windows()
+
+
+@pytest.fixture
+def tripletex_connection(sandbox_clean: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Connection ``tripletex_default`` to the Tripletex emulator with its valid tokens and no
+    credential store (each test starts without a stored session); returns the id."""
+    from airflow_provider_ledgerlink.sandbox.tripletex import tripletex_connection_definition
+
+    definition = tripletex_connection_definition(sandbox_clean.tripletex_url, credential_store="none")  # type: ignore[attr-defined]
+    monkeypatch.setenv("AIRFLOW_CONN_TRIPLETEX_DEFAULT", json.dumps(definition))
+    return "tripletex_default"

@@ -1,7 +1,8 @@
 """The few Airflow names whose import path moved between Airflow 3.0 and 3.3.
 
 Everything else is imported from ``airflow.sdk`` directly. Kept tiny on purpose: each name is tried
-at its newest home first, then at the older one.
+at its newest home first, then at the older one. mypy runs against the newest and the oldest
+Airflow, so a branch whose name the installed Airflow lacks carries a ``type: ignore``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 try:  # Airflow 3.1+
-    from airflow.sdk import BaseHook
+    from airflow.sdk import BaseHook  # type: ignore[attr-defined]
 except ImportError:  # Airflow 3.0
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
@@ -19,24 +20,38 @@ except ImportError:  # Airflow 3.0
     from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
 
 try:  # Airflow 3.2+
-    from airflow.sdk import conf
+    from airflow.sdk import conf  # type: ignore[attr-defined]
 except ImportError:  # Airflow 3.0 and 3.1
     from airflow.configuration import conf  # type: ignore[no-redef,assignment]
 
 try:  # Airflow 3.1+
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowException  # type: ignore[attr-defined]
 except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowException  # type: ignore[no-redef,assignment]
+
+try:  # Airflow 3.1+
+    from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred  # type: ignore[attr-defined]
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowSensorTimeout, TaskDeferred  # type: ignore[no-redef,assignment]
+
+try:  # Airflow 3.1+
+    from airflow.sdk.exceptions import AirflowFailException  # type: ignore[attr-defined]
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,assignment]
 
 from airflow.sdk import Asset, BaseOperator, BaseSensorOperator, ObjectStoragePath
 
 __all__ = [
     "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
     "Asset",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
     "ObjectStoragePath",
+    "TaskDeferred",
+    "aget_connection",
     "conf",
     "default_deferrable",
     "mask_secret",
@@ -47,3 +62,39 @@ def default_deferrable() -> bool:
     """``[operators] default_deferrable``, read when an operator is built (never at import time)."""
     value: Any = conf.getboolean("operators", "default_deferrable", fallback=False)
     return bool(value)
+
+
+async def aget_connection(conn_id: str) -> Any:
+    """A connection, looked up without blocking the event loop (for triggers).
+
+    Uses the common-compat helpers, which pick ``BaseHook.aget_connection`` where it is safe and
+    otherwise run the synchronous lookup in a worker thread. The extras are decoded during the lookup
+    too: before Airflow 3.3.2 ``extra_dejson`` masks them with a synchronous call to the supervisor,
+    which blocks the event loop, and on Airflow 3.0 fails there. The connection returned answers
+    ``extra_dejson`` from that copy, so callers may read it on the loop.
+    """
+    try:
+        from airflow.providers.common.compat.connection import (
+            get_async_connection,
+            get_async_extra_dejson,
+        )
+    except ImportError:  # an older common-compat provider: the same, in worker threads
+        from asgiref.sync import sync_to_async
+
+        connection = await sync_to_async(BaseHook.get_connection)(conn_id)
+        extra = await sync_to_async(lambda: connection.extra_dejson)()
+    else:
+        connection = await get_async_connection(conn_id)
+        extra = await get_async_extra_dejson(connection)
+    return _ConnectionWithExtras(connection, extra)
+
+
+class _ConnectionWithExtras:
+    """A connection whose ``extra_dejson`` was decoded (and masked) off the event loop."""
+
+    def __init__(self, connection: Any, extra_dejson: dict[str, Any]) -> None:
+        self._connection = connection
+        self.extra_dejson = extra_dejson
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)

@@ -22,8 +22,12 @@ from types import TracebackType
 from typing import Any
 
 from airflow_provider_ledgerlink.sandbox.afas import AfasEmulator, afas_maintenance_fault
+from airflow_provider_ledgerlink.sandbox.alasco import AlascoEmulator
+from airflow_provider_ledgerlink.sandbox.cash import CashEmulator
+from airflow_provider_ledgerlink.sandbox.cloudpos import CloudPosEmulator
 from airflow_provider_ledgerlink.sandbox.faults import FaultPlan, FaultRule
 from airflow_provider_ledgerlink.sandbox.server import Emulator, SandboxServer
+from airflow_provider_ledgerlink.sandbox.tripletex import TripletexEmulator
 
 __all__ = ["AfasEmulator", "Emulator", "FaultPlan", "FaultRule", "Sandbox", "afas_maintenance_fault"]
 
@@ -31,6 +35,10 @@ __all__ = ["AfasEmulator", "Emulator", "FaultPlan", "FaultRule", "Sandbox", "afa
 def build_emulators(seed: int, scale: Mapping[str, int] | None = None) -> list[Emulator]:
     """One emulator per vendor, with the row counts from ``scale`` given to whichever knows them."""
     emulators: list[Emulator] = [AfasEmulator(seed=seed)]
+    emulators.append(CashEmulator(seed=seed))
+    emulators.append(CloudPosEmulator(seed=seed))
+    emulators.append(TripletexEmulator(seed=seed))
+    emulators.append(AlascoEmulator(seed=seed))
     remaining = dict(scale or {})
     for emulator in emulators:
         for key in emulator.apply_scale(dict(remaining)):
@@ -120,6 +128,43 @@ class Sandbox:
     @property
     def afas(self) -> AfasEmulator:
         return self.emulator(AfasEmulator)
+
+    @property
+    def cash_url(self) -> str:
+        """Where CASH is mounted; the WSDL is ``cash_url + "/?api/3.0/wsdl"``."""
+        return self.url + CashEmulator.prefix
+
+    @property
+    def cloudpos_url(self) -> str:
+        """Where CloudPOS is mounted; the API base URL is ``cloudpos_url + "/api/"``."""
+        return self.url + CloudPosEmulator.prefix
+
+    @property
+    def cloudpos(self) -> CloudPosEmulator:
+        return self.emulator(CloudPosEmulator)
+
+    @property
+    def cash(self) -> CashEmulator:
+        """The CASH emulator; ``sandbox.cash.cashwin`` is its simulated CASHWin process."""
+        return self.emulator(CashEmulator)
+
+    @property
+    def tripletex_url(self) -> str:
+        """Where Tripletex is mounted; the API base URL is ``tripletex_url + "/v2"``."""
+        return self.url + TripletexEmulator.prefix
+
+    @property
+    def tripletex(self) -> TripletexEmulator:
+        return self.emulator(TripletexEmulator)
+
+    @property
+    def alasco_url(self) -> str:
+        """Where Alasco is mounted; the FinCon base URL is ``alasco_url + "/fincon/v1"``."""
+        return self.url + AlascoEmulator.prefix
+
+    @property
+    def alasco(self) -> AlascoEmulator:
+        return self.emulator(AlascoEmulator)
 
     def emulator(self, kind: type[Any]) -> Any:
         for emulator in self.emulators:

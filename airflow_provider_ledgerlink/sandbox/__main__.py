@@ -72,6 +72,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="CONNECTOR=N",
         help="number of generated rows of an AFAS GetConnector; repeatable",
     )
+    parser.add_argument(
+        "--alasco-rows",
+        type=_row_count,
+        action="append",
+        default=[],
+        metavar="DATASET=N",
+        help="number of generated objects of an Alasco dataset (invoices, contracts …); repeatable",
+    )
     parser.add_argument("--ready-file", help="write the URL to this file once the server listens")
     return parser.parse_args(argv)
 
@@ -84,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             port=args.port,
             host=args.host,
-            scale=dict(args.afas_rows),
+            scale={**dict(args.afas_rows), **{f"alasco:{name}": rows for name, rows in args.alasco_rows}},
             latency_ms=args.latency_ms,
             faults=rules,
         )

@@ -12,6 +12,10 @@ import json
 from typing import Any
 
 from airflow_provider_ledgerlink.sandbox.afas import ENVIRONMENT_ID, sandbox_afas_token
+from airflow_provider_ledgerlink.sandbox.alasco import alasco_connection_definition
+from airflow_provider_ledgerlink.sandbox.cash import cash_connection_definition
+from airflow_provider_ledgerlink.sandbox.cloudpos import cloudpos_connection_definition
+from airflow_provider_ledgerlink.sandbox.tripletex import tripletex_connection_definition
 
 
 def sandbox_connections(url: str, seed: int = 42) -> dict[str, dict[str, Any]]:
@@ -24,6 +28,10 @@ def sandbox_connections(url: str, seed: int = 42) -> dict[str, dict[str, Any]]:
             "password": sandbox_afas_token(seed),
             "extra": {"environment_id": ENVIRONMENT_ID, "environment_type": "production"},
         },
+        "cash_default": cash_connection_definition(f"{url}/cash", seed),
+        "alasco_default": alasco_connection_definition(f"{url}/alasco", seed),
+        "cloudpos_default": cloudpos_connection_definition(f"{url}/cloudpos", seed),
+        "tripletex_default": tripletex_connection_definition(f"{url}/tripletex", seed),
     }
 
 
