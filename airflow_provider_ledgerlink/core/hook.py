@@ -14,6 +14,48 @@ from airflow_provider_ledgerlink.core.redaction import scrub
 _MISSING = object()
 
 
+def _connection_type(conn_type: str) -> dict[str, Any]:
+    from airflow_provider_ledgerlink.get_provider_info import get_provider_info
+
+    for entry in get_provider_info()["connection-types"]:
+        if entry["connection-type"] == conn_type:
+            return entry
+    raise KeyError(f"no connection type {conn_type!r} in the provider info")
+
+
+def connection_form_widgets(conn_type: str) -> dict[str, Any]:
+    """The connection form's extra fields for Airflow 3.0 and 3.1, built from the provider info's
+    ``conn-fields`` (what Airflow 3.2+ reads), so the two declarations can never drift apart."""
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, PasswordField, StringField
+
+    widgets: dict[str, Any] = {}
+    for key, field in _connection_type(conn_type).get("conn-fields", {}).items():
+        schema = field["schema"]
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        label = lazy_gettext(field["label"])
+        if schema.get("format") == "password":
+            widgets[key] = PasswordField(label, widget=BS3PasswordFieldWidget())
+        elif "boolean" in kinds:
+            widgets[key] = BooleanField(label)
+        elif "integer" in kinds:
+            widgets[key] = IntegerField(label, widget=BS3TextFieldWidget())
+        else:
+            widgets[key] = StringField(label, widget=BS3TextFieldWidget())
+    return widgets
+
+
+def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
+    """The provider info's ``ui-field-behaviour`` in the form Airflow 3.0 and 3.1 read."""
+    behaviour = _connection_type(conn_type).get("ui-field-behaviour", {})
+    return {
+        "hidden_fields": list(behaviour.get("hidden-fields", [])),
+        "relabeling": dict(behaviour.get("relabeling", {})),
+        "placeholders": dict(behaviour.get("placeholders", {})),
+    }
+
+
 class LedgerLinkHook(BaseHook):
     """Base of the vendor hooks. Subclasses set the Airflow hook attributes and ``vendor``."""
 

@@ -36,7 +36,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_form_widgets, ui_field_behaviour
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error, parse_retry_after
 from airflow_provider_ledgerlink.core.paging import fetch_pages
 from airflow_provider_ledgerlink.core.redaction import register_secret
@@ -447,32 +447,11 @@ class AfasHook(LedgerLinkHook):
     # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
-
-        return {
-            "environment_id": StringField(lazy_gettext("Environment number"), widget=BS3TextFieldWidget()),
-            "environment_type": StringField(lazy_gettext("Environment type"), widget=BS3TextFieldWidget()),
-            "otp_user_id": StringField(lazy_gettext("OTP user id"), widget=BS3TextFieldWidget()),
-            "otp_api_key": PasswordField(lazy_gettext("OTP API key"), widget=BS3PasswordFieldWidget()),
-            "otp_environment_token": PasswordField(
-                lazy_gettext("OTP environment key"), widget=BS3PasswordFieldWidget()
-            ),
-        }
+        return connection_form_widgets(cls.conn_type)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "schema", "port"],
-            "relabeling": {"password": "User token", "host": "Base URL override (optional)"},
-            "placeholders": {
-                "password": "<token><version>1</version><data>…</data></token>",
-                "host": "leave empty for https://<environment>.rest.afas.online",
-                "environment_id": "12345 or O12345",
-                "environment_type": "production, test or accept",
-            },
-        }
+        return ui_field_behaviour(cls.conn_type)
 
     # -- settings ---------------------------------------------------------------------------------
     @cached_property

@@ -47,7 +47,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_form_widgets, ui_field_behaviour
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error, parse_retry_after
 from airflow_provider_ledgerlink.core.parallel import chain_in_order
 from airflow_provider_ledgerlink.core.redaction import redact_url, register_secret
@@ -654,24 +654,11 @@ class AlascoHook(LedgerLinkHook):
     # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-
-        return {"api": StringField(lazy_gettext("API"), widget=BS3TextFieldWidget())}
+        return connection_form_widgets(cls.conn_type)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"login": "API key", "password": "API token", "host": "Host override (optional)"},
-            "placeholders": {
-                "login": "the 40-character API key",
-                "password": "the 64-character API token (shown once when created)",
-                "host": "leave empty for https://api.alasco.de",
-                "api": "fincon, capex or esg",
-            },
-        }
+        return ui_field_behaviour(cls.conn_type)
 
     # -- settings ---------------------------------------------------------------------------------
     @cached_property

@@ -45,7 +45,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_form_widgets, ui_field_behaviour
 from airflow_provider_ledgerlink.core.http import (
     AsyncHttpClient,
     HttpClient,
@@ -1107,40 +1107,11 @@ class CashHook(LedgerLinkHook):
     # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-
-        return {
-            "relation_number": StringField(lazy_gettext("Relation number"), widget=BS3TextFieldWidget()),
-            "administration_code": StringField(
-                lazy_gettext("Administration code"), widget=BS3TextFieldWidget()
-            ),
-            "administration_map": StringField(
-                lazy_gettext("Administration map"), widget=BS3TextFieldWidget()
-            ),
-            "requests_per_minute": StringField(
-                lazy_gettext("Requests per minute"), widget=BS3TextFieldWidget()
-            ),
-        }
+        return connection_form_widgets(cls.conn_type)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "login": "API user e-mail",
-                "password": "API user password",
-                "host": "Service description (WSDL)",
-            },
-            "placeholders": {
-                "login": "api-user@example.nl",
-                "host": DEFAULT_WSDL,
-                "relation_number": "your CASH relation number, e.g. 25583",
-                "administration_code": "e.g. x001",
-                "administration_map": "e.g. 1571",
-            },
-        }
+        return ui_field_behaviour(cls.conn_type)
 
     # -- settings ---------------------------------------------------------------------------------
     @cached_property

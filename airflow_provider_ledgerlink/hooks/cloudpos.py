@@ -46,7 +46,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_form_widgets, ui_field_behaviour
 from airflow_provider_ledgerlink.core.http import AsyncHttpClient, HttpClient, RetryPolicy, default_error
 from airflow_provider_ledgerlink.core.login_guard import (
     LoginGuard,
@@ -663,38 +663,11 @@ class CloudPosHook(LedgerLinkHook):
     # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-
-        def text(label: str) -> Any:
-            return StringField(lazy_gettext(label), widget=BS3TextFieldWidget())
-
-        return {
-            "daily_request_limit": text("Daily request limit"),
-            "on_budget_exhausted": text("When the budget is spent"),
-            "bad_login_cooldown_minutes": text("Retry after a failed login (minutes)"),
-            "budget_block_size": text("Requests reserved at a time"),
-            "sensor_reserve_percent": text("Budget kept from sensors (%)"),
-        }
+        return connection_form_widgets(cls.conn_type)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "login": "Licence name",
-                "password": "Token",
-                "host": "API URL override (optional)",
-            },
-            "placeholders": {
-                "login": "the licence name CloudPOS gave you",
-                "host": "leave empty for https://cloudpos.be/api/",
-                "daily_request_limit": "500",
-                "on_budget_exhausted": "fail or wait",
-                "bad_login_cooldown_minutes": "0 (only after the token is changed)",
-            },
-        }
+        return ui_field_behaviour(cls.conn_type)
 
     # -- settings and shared state ----------------------------------------------------------------
     @cached_property

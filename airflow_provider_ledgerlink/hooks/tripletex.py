@@ -53,7 +53,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_form_widgets, ui_field_behaviour
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error
 from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
 from airflow_provider_ledgerlink.core.jsonparse import loads
@@ -443,33 +443,11 @@ class TripletexHook(LedgerLinkHook):
     # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
-
-        return {
-            "consumer_token": PasswordField(lazy_gettext("Consumer token"), widget=BS3PasswordFieldWidget()),
-            "environment": StringField(lazy_gettext("Environment"), widget=BS3TextFieldWidget()),
-            "company_id": StringField(lazy_gettext("Client company id"), widget=BS3TextFieldWidget()),
-            "rate_limit_reserve": StringField(
-                lazy_gettext("Rate-limit reserve"), widget=BS3TextFieldWidget()
-            ),
-            "credential_store": StringField(lazy_gettext("Credential store"), widget=BS3TextFieldWidget()),
-        }
+        return connection_form_widgets(cls.conn_type)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "schema", "port"],
-            "relabeling": {"password": "Employee token", "host": "Base URL override (optional)"},
-            "placeholders": {
-                "host": "leave empty for https://tripletex.no/v2 (or the test environment)",
-                "environment": "production or test",
-                "company_id": "0 = the employee's own company",
-                "rate_limit_reserve": "20",
-                "credential_store": "variable (default), none, or a class path",
-            },
-        }
+        return ui_field_behaviour(cls.conn_type)
 
     # -- settings ---------------------------------------------------------------------------------
     @cached_property
