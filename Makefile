@@ -6,13 +6,15 @@ AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
+# Airflow 3.0.x needs a few libraries held back (see the file); newer lines install as they are.
+CONSTRAINTS ?= $(if $(filter 3.0.%,$(AIRFLOW_VERSION)),ci/constraints-airflow-3.0.txt)
 
 .PHONY: venv demo test lint unit integration system benchmark clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
 	@touch $@
 
 venv: $(STAMP)

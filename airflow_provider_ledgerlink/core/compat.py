@@ -7,6 +7,8 @@ Airflow, so a branch whose name the installed Airflow lacks carries a ``type: ig
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 try:  # Airflow 3.1+
@@ -55,6 +57,7 @@ __all__ = [
     "conf",
     "default_deferrable",
     "mask_secret",
+    "to_thread",
 ]
 
 
@@ -62,6 +65,19 @@ def default_deferrable() -> bool:
     """``[operators] default_deferrable``, read when an operator is built (never at import time)."""
     value: Any = conf.getboolean("operators", "default_deferrable", fallback=False)
     return bool(value)
+
+
+async def to_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``asyncio.to_thread`` for blocking code that may call the Task SDK (Variables, connections).
+
+    The thread's SDK calls are sent through the event loop that awaits here, as on Airflow 3.3. With
+    ``asyncio.to_thread`` Airflow 3.0's triggerer runs them on a second event loop, its requests to
+    the supervisor interleave with the triggerer's own and the trigger runner dies ("Response read
+    out of order").
+    """
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(functools.partial(func, *args, **kwargs), thread_sensitive=False)()
 
 
 async def aget_connection(conn_id: str) -> Any:
