@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import time
@@ -11,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ledgerlink.core.compat import BaseOperator, ObjectStoragePath, default_deferrable
+from airflow_provider_ledgerlink.core.compat import BaseOperator, default_deferrable
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     ConfigurationError,
@@ -19,7 +18,6 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
 )
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
-from airflow_provider_ledgerlink.core.sinks import MANIFEST_NAME, read_rows
 from airflow_provider_ledgerlink.hooks.cash import (
     EXPORT_PAGE_SIZE,
     PENDING,
@@ -243,19 +241,10 @@ def _never_expire() -> Any:
 # The import
 # --------------------------------------------------------------------------------------------------
 def load_rows(source: str) -> list[dict[str, Any]]:
-    """Rows from a landed file: a LedgerLink extract folder (its manifest), JSON Lines (``.jsonl``,
-    ``.jsonl.gz``, ``.ndjson``) or a JSON list (``.json``), at any ``ObjectStoragePath`` URI."""
-    path = ObjectStoragePath(str(source))
-    if path.is_dir() or (path / MANIFEST_NAME).exists():
-        return list(read_rows(path))
-    name = path.name.lower()
-    with path.open("rb") as raw:
-        data = gzip.decompress(raw.read()) if name.endswith(".gz") else raw.read()
-    text = data.decode("utf-8-sig")
-    if name.endswith((".json", ".json.gz")):
-        rows = json.loads(text)
-        return rows if isinstance(rows, list) else [rows]
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """All rows of a landed file or extract folder (one CASH import carries them all at once)."""
+    from airflow_provider_ledgerlink.core.landed import iter_landed_records
+
+    return list(iter_landed_records(source))
 
 
 class CashImportOperator(BaseOperator):
