@@ -39,6 +39,15 @@ from airflow_provider_ledgerlink.hooks.cash import (
 
 RECORDED = Path(__file__).resolve().parents[3].parent / "shared" / "vendor-specs" / "cash"
 
+
+def recorded_file(*parts: str) -> Path:
+    """A recorded CASH response; the test is skipped, saying so, when the recordings are absent."""
+    path = RECORDED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"recorded CASH responses not found at {RECORDED}: this comparison was NOT checked")
+    return path
+
+
 BILLION_LAUGHS = (
     'Content-type: text/xml <?xml version="1.0"?>'
     '<!DOCTYPE cash [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
@@ -134,8 +143,8 @@ def test_the_content_type_prefix_is_stripped_and_its_absence_tolerated() -> None
 def test_the_recorded_export_parses_into_rows_and_the_empty_one_into_none() -> None:
     import json
 
-    recorded = json.loads((RECORDED / "delivery-address" / "get.json").read_text())
-    empty = json.loads((RECORDED / "delivery-address" / "empty.json").read_text())
+    recorded = json.loads(recorded_file("delivery-address", "get.json").read_text())
+    empty = json.loads(recorded_file("delivery-address", "empty.json").read_text())
 
     rows = list(iter_export_rows(recorded["exportResult"]))
 
@@ -190,7 +199,7 @@ def test_an_error_document_inside_an_export_raises_with_its_messages() -> None:
 # The per-line error document
 # ------------------------------------------------------------------------------------------------
 def test_the_recorded_error_document_gives_line_message_and_source() -> None:
-    errors = parse_error_document((RECORDED / "errors" / "cash-errors.xml").read_text())
+    errors = parse_error_document(recorded_file("errors", "cash-errors.xml").read_text())
 
     assert len(errors) == 1
     assert errors[0]["line"] == 1
