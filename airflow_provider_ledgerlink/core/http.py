@@ -279,6 +279,12 @@ class _BaseClient:
             idempotent = method.upper() in IDEMPOTENT_METHODS
         return _Attempt(self, retry or self.retry, method.upper(), url, operation, idempotent)
 
+    _http: Any  # httpx.Client or httpx.AsyncClient, set by the subclass
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._http.headers
+
     def _check(self, attempt: _Attempt, response: httpx.Response) -> httpx.Response:
         self.requests += 1
         for hook in self.response_hooks:
@@ -295,10 +301,6 @@ class HttpClient(_BaseClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._http = httpx.Client(**self._client_kwargs)
-
-    @property
-    def headers(self) -> httpx.Headers:
-        return self._http.headers
 
     def request(
         self,
@@ -342,10 +344,6 @@ class AsyncHttpClient(_BaseClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._http = httpx.AsyncClient(**self._client_kwargs)
-
-    @property
-    def headers(self) -> httpx.Headers:
-        return self._http.headers
 
     async def request(
         self,
