@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ledgerlink.core.compat import BaseOperator, default_deferrable
+from airflow_provider_ledgerlink.core.compat import NEVER_EXPIRE, BaseOperator, default_deferrable
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     ConfigurationError,
@@ -175,7 +175,8 @@ class SubmittedImports:
     """
 
     def __init__(self, context: Context) -> None:
-        self.store = context.get("task_state_store")
+        # Typed loosely: Airflow 3.0-3.2's Context has no such key (and never carries one).
+        self.store: Any = context.get("task_state_store")
         ti = context.get("ti") or context.get("task_instance")
         self._scope = "|".join(
             str(getattr(ti, name, "")) for name in ("dag_id", "run_id", "task_id", "map_index")
@@ -205,11 +206,10 @@ class SubmittedImports:
         value = {**value, "updated_at": datetime.now(timezone.utc).isoformat()}
         if self.store is not None:
             # Kept without expiry: a rerun of this task instance months later must still find it.
-            retention = _never_expire()
-            if retention is None:
+            if NEVER_EXPIRE is None:
                 self.store.set(self._key(sha256), value)
             else:
-                self.store.set(self._key(sha256), value, retention=retention)
+                self.store.set(self._key(sha256), value, retention=NEVER_EXPIRE)
             return
         from airflow.sdk import Variable
 
@@ -226,15 +226,6 @@ class SubmittedImports:
             remove(self._key(sha256))
         else:
             Variable.set(self._key(sha256), "")
-
-
-def _never_expire() -> Any:
-    """The task state store's "keep forever" retention (Airflow 3.3+), or ``None``."""
-    try:
-        from airflow.sdk.execution_time.context import NEVER_EXPIRE
-    except ImportError:
-        return None
-    return NEVER_EXPIRE
 
 
 # --------------------------------------------------------------------------------------------------
