@@ -11,6 +11,9 @@ with asynchronous I/O only (the WSDL too is fetched without blocking) and fires 
 ``timeout``     still pending at ``end_time``; ``message`` says what is most likely wrong
 ``error``       the status could not be read (``message`` says why; no secret is ever in it)
 ==============  =====================================================================================
+
+Given ``try_number`` (the try of the task that deferred), every event carries it back: Airflow 3.0
+can resume a retry with an earlier try's event, and the task must be able to tell.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class CashTransactionTrigger(BaseTrigger):
     :param poll_interval: seconds between status reads (CASHWin looks about every 30 s).
     :param end_time: epoch seconds after which the trigger gives up with ``timeout``; ``None``: never.
     :param started_at: epoch seconds the wait began (for the timeout message).
+    :param try_number: the try of the task that deferred; echoed in every event.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class CashTransactionTrigger(BaseTrigger):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         end_time: float | None = None,
         started_at: float | None = None,
+        try_number: int | None = None,
     ) -> None:
         super().__init__()
         self.transaction_id = str(transaction_id)
@@ -62,20 +67,23 @@ class CashTransactionTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.end_time = float(end_time) if end_time is not None else None
         self.started_at = float(started_at) if started_at is not None else time.time()
+        self.try_number = int(try_number) if try_number is not None else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "transaction_id": self.transaction_id,
-                "cash_conn_id": self.cash_conn_id,
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
-                "started_at": self.started_at,
-            },
-        )
+        kwargs: dict[str, Any] = {
+            "transaction_id": self.transaction_id,
+            "cash_conn_id": self.cash_conn_id,
+            "poll_interval": self.poll_interval,
+            "end_time": self.end_time,
+            "started_at": self.started_at,
+        }
+        if self.try_number is not None:
+            kwargs["try_number"] = self.try_number
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def _event(self, status: str, **payload: Any) -> TriggerEvent:
+        if self.try_number is not None:
+            payload["try_number"] = self.try_number
         return TriggerEvent({"status": status, "transaction_id": self.transaction_id, **payload})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

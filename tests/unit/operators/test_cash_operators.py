@@ -149,6 +149,38 @@ def test_a_retried_import_task_resumes_waiting_and_never_imports_twice(
     assert sandbox_clean.cash.import_calls == 1
 
 
+def test_a_retry_resumed_with_an_earlier_tries_event_starts_over_and_never_imports_twice(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    """Airflow 3.0 resumes a retry in ``execute_complete`` with the failed try's event (#56704)."""
+    store = StateStore()
+    first = context(store)
+    first["ti"].try_number = 1
+    with pytest.raises(TaskDeferred) as deferred:
+        import_operator(deferrable=True).execute(first)
+    assert deferred.value.trigger.try_number == 1
+    stale = {
+        "status": "error",
+        "transaction_id": deferred.value.trigger.transaction_id,
+        "message": "CASH Cash.getTransaction failed: SOAP fault: Internal error (HTTP 500)",
+        "error_type": "VendorError",
+        "try_number": 1,
+    }
+    retry = context(store)
+    retry["ti"].try_number = 2
+    operator = import_operator(deferrable=True)
+
+    with pytest.raises(TaskDeferred) as again:
+        operator.execute_complete(retry, event=stale, **deferred.value.kwargs)
+    event = run_trigger(again.value.trigger)
+    summary = operator.execute_complete(retry, event=event, **again.value.kwargs)
+
+    assert event["try_number"] == 2
+    assert summary["resumed"] is True and summary["status_name"] == "success"
+    assert summary["transaction_id"] == stale["transaction_id"]
+    assert sandbox_clean.cash.import_calls == 1
+
+
 def test_changed_rows_are_a_new_import(cash_connection: str, sandbox_clean: Any) -> None:
     store = StateStore()
     run_to_the_end(import_operator(deferrable=False), context(store))
