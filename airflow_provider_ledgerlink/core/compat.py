@@ -120,3 +120,65 @@ class _ConnectionWithExtras:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
+
+
+def human_input_available() -> bool:
+    """Whether Airflow's human-in-the-loop entry exists here (Airflow 3.1+)."""
+    try:
+        from airflow.sdk.execution_time.hitl import upsert_hitl_detail  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def await_human_input(
+    operator: Any,
+    context: Any,
+    *,
+    subject: str,
+    body: str,
+    params: dict[str, Any],
+    timeout: Any,
+    method_name: str,
+) -> None:
+    """Ask a person for input in Airflow's human-in-the-loop UI, then park the task until they answer.
+
+    Airflow 3.3+ parks the task in ``awaiting_input``; 3.1 and 3.2 defer it to ``HITLTrigger``. Either
+    way Airflow resumes ``method_name(context, event)`` with the answer in ``event["params_input"]``.
+    """
+    from airflow.providers.standard.triggers.hitl import HITLTrigger
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+    from airflow.sdk.timezone import utcnow
+
+    declared = ParamsDict(params)
+    try:  # Airflow 3.1.3+ stores each param's full serialized form
+        serialized = {key: declared.get_param(key).serialize() for key in declared}
+    except AttributeError:
+        serialized = declared.dump()
+    ti_id = context["task_instance"].id
+    options = ["OK"]
+    upsert_hitl_detail(
+        ti_id=ti_id,
+        options=options,
+        subject=subject,
+        body=body,
+        defaults=None,
+        multiple=False,
+        params=serialized,
+    )
+    try:
+        from airflow.sdk.exceptions import TaskAwaitingInput  # type: ignore[attr-defined]
+    except ImportError:  # Airflow 3.1 and 3.2
+        operator.defer(
+            trigger=HITLTrigger(
+                ti_id=ti_id,
+                options=options,
+                defaults=None,
+                params=serialized,
+                multiple=False,
+                timeout_datetime=utcnow() + timeout if timeout else None,
+            ),
+            method_name=method_name,
+        )
+    raise TaskAwaitingInput(method_name=method_name, timeout=timeout)

@@ -40,10 +40,9 @@ def _apply(request: httpx.Request, headers: Mapping[str, str], scope: httpx.URL)
 def credential_hook(headers: Mapping[str, str], scope: str) -> Callable[[httpx.Request], None]:
     """A synchronous httpx request hook adding ``headers`` inside ``scope`` only."""
     scope_url = httpx.URL(scope)
-    fixed = dict(headers)
 
     def hook(request: httpx.Request) -> None:
-        _apply(request, fixed, scope_url)
+        _apply(request, headers, scope_url)
 
     return hook
 
@@ -53,10 +52,9 @@ def async_credential_hook(
 ) -> Callable[[httpx.Request], Awaitable[None]]:
     """The asyncio twin of :func:`credential_hook` (httpx awaits the hooks of an async client)."""
     scope_url = httpx.URL(scope)
-    fixed = dict(headers)
 
     async def hook(request: httpx.Request) -> None:
-        _apply(request, fixed, scope_url)
+        _apply(request, headers, scope_url)
 
     return hook
 
@@ -67,6 +65,8 @@ def scope_credentials(
     """Send ``headers`` on ``client``'s requests under ``scope`` (default: its base URL) only.
 
     Call it once, right after creating the client; the headers never become default headers.
+    ``headers`` is read at every request, so a hook that swaps a rotated credential into the same
+    mapping changes what the next request sends, in every thread using the client.
     """
     target = scope or client.base_url
     http = client._http

@@ -4,14 +4,20 @@ one HTTP client per hook, and a ``test_connection`` that never raises and never 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from airflow_provider_ledgerlink.core.compat import BaseHook
+from airflow_provider_ledgerlink.core.credentials import (
+    CredentialStore,
+    OverlaidConnection,
+    credential_store_for,
+)
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
 from airflow_provider_ledgerlink.core.http import HttpClient, RetryPolicy, Timeouts
 from airflow_provider_ledgerlink.core.redaction import scrub
 
 _MISSING = object()
+_Hook = TypeVar("_Hook", bound="LedgerLinkHook")
 
 
 def _connection_type(conn_type: str) -> dict[str, Any]:
@@ -21,6 +27,25 @@ def _connection_type(conn_type: str) -> dict[str, Any]:
         if entry["connection-type"] == conn_type:
             return entry
     raise KeyError(f"no connection type {conn_type!r} in the provider info")
+
+
+def hook_class_for(conn_type: str) -> type[LedgerLinkHook]:
+    """The LedgerLink hook class of a connection type (``ledgerlink_tripletex`` → ``TripletexHook``)."""
+    import importlib
+
+    try:
+        path = _connection_type(conn_type)["hook-class-name"]
+    except KeyError:
+        raise ConfigurationError(
+            "LedgerLink",
+            "choosing the hook",
+            f"connection type {conn_type!r} is not a LedgerLink connection type",
+            hint="Use a connection of type ledgerlink_afas, ledgerlink_tripletex, ledgerlink_alasco, "
+            "ledgerlink_cash or ledgerlink_cloudpos",
+        ) from None
+    module, _, name = path.rpartition(".")
+    hook_class: type[LedgerLinkHook] = getattr(importlib.import_module(module), name)
+    return hook_class
 
 
 def connection_form_widgets(conn_type: str) -> dict[str, Any]:
@@ -69,22 +94,88 @@ class LedgerLinkHook(BaseHook):
         *,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        credential_store: CredentialStore | str | None = None,
+        credential_overrides: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
+        self._store_argument = credential_store
+        #: Login/password to use instead of the connection's and the store's (a credential on trial).
+        self.credential_overrides = dict(credential_overrides) if credential_overrides else None
 
     # -- the connection ---------------------------------------------------------------------------
     @cached_property
-    def connection(self) -> Any:
+    def raw_connection(self) -> Any:
+        """The connection as Airflow returns it."""
         return self.get_connection(self.conn_id)
 
     @cached_property
+    def connection(self) -> Any:
+        """The connection with the credential store's replacements (or the overrides) applied."""
+        return self.overlay(self.raw_connection)
+
+    def overlay(self, connection: Any) -> Any:
+        """``connection`` with its login/password replaced by the overrides or by the store's
+        rotated values. A store that cannot be read leaves the connection as it is (logged)."""
+        if self.credential_overrides is not None:
+            return OverlaidConnection(connection, self.credential_overrides)
+        try:
+            replacements = self.credential_store.replacements(self.conn_id, connection)
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # outside Airflow, or the store is down: the connection still works
+            self.log.debug("No rotated credential read for '%s': %s", self.conn_id, type(exc).__name__)
+            return connection
+        return OverlaidConnection(connection, replacements) if replacements else connection
+
+    async def aoverlay(self, connection: Any) -> Any:
+        """:meth:`overlay` for triggers: the store is read in a worker thread, off the event loop."""
+        from airflow_provider_ledgerlink.core.compat import to_thread
+
+        return await to_thread(self.overlay, connection)
+
+    #: Cached properties built from the credential, dropped by :meth:`forget_connection`.
+    credential_dependents: ClassVar[tuple[str, ...]] = ()
+
+    def forget_connection(self) -> None:
+        """Read the connection and the store again on next use (after a rotation)."""
+        self.close()
+        for name in ("raw_connection", "connection", "_extras", *self.credential_dependents):
+            self.__dict__.pop(name, None)
+
+    def close(self) -> None:
+        """Release the HTTP connections (subclasses with clients override this)."""
+
+    # -- a credential on trial (rotation) ---------------------------------------------------------
+    def trial_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments a hook on trial shares with this one (shared budgets, guards …)."""
+        return {"retry": self.retry, "timeouts": self.timeouts, "credential_store": self.credential_store}
+
+    def trial(self: _Hook, credential: dict[str, str]) -> _Hook:
+        """A hook of the same connection that uses ``credential`` (``password``, optionally ``login``)
+        instead of the current one: for verifying a new credential before it replaces the old."""
+        return type(self)(self.conn_id, credential_overrides=credential, **self.trial_kwargs())
+
+    @cached_property
     def _extras(self) -> dict[str, Any]:
-        extras = self.connection.extra_dejson
+        extras = self.raw_connection.extra_dejson
         return extras if isinstance(extras, dict) else {}
+
+    @cached_property
+    def credential_store(self) -> CredentialStore:
+        """Where rotated credentials of this connection live (argument, else extra ``credential_store``)."""
+        if isinstance(self._store_argument, CredentialStore):
+            return self._store_argument
+        try:
+            return credential_store_for(
+                self._store_argument or self.extra("credential_store"),
+                api_conn_id=self.extra("credential_store_conn_id"),
+            )
+        except (ImportError, TypeError) as exc:
+            raise self.config_error(str(exc), field="Extra credential_store") from None
 
     def extra(self, key: str, default: Any = None) -> Any:
         """An extra field, read under its bare name or the old ``extra__<type>__<key>`` form."""

@@ -41,6 +41,7 @@ from airflow_provider_ledgerlink.core.http import HttpClient, default_error, par
 from airflow_provider_ledgerlink.core.jsonparse import loads
 from airflow_provider_ledgerlink.core.paging import fetch_pages
 from airflow_provider_ledgerlink.core.redaction import register_secret
+from airflow_provider_ledgerlink.core.rotation import RotationResult, verification_failed
 
 VENDOR = "AFAS Profit"
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -427,6 +428,7 @@ class AfasHook(LedgerLinkHook):
     conn_type = "ledgerlink_afas"
     hook_name = "AFAS Profit (LedgerLink)"
     vendor = VENDOR
+    credential_dependents = ("token_xml", "client", "anonymous_client")
 
     def __init__(
         self,
@@ -733,6 +735,65 @@ class AfasHook(LedgerLinkHook):
             raise VendorError(VENDOR, "OTP validation", f"AFAS returned no usable token: {exc}") from None
         register_secret(xml)
         return xml
+
+    # -- token renewal by one-time password (TokenRotationOperator) -------------------------------
+    @cached_property
+    def otp_settings(self) -> dict[str, str]:
+        """The App connector's API key and environment key and the user id, from the extras."""
+        fields = {
+            "api_key": "otp_api_key",
+            "environment_key": "otp_environment_token",
+            "user_id": "otp_user_id",
+        }
+        values = {name: str(self.extra(extra, "") or "").strip() for name, extra in fields.items()}
+        missing = [fields[name] for name, value in values.items() if not value]
+        if missing:
+            raise self.config_error(
+                f"renewing the token by one-time password needs {', '.join(missing)}",
+                field="Extras otp_user_id, otp_api_key and otp_environment_token (from the App connector)",
+            )
+        return values
+
+    def token_expiry(self) -> str:
+        """``info.tokenExpiry`` from the metainfo (AFAS documents no meaning; ``0`` appears to be none)."""
+        return str((self.get_metainfo().get("info") or {}).get("tokenExpiry", "") or "")
+
+    def start_token_renewal(self) -> str:
+        """Ask AFAS to e-mail a one-time password to the connection's ``otp_user_id``; returns the
+        user id (not secret) for the message asking for the code."""
+        self.request_otp(**self.otp_settings)
+        return self.otp_settings["user_id"]
+
+    def finish_token_renewal(self, code: str) -> RotationResult:
+        """Exchange the code for a new user token, verify the token with a metainfo call, store it.
+
+        The previous token keeps working until it is deleted in AFAS (Profit has no API for that).
+        """
+        store = self.credential_store
+        result = RotationResult(self.conn_id, VENDOR, "one-time password", "", store.label)
+        code = str(code or "").strip()
+        if not code:
+            raise ValidationError(
+                VENDOR,
+                "OTP validation",
+                "no one-time password was given",
+                hint=f"Enter the code AFAS e-mailed to {self.otp_settings['user_id']}",
+            )
+        xml = self.validate_otp(**self.otp_settings, otp=code)
+        probe = self.trial({"password": xml})
+        try:
+            result.detail = probe.check_connection()
+            result.expires_at = probe.token_expiry() or None
+        except LedgerLinkError as error:
+            raise verification_failed(
+                self, "new user token", error, "Check that the App connector still exists, then renew again"
+            ) from None
+        finally:
+            probe.close()
+        store.replace(self.conn_id, self.raw_connection, {"password": xml}, expires_at=result.expires_at)
+        self.forget_connection()
+        result.status = "renewed"
+        return result
 
 
 def _json_of(response: httpx.Response, operation: str) -> Any:

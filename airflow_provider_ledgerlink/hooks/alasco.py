@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -51,6 +52,7 @@ from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_for
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error, parse_retry_after
 from airflow_provider_ledgerlink.core.parallel import chain_in_order
 from airflow_provider_ledgerlink.core.redaction import redact_url, register_secret
+from airflow_provider_ledgerlink.core.rotation import NothingStagedError, promote_staged
 
 VENDOR = "Alasco"
 DEFAULT_HOST = "https://api.alasco.de"
@@ -637,6 +639,7 @@ class AlascoHook(LedgerLinkHook):
     conn_type = "ledgerlink_alasco"
     hook_name = "Alasco (LedgerLink)"
     vendor = VENDOR
+    credential_dependents = ("credentials", "client")
 
     def __init__(
         self,
@@ -644,10 +647,13 @@ class AlascoHook(LedgerLinkHook):
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         in_chunk_size: int = IN_CHUNK_SIZE,
+        adopt_staged: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(alasco_conn_id, **kwargs)
         self.alasco_conn_id = alasco_conn_id
+        self.adopt_staged = adopt_staged
+        self._adopt_lock = threading.Lock()
         self.max_in_flight = max(1, int(max_in_flight))
         self.in_chunk_size = max(1, int(in_chunk_size))
 
@@ -663,6 +669,11 @@ class AlascoHook(LedgerLinkHook):
     # -- settings ---------------------------------------------------------------------------------
     @cached_property
     def credentials(self) -> dict[str, str]:
+        """The two headers; the client reads this very dict at every request (see
+        :meth:`_adopt_staged_credential`)."""
+        return self._credential_headers()
+
+    def _credential_headers(self) -> dict[str, str]:
         key = (self.connection.login or "").strip()
         token = (self.connection.password or "").strip()
         if not key:
@@ -728,9 +739,16 @@ class AlascoHook(LedgerLinkHook):
         extensions = dict(kwargs.pop("extensions", None) or {})
         extensions["ledgerlink_scope"] = self.base_url + "/"
         try:
-            return self.client.request(
-                method, url, operation=operation, follow_redirects=True, extensions=extensions, **kwargs
-            )
+            try:
+                return self.client.request(
+                    method, url, operation=operation, follow_redirects=True, extensions=extensions, **kwargs
+                )
+            except AuthenticationError as refused:
+                if not self._adopt_staged_credential(refused, self.credentials["X-API-TOKEN"]):
+                    raise
+                return self.client.request(
+                    method, url, operation=operation, follow_redirects=True, extensions=extensions, **kwargs
+                )
         except httpx.TooManyRedirects:
             raise VendorError(
                 VENDOR,
@@ -738,6 +756,37 @@ class AlascoHook(LedgerLinkHook):
                 f"too many redirects from {redact_url(url)}",
                 hint="Check the host of the connection; a proxy may be redirecting in a loop",
             ) from None
+
+    def _adopt_staged_credential(self, refused: AuthenticationError, used_token: str) -> bool:
+        """After a 401, switch to the staged token if it works; ``True`` when the request may be repeated.
+
+        An Alasco account has one credential set: when an administrator creates a new one, the old
+        token stops working at once. With the new token in the staging slot, the first request
+        refused verifies it, promotes it in the credential store and carries on with it, so
+        pipelines keep running from the moment the token is staged. A request refused with 401 was
+        not carried out, so repeating it is safe.
+        """
+        if not self.adopt_staged or refused.http_status != 401 or self.credential_overrides is not None:
+            return False
+        with self._adopt_lock:
+            if self.credentials["X-API-TOKEN"] != used_token:
+                return True  # another thread switched already
+            try:
+                result = promote_staged(self, forget=False)
+            except NothingStagedError:
+                return False
+            except LedgerLinkError as error:
+                self.log.warning("The staged Alasco token was not adopted: %s", error)
+                return False
+            for name in ("raw_connection", "connection", "_extras"):
+                self.__dict__.pop(name, None)
+            self.credentials.update(self._credential_headers())
+        self.log.warning(
+            "Alasco refused the token of connection '%s'; the staged token works and was promoted (%s)",
+            self.conn_id,
+            result.store,
+        )
+        return True
 
     def _absolute(self, path_or_url: str) -> str:
         return (

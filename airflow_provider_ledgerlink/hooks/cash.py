@@ -1088,6 +1088,7 @@ class CashHook(LedgerLinkHook):
     conn_type = "ledgerlink_cash"
     hook_name = "CASH (LedgerLink)"
     vendor = VENDOR
+    credential_dependents = ("settings", "limiter")
 
     def __init__(
         self,
@@ -1369,13 +1370,14 @@ class CashHook(LedgerLinkHook):
 
         hook = cls(cash_conn_id, **kwargs)
         connection = await aget_connection(cash_conn_id)
-        hook.__dict__["connection"] = connection
+        hook.__dict__["raw_connection"] = connection
         # ``extra_dejson`` masks through a synchronous supervisor call; our extras hold no secret.
         try:
             extras = json.loads(connection.extra or "{}")
         except ValueError:
             extras = {}
         hook.__dict__["_extras"] = extras if isinstance(extras, dict) else {}
+        hook.__dict__["connection"] = await hook.aoverlay(connection)
         hook._async_lookup = True  # the password was masked by the lookup itself
         return hook
 

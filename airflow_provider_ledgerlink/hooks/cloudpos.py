@@ -21,7 +21,6 @@ and the ones in our errors never carry it; it is also registered as a secret.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import re
@@ -36,7 +35,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError, DailyBudget, task_holder_id
-from airflow_provider_ledgerlink.core.compat import AirflowFailException, aget_connection
+from airflow_provider_ledgerlink.core.compat import AirflowFailException, aget_connection, to_thread
 from airflow_provider_ledgerlink.core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -641,6 +640,7 @@ class CloudPosHook(LedgerLinkHook):
     conn_type = "ledgerlink_cloudpos"
     hook_name = "CloudPOS (LedgerLink)"
     vendor = VENDOR
+    credential_dependents = ("settings", "budget", "guard")
 
     def __init__(
         self,
@@ -716,6 +716,10 @@ class CloudPosHook(LedgerLinkHook):
 
     def get_conn(self) -> HttpClient:
         return self.client
+
+    def trial_kwargs(self) -> dict[str, Any]:
+        # A credential on trial spends the same daily budget and passes the same bad-login guard.
+        return {**super().trial_kwargs(), "holder": self.holder, "state": self.state}
 
     def close(self) -> None:
         """Close the HTTP client and give back the part of the budget block not used."""
@@ -869,7 +873,8 @@ class CloudPosHook(LedgerLinkHook):
         """Settings, guard and budget, with an async connection lookup (nothing blocks the loop)."""
         if self._async_parts is None:
             conn = await aget_connection(self.cloudpos_conn_id)
-            settings = settings_from_connection(conn, self.cloudpos_conn_id)
+            self.__dict__["raw_connection"] = conn  # the store's extras are read from it
+            settings = settings_from_connection(await self.aoverlay(conn), self.cloudpos_conn_id)
             self._async_parts = (settings, self.guard_for(settings), self.budget_for(settings))
         return self._async_parts
 
@@ -897,7 +902,7 @@ class CloudPosHook(LedgerLinkHook):
             if envelope.code is not None and envelope.code not in spec.codes:
                 raise error_for_code(envelope.code, envelope.message, request.operation)
         except LedgerLinkError as exc:
-            await asyncio.to_thread(record_outcome, exc, guard, budget, settings.fingerprint)
+            await to_thread(record_outcome, exc, guard, budget, settings.fingerprint)
             raise
         await guard.asucceeded(settings.fingerprint)
         return weborder_status(str(weborder_id), envelope, request.operation)

@@ -37,11 +37,11 @@ from datetime import date, datetime, timedelta, timezone
 from datetime import time as dt_time
 from functools import cached_property
 from typing import Any, cast
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from airflow_provider_ledgerlink.core.credentials import CredentialStore, credential_store_for
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
@@ -60,6 +60,7 @@ from airflow_provider_ledgerlink.core.jsonparse import loads
 from airflow_provider_ledgerlink.core.paging import fetch_pages
 from airflow_provider_ledgerlink.core.ratelimit import HeaderRateLimiter
 from airflow_provider_ledgerlink.core.redaction import register_secret
+from airflow_provider_ledgerlink.core.rotation import RotationResult, iso, verification_failed
 
 VENDOR = "Tripletex"
 OSLO = ZoneInfo("Europe/Oslo")
@@ -405,6 +406,7 @@ class TripletexHook(LedgerLinkHook):
     conn_type = "ledgerlink_tripletex"
     hook_name = "Tripletex (LedgerLink)"
     vendor = VENDOR
+    credential_dependents = ("employee_token", "consumer_token", "base_url")
 
     def __init__(
         self,
@@ -519,13 +521,6 @@ class TripletexHook(LedgerLinkHook):
         return host if host.lower().endswith("/v2") else f"{host}/v2"
 
     @cached_property
-    def credential_store(self) -> CredentialStore:
-        try:
-            return credential_store_for(self.extra("credential_store"))
-        except (ImportError, TypeError) as exc:
-            raise self.config_error(str(exc), field="Extra credential_store") from None
-
-    @cached_property
     def limiter(self) -> HeaderRateLimiter:
         return HeaderRateLimiter(reserve=self.rate_limit_reserve)
 
@@ -609,7 +604,7 @@ class TripletexHook(LedgerLinkHook):
         )
         return session
 
-    def _create_session(self) -> Session:
+    def _create_session(self, *, save: bool = True) -> Session:
         expiration = session_expiration_date(self.now(), self.session_days)
         operation = "create session token"
         params = {
@@ -653,23 +648,110 @@ class TripletexHook(LedgerLinkHook):
         session = Session(token, session_expires_at(expiration))
         self.sessions_created += 1
         self.log.info("Created a Tripletex session (expiration date %s, Oslo)", expiration.isoformat())
-        self._save_session(session)
+        if save:
+            self._save_session(session)
         return session
 
-    def _save_session(self, session: Session) -> None:
-        if not self.save_sessions:
+    def _save_session(self, session: Session, *, required: bool = False) -> None:
+        if not self.save_sessions and not required:
+            return
+        if required:
+            self.credential_store.save(self.conn_id, self._session_values(session))
             return
         try:
-            self.credential_store.save(
-                self.conn_id,
-                {
-                    STORE_SESSION_TOKEN: session.token,
-                    STORE_EXPIRES_AT: session.expires_at.isoformat(),
-                    STORE_SESSION_OWNER: self._session_owner,
-                },
-            )
+            self.credential_store.save(self.conn_id, self._session_values(session))
         except Exception as exc:  # a read-only store, or no Airflow to write to: the session still works
             self.log.debug("The new session was not written to the credential store: %s", type(exc).__name__)
+
+    def _session_values(self, session: Session) -> dict[str, Any]:
+        return {
+            STORE_SESSION_TOKEN: session.token,
+            STORE_EXPIRES_AT: session.expires_at.isoformat(),
+            STORE_SESSION_OWNER: self._session_owner,
+        }
+
+    # -- session rotation (TokenRotationOperator) -------------------------------------------------
+    def rotate_session(self, *, dry_run: bool = False) -> RotationResult:
+        """Create a new session token, verify it (``whoAmI``), store it, then delete the previous one.
+
+        A session that fails verification is deleted and nothing else changes. When another rotation
+        stored its session at the same moment (there should be one writer; see the docs), the one
+        stored last wins and the other deletes its own new session, so the store always holds a
+        working session. Tasks still using the deleted session get a 401 and pick up the stored one.
+        """
+        store = self.credential_store
+        previous = self._stored_session_token()
+        new = self._create_session(save=False)
+        result = RotationResult(
+            self.conn_id, VENDOR, "session rotation", "", store.label, dry_run, expires_at=iso(new.expires_at)
+        )
+        try:
+            result.detail = self._verify_session(new)
+        except LedgerLinkError as error:
+            self._delete_session_quietly(new.token, new)
+            raise verification_failed(
+                self,
+                "new session token",
+                error,
+                "Run the connection's Test; if it fails too, the employee token needs renewing in Tripletex",
+            ) from None
+        if dry_run:
+            self._delete_session_quietly(new.token, new)
+            result.status = "verified (dry run)"
+            return result
+        self._save_session(new, required=True)
+        if self._stored_session_token() != new.token:
+            self._delete_session_quietly(new.token, new)
+            result.status = "superseded"
+            result.detail = "another rotation stored its session at the same time; that one is kept"
+            return result
+        with self._session_lock:
+            self._session = new
+        if previous and previous != new.token:
+            self._delete_session_quietly(previous, new)
+        result.status = "rotated"
+        return result
+
+    def _stored_session_token(self) -> str | None:
+        values = self.credential_store.loaded(self.conn_id)
+        token = values.get(STORE_SESSION_TOKEN)
+        owner = values.get(STORE_SESSION_OWNER)
+        if not isinstance(token, str) or (owner and owner != self._session_owner):
+            return None
+        return token.strip() or None
+
+    def _verify_session(self, session: Session) -> str:
+        """``whoAmI`` with exactly this session (no renewal): which employee and company it reaches."""
+        operation = "verify session (whoAmI)"
+        with self.limiter.slot():
+            response = self.client.request(
+                "GET",
+                "/token/session/%3EwhoAmI",
+                operation=operation,
+                params={"fields": "employeeId,companyId"},
+                headers={"Authorization": self._authorization(session)},
+            )
+        value = _json(response, operation).get("value") or {}
+        return f"session works for employee {value.get('employeeId', '?')} of company {value.get('companyId', '?')}"
+
+    def _delete_session_quietly(self, token: str, authorized_by: Session) -> None:
+        """``DELETE /token/session/{token}``; an already ended session is fine, other errors are
+        logged (an undeleted session still expires on its own)."""
+        try:
+            with self.limiter.slot():
+                self.client.request(
+                    "DELETE",
+                    f"/token/session/{quote(token, safe='')}",
+                    operation="delete session token",
+                    headers={"Authorization": self._authorization(authorized_by)},
+                    idempotent=True,
+                )
+        except (AuthenticationError, NotFoundError):
+            return
+        except LedgerLinkError as error:
+            self.log.warning(
+                "The previous Tripletex session was not deleted (it expires on its own): %s", error
+            )
 
     def _session_refused(self, error: ValidationError) -> LedgerLinkError:
         """A 422 on session creation names the token field Tripletex rejected."""

@@ -1784,11 +1784,12 @@ class AlascoEmulator(Emulator):
         return [self._resource(dataset, *self._row(dataset, i), base) for i in range(start, stop)]
 
     def mint_credentials(self, *, replace: bool = True) -> tuple[str, str]:
-        """A new key and token, as an Admin creates under "Integrationen"; ``replace`` retires the
-        account's previous pair, so its token stops working."""
+        """A new credential set, as an Admin creates under "Integrationen": the account's API key
+        stays the same, the token is new; ``replace`` invalidates the previous token at once (one
+        credential set per account), otherwise both tokens work until one is revoked."""
         with self._lock:
             self._generation += 1
-            key = sandbox_alasco_api_key(self.seed, self._generation)
+            key = self.api_key
             token = sandbox_alasco_api_token(self.seed, self._generation)
             if replace:
                 self._credentials.clear()

@@ -534,6 +534,8 @@ class CashEmulator(Emulator):
 
     def reset_state(self) -> None:
         with getattr(self, "_lock", threading.RLock()):
+            self.password = sandbox_cash_password(self.seed)
+            self._password_generation = 0
             self.transactions: dict[str, Transaction] = {}
             self.imported: dict[str, list[Fields]] = {}
             self.requests: list[float] = []
@@ -574,8 +576,23 @@ class CashEmulator(Emulator):
             binding_operations="\n".join(_BINDING_OPERATION.format(name=n) for n in operations),
         )
 
+    def new_password(self) -> str:
+        """A new password for the API user, as an administrator sets in CASHWeb; the old one stops
+        working at once."""
+        with self._lock:
+            self._password_generation += 1
+            self.password = sandbox_cash_password(f"{self.seed}:{self._password_generation}")
+            return self.password
+
     def handle_control(self, request: Request, path: str) -> Response:
-        """``POST /_sandbox/cash/cashwin`` ``{"running": false, "interval": 0.5}``; GET reads it."""
+        """``POST /_sandbox/cash/cashwin`` ``{"running": false, "interval": 0.5}``; GET reads it.
+        ``GET /_sandbox/cash/credentials`` reads the API user's password, ``POST`` sets a new one."""
+        if path.strip("/") == "credentials":
+            if request.method == "POST":
+                self.new_password()
+            return Response.json(
+                {"email": API_EMAIL, "relation_number": RELATION_NUMBER, "password": self.password}
+            )
         if path.strip("/") == "cashwin":
             if request.method in ("POST", "PUT"):
                 try:

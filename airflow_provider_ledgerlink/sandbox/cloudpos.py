@@ -503,6 +503,14 @@ class CloudPosEmulator(Emulator):
                 self.daily_limits[licence] = int(daily_limit)
         return token
 
+    def new_token(self, licence: str = LICENCE) -> str:
+        """A new token for ``licence``, as CloudPOS support issues one; the old token stops working."""
+        with self._lock:
+            self._token_generation = getattr(self, "_token_generation", 0) + 1
+            token = sandbox_cloudpos_token(f"{self.seed}:{self._token_generation}", licence)
+            self.licences[licence] = token
+            return token
+
     def limit_of(self, licence: str) -> int:
         return self.daily_limits.get(licence, self.default_daily_limit)
 
@@ -718,7 +726,13 @@ class CloudPosEmulator(Emulator):
     def handle_control(self, request: Request, path: str) -> Response:
         path = path.strip("/").lower()
         if path == "credentials" and request.method == "GET":
-            return Response.json({"licence": self.licence, "token": self.token})
+            return Response.json({"licence": self.licence, "token": self.licences.get(self.licence)})
+        if path == "credentials" and request.method == "POST":
+            try:
+                licence = str((request.json() if request.body else {}).get("licence") or self.licence)
+            except (ValueError, AttributeError):
+                return Response.json({"error": "expected {'licence'?: …}"}, 400)
+            return Response.json({"licence": licence, "token": self.new_token(licence)})
         if path == "usage" and request.method == "GET":
             with self._lock:
                 return Response.json(
