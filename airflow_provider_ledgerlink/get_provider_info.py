@@ -114,7 +114,7 @@ def get_provider_info():
                         "environment": "production or test",
                         "company_id": "0 = the employee's own company",
                         "rate_limit_reserve": "20",
-                        "credential_store": "variable (default), none, or a class path",
+                        "credential_store": "variable (default), airflow_api, none, or a class path",
                     },
                 },
                 "conn-fields": {
@@ -140,8 +140,18 @@ def get_provider_info():
                     },
                     "credential_store": {
                         "label": "Credential store",
-                        "description": "Where session tokens are shared between tasks: variable (default), none, or a class path.",
+                        "description": "Where rotated credentials live: variable (default), airflow_api, none, or a class path.",
                         "schema": {"type": ["string", "null"]},
+                    },
+                    "credential_store_conn_id": {
+                        "label": "Airflow API connection",
+                        "description": "With credential_store airflow_api: the connection to Airflow's REST API (default ledgerlink_airflow_api).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "employee_token_expires_on": {
+                        "label": "Employee token expires on",
+                        "description": "The expiry date Tripletex showed for the employee token (for expiry warnings).",
+                        "schema": {"type": ["string", "null"], "format": "date"},
                     },
                 },
             },
@@ -164,6 +174,21 @@ def get_provider_info():
                     },
                 },
                 "conn-fields": {
+                    "credential_store": {
+                        "label": "Credential store",
+                        "description": "Where rotated credentials live: variable (default), airflow_api, none, or a class path.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "credential_store_conn_id": {
+                        "label": "Airflow API connection",
+                        "description": "With credential_store airflow_api: the connection to Airflow's REST API (default ledgerlink_airflow_api).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "staged_password": {
+                        "label": "Staged credential",
+                        "description": "With credential_store airflow_api: a new credential for TokenRotationOperator to verify and promote.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                     "api": {
                         "label": "API",
                         "description": "Which Alasco API the credentials are for: fincon (default), capex or esg.",
@@ -184,6 +209,16 @@ def get_provider_info():
                     },
                 },
                 "conn-fields": {
+                    "credential_store": {
+                        "label": "Credential store",
+                        "description": "Where rotated credentials live: variable (default), airflow_api, none, or a class path.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "credential_store_conn_id": {
+                        "label": "Airflow API connection",
+                        "description": "With credential_store airflow_api: the connection to Airflow's REST API (default ledgerlink_airflow_api).",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "environment_id": {
                         "label": "Environment number",
                         "description": "The 5-digit AFAS Online environment number; O12345, T12345 or A12345 also work.",
@@ -235,6 +270,21 @@ def get_provider_info():
                     },
                 },
                 "conn-fields": {
+                    "credential_store": {
+                        "label": "Credential store",
+                        "description": "Where rotated credentials live: variable (default), airflow_api, none, or a class path.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "credential_store_conn_id": {
+                        "label": "Airflow API connection",
+                        "description": "With credential_store airflow_api: the connection to Airflow's REST API (default ledgerlink_airflow_api).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "staged_password": {
+                        "label": "Staged credential",
+                        "description": "With credential_store airflow_api: a new credential for TokenRotationOperator to verify and promote.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                     "relation_number": {
                         "label": "Relation number",
                         "description": "Your CASH relation (customer) number, not the CASHWin licence number.",
@@ -277,6 +327,21 @@ def get_provider_info():
                     },
                 },
                 "conn-fields": {
+                    "credential_store": {
+                        "label": "Credential store",
+                        "description": "Where rotated credentials live: variable (default), airflow_api, none, or a class path.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "credential_store_conn_id": {
+                        "label": "Airflow API connection",
+                        "description": "With credential_store airflow_api: the connection to Airflow's REST API (default ledgerlink_airflow_api).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "staged_password": {
+                        "label": "Staged credential",
+                        "description": "With credential_store airflow_api: a new credential for TokenRotationOperator to verify and promote.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                     "daily_request_limit": {
                         "label": "Daily request limit",
                         "description": "Requests a day CloudPOS allows this licence (500 unless CloudPOS raised it); shared by every task.",

@@ -73,6 +73,7 @@ __all__ = [
     "ANCHOR",
     "ENVIRONMENT_ID",
     "GET_CONNECTORS",
+    "OTP_USER_ID",
     "UPDATE_CONNECTORS",
     "AfasEmulator",
     "ConnectorField",
@@ -87,6 +88,8 @@ __all__ = [
 ]
 
 ENVIRONMENT_ID = "12345"
+#: The AFAS user the sandbox's one-time passwords are "e-mailed" to (read them at ``/_sandbox/afas/otp``).
+OTP_USER_ID = "12345.ledgerlink"
 ENVIRONMENT_NAME = f"O{ENVIRONMENT_ID}AA"
 APP_NAME = "LedgerLink Sandbox"
 AUTHORIZATION_GROUP = f"AuthorizationGroup 1 ({ENVIRONMENT_ID}.LEDGERLINK)"

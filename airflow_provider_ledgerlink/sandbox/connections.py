@@ -11,7 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from airflow_provider_ledgerlink.sandbox.afas import ENVIRONMENT_ID, sandbox_afas_token
+from airflow_provider_ledgerlink.sandbox.afas import (
+    ENVIRONMENT_ID,
+    OTP_USER_ID,
+    sandbox_afas_api_key,
+    sandbox_afas_environment_key,
+    sandbox_afas_token,
+)
 from airflow_provider_ledgerlink.sandbox.alasco import alasco_connection_definition
 from airflow_provider_ledgerlink.sandbox.cash import cash_connection_definition
 from airflow_provider_ledgerlink.sandbox.cloudpos import cloudpos_connection_definition
@@ -26,7 +32,14 @@ def sandbox_connections(url: str, seed: int = 42) -> dict[str, dict[str, Any]]:
             "conn_type": "ledgerlink_afas",
             "host": f"{url}/afas",
             "password": sandbox_afas_token(seed),
-            "extra": {"environment_id": ENVIRONMENT_ID, "environment_type": "production"},
+            "extra": {
+                "environment_id": ENVIRONMENT_ID,
+                "environment_type": "production",
+                # For renewing the token by one-time password (TokenRotationOperator).
+                "otp_user_id": OTP_USER_ID,
+                "otp_api_key": sandbox_afas_api_key(seed),
+                "otp_environment_token": sandbox_afas_environment_key(seed),
+            },
         },
         "cash_default": cash_connection_definition(f"{url}/cash", seed),
         "alasco_default": alasco_connection_definition(f"{url}/alasco", seed),

@@ -91,10 +91,23 @@ def task_states(dag_id: str, run_id: str) -> dict[str, str]:
     }
 
 
+#: Tasks that run only when there is something to do, and are skipped otherwise: promotions with
+#: nothing staged, the AFAS renewal nobody asked for (tests/integration/test_credential_dags.py
+#: runs them with work to do).
+ON_DEMAND_TASKS = {
+    "ledgerlink_token_rotation": {"promote_alasco", "promote_cash", "promote_cloudpos", "renew_afas_token"}
+}
+
+
 def assert_run_succeeded(dag: Any, run_id: str, state: str) -> None:
     states = task_states(dag.dag_id, run_id)
     assert {key.split("[")[0] for key in states} == set(dag.task_ids), states
-    failed = {task: task_state for task, task_state in states.items() if task_state != "success"}
+    skippable = ON_DEMAND_TASKS.get(dag.dag_id, set())
+    failed = {
+        task: task_state
+        for task, task_state in states.items()
+        if task_state != "success" and not (task_state == "skipped" and task in skippable)
+    }
     assert not failed, f"{dag.dag_id}: tasks did not succeed: {failed}"
     assert state == "success", f"{dag.dag_id}: the run ended {state}"
 

@@ -56,6 +56,8 @@ AFAS_EXTRA_FIELDS = {
     "otp_user_id",
     "otp_api_key",
     "otp_environment_token",
+    "credential_store",
+    "credential_store_conn_id",
 }
 AFAS_SECRET_EXTRA_FIELDS = {"otp_api_key", "otp_environment_token"}
 AFAS_HIDDEN_FIELDS = {"login", "schema", "port"}
