@@ -46,7 +46,6 @@ holds granted blocks plus, briefly, intents, so the last reader's sum bounds wha
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import logging
@@ -62,6 +61,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from airflow_provider_ledgerlink.core.compat import to_thread
 from airflow_provider_ledgerlink.core.errors import QuotaExhaustedError
 from airflow_provider_ledgerlink.core.shared_state import ListingUnsupportedError, SharedState
 
@@ -331,18 +331,16 @@ class DailyBudget:
     # synchronous SDK call made off its event loop by handing it to the loop and waiting in the
     # thread (see :mod:`.shared_state`). The account's lock is a thread lock for the same reason.
     async def aacquire(self, requests: int = 1) -> None:
-        await asyncio.to_thread(self.acquire, requests)
+        await to_thread(self.acquire, requests)
 
     async def arelease(self, *, final: bool = False) -> None:
-        await asyncio.to_thread(functools.partial(self.release, final=final))
+        await to_thread(functools.partial(self.release, final=final))
 
     async def arecord_vendor_stop(self, until: datetime, reason: str) -> None:
-        await asyncio.to_thread(self.record_vendor_stop, until, reason)
+        await to_thread(self.record_vendor_stop, until, reason)
 
     async def apoll_interval(self, base: float, *, reserve_fraction: float = 0.2) -> float:
-        return await asyncio.to_thread(
-            functools.partial(self.poll_interval, base, reserve_fraction=reserve_fraction)
-        )
+        return await to_thread(functools.partial(self.poll_interval, base, reserve_fraction=reserve_fraction))
 
     # -- the protocol -------------------------------------------------------------------------------
     def _start_day(self, account: _Account) -> None:

@@ -28,7 +28,6 @@ in flight; the first failure stops all later ones.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import logging
@@ -39,6 +38,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_ledgerlink.core.budget import parse_stored_time, state_slug
+from airflow_provider_ledgerlink.core.compat import to_thread
 from airflow_provider_ledgerlink.core.errors import AuthenticationError
 from airflow_provider_ledgerlink.core.shared_state import SharedState
 
@@ -242,16 +242,16 @@ class LoginGuard:
 
     # -- asyncio (triggers): the same calls in a worker thread, see :mod:`.shared_state` -------------
     async def acheck(self, fingerprint: str) -> None:
-        await asyncio.to_thread(self.check, fingerprint)
+        await to_thread(self.check, fingerprint)
 
     async def asucceeded(self, fingerprint: str) -> None:
-        await asyncio.to_thread(self.succeeded, fingerprint)
+        await to_thread(self.succeeded, fingerprint)
 
     async def afailed(self, fingerprint: str, message: str) -> None:
-        await asyncio.to_thread(self.failed, fingerprint, message)
+        await to_thread(self.failed, fingerprint, message)
 
     async def ablocked(self, until: datetime, reason: str) -> None:
-        await asyncio.to_thread(functools.partial(self.blocked, until, reason))
+        await to_thread(functools.partial(self.blocked, until, reason))
 
     async def ainconclusive(self) -> None:
-        await asyncio.to_thread(self.inconclusive)
+        await to_thread(self.inconclusive)

@@ -18,7 +18,10 @@ there, and guards fall back to a weaker mode without it.
 
 The async methods run the blocking call in a worker thread. That is what the triggerer expects of
 synchronous SDK calls made off its event loop: the SDK hands the request to the loop and waits in the
-thread, so the loop keeps serving every other trigger meanwhile.
+thread, so the loop keeps serving every other trigger meanwhile. The thread is started through
+``compat.to_thread``, not ``asyncio.to_thread``: on Airflow 3.0 only the former sends the thread's
+SDK calls through the awaiting loop (with the latter the trigger runner dies, "Response read out of
+order").
 
 :class:`MemoryState` keeps values in this process only. It exists for unit tests and examples and
 is never chosen by LedgerLink on its own.
@@ -26,12 +29,13 @@ is never chosen by LedgerLink on its own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
 from abc import ABC, abstractmethod
 from typing import Any
+
+from airflow_provider_ledgerlink.core.compat import to_thread
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +93,13 @@ class SharedState(ABC):
 
     # -- asyncio -----------------------------------------------------------------------------------
     async def aget_json(self, key: str) -> dict[str, Any] | None:
-        return await asyncio.to_thread(self.get_json, key)
+        return await to_thread(self.get_json, key)
 
     async def aset_json(self, key: str, value: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.set_json, key, value)
+        await to_thread(self.set_json, key, value)
 
     async def adelete(self, key: str) -> None:
-        await asyncio.to_thread(self.delete, key)
+        await to_thread(self.delete, key)
 
 
 def _in_airflow_runtime() -> bool:

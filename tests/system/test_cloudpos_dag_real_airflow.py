@@ -54,6 +54,21 @@ FORBIDDEN_IN_LOGS = (
     "badly-written trigger",
 )
 
+#: The one warning a trigger log may hold: Airflow 3.0's own, when the trigger looks its connection
+#: up (3.0's ``BaseHook.get_connection`` goes through the deprecated ``get_connection_from_secrets``).
+AIRFLOW_30_CONNECTION_WARNING = (
+    '"event":"Using Connection.get_connection_from_secrets from `airflow.models` is deprecated.',
+    '"category":"DeprecationWarning"',
+)
+
+#: Lines Airflow 3.0's triggerer logs at error level with nothing wrong: a Variable read that finds
+#: nothing (LedgerLink reads its shared-state keys with a default; Airflow 3.3 logs that at debug),
+#: and the trigger runner's exit when the test stops the deployment with SIGTERM.
+AIRFLOW_30_TRIGGERER_NOISE = (
+    re.compile(r"\[error\s*\] Variable not found\s+\[airflow\.sdk\.api\.client\].* key=ledgerlink_"),
+    re.compile(r"\[error\s*\] Process terminated by signal\s.*signal_name=SIGTERM"),
+)
+
 
 def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, deployment_home):
     from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
@@ -125,13 +140,22 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
     fired = [line for line in trigger_log.splitlines() if "Trigger fired event" in line]
     assert len(fired) == 1 and "'status': 'confirmed'" in fired[0], trigger_log
     complaints = [
-        line for line in trigger_log.splitlines() if re.search(r'"level":\s*"(warning|error|critical)"', line)
+        line
+        for line in trigger_log.splitlines()
+        if re.search(r'"level":\s*"(warning|error|critical)"', line)
+        and not all(part in line for part in AIRFLOW_30_CONNECTION_WARNING)
     ]
     assert not complaints, complaints
     # The triggerer's own output: no error and no traceback while it ran the trigger (the blocked-loop
     # watchdog logs at info level, so FORBIDDEN_IN_LOGS checks its message below).
     triggerer_out = airflow.log_file("triggerer").read_text(errors="replace")
-    assert not re.search(r"\[(error|critical)\s*\]|Traceback", triggerer_out), triggerer_out[-3000:]
+    problems = [
+        line
+        for line in triggerer_out.splitlines()
+        if re.search(r"\[(error|critical)\s*\]|Traceback", line)
+        and not any(noise.search(line) for noise in AIRFLOW_30_TRIGGERER_NOISE)
+    ]
+    assert not problems, triggerer_out[-3000:]
 
     # -- the sandbox: unconfirmed at the first poll, confirmed at a later one ---------------------------
     task_log = "\n".join(
