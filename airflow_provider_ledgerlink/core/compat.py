@@ -125,6 +125,7 @@ class _ConnectionWithExtras:
 def human_input_available() -> bool:
     """Whether Airflow's human-in-the-loop entry exists here (Airflow 3.1+)."""
     try:
+        from airflow.providers.standard.triggers.hitl import HITLTrigger  # noqa: F401
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail  # noqa: F401
     except ImportError:
         return False

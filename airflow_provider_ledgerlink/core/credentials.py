@@ -331,7 +331,7 @@ class AirflowApiCredentialStore(CredentialStore):
     def _replace(self, conn_id: str, fields: dict[str, str], *, clear_staged: bool, **meta: Any) -> None:
         connection = self._connection(conn_id)
         extras = self._extras(connection)
-        if clear_staged:
+        if clear_staged and self._staged_in(extras) == fields:  # not a newer one staged meanwhile
             extras.pop("staged_password", None)
             extras.pop("staged_login", None)
         meta = {"replaced_at": now_utc().isoformat(), "updated_at": now_utc().isoformat(), **meta}
@@ -340,17 +340,17 @@ class AirflowApiCredentialStore(CredentialStore):
         changes["extra"] = extras
         self._patch(conn_id, connection, changes)
 
+    @staticmethod
+    def _staged_in(extras: dict[str, Any]) -> dict[str, str]:
+        return parse_staged({"password": extras.get("staged_password"), "login": extras.get("staged_login")})
+
     def staged(self, conn_id: str, connection: Any) -> dict[str, str]:
-        extras = self._extras(self._connection(conn_id))
-        staged = parse_staged(
-            {"password": extras.get("staged_password"), "login": extras.get("staged_login")}
-        )
-        return staged
+        return self._staged_in(self._extras(self._connection(conn_id)))
 
     def clear_staged(self, conn_id: str, connection: Any, staged: dict[str, str]) -> None:
         current = self._connection(conn_id)
         extras = self._extras(current)
-        if "staged_password" in extras or "staged_login" in extras:
+        if self._staged_in(extras) == staged:
             extras.pop("staged_password", None)
             extras.pop("staged_login", None)
             self._patch(conn_id, current, {"extra": extras})
@@ -366,8 +366,6 @@ class AirflowApiCredentialStore(CredentialStore):
 
     def _api(self) -> tuple[str, dict[str, str]]:
         """The api-server's base URL and the headers that authenticate this store."""
-        import httpx
-
         from airflow_provider_ledgerlink.core.compat import BaseHook
 
         operation = f"reading connection '{self.api_conn_id}'"
@@ -393,9 +391,7 @@ class AirflowApiCredentialStore(CredentialStore):
             if not secret:
                 raise self._fail(operation, "neither login nor password is set", "Set a user and password")
             return base, {"Authorization": f"Bearer {secret}"}
-        response = httpx.post(
-            f"{base}/auth/token", json={"username": api.login, "password": secret}, timeout=self.timeout
-        )
+        response = self._send("POST", f"{base}/auth/token", json={"username": api.login, "password": secret})
         if response.status_code not in (200, 201):
             raise self._fail(
                 "signing in to the Airflow REST API",
@@ -406,9 +402,29 @@ class AirflowApiCredentialStore(CredentialStore):
         register_secret(token)
         return base, {"Authorization": f"Bearer {token}"}
 
-    def _patch(self, conn_id: str, connection: Any, changes: dict[str, Any]) -> None:
+    def _send(self, method: str, url: str, **kwargs: Any) -> Any:
+        """One request; a 5xx or a lost connection is tried again (4 attempts, 1-4 s apart): both
+        calls are idempotent, and a busy api-server (a locked SQLite database) answers 500."""
+        import time
+
         import httpx
 
+        for delay in (1, 2, 4, None):
+            try:
+                response = httpx.request(method, url, timeout=self.timeout, **kwargs)
+                if response.status_code < 500 or delay is None:
+                    return response
+            except httpx.TransportError:
+                if delay is None:
+                    raise self._fail(
+                        f"{method} {httpx.URL(url).path}",
+                        "the api-server cannot be reached",
+                        f"Check the host of the Airflow connection '{self.api_conn_id}'",
+                    ) from None
+            time.sleep(delay)
+        return None  # not reached: the last attempt returns or raises
+
+    def _patch(self, conn_id: str, connection: Any, changes: dict[str, Any]) -> None:
         base, headers = self._api()
         body: dict[str, Any] = {"connection_id": conn_id, "conn_type": connection.conn_type}
         mask = []
@@ -418,12 +434,12 @@ class AirflowApiCredentialStore(CredentialStore):
         for value in changes.values():
             if isinstance(value, str):
                 register_secret(value)
-        response = httpx.patch(
+        response = self._send(
+            "PATCH",
             f"{base}/api/v2/connections/{conn_id}",
             params=[("update_mask", key) for key in mask],
             json=body,
             headers=headers,
-            timeout=self.timeout,
         )
         if response.status_code != 200:
             hints = {

@@ -91,10 +91,11 @@ def promote_staged(hook: LedgerLinkHook, *, dry_run: bool = False, forget: bool 
         )
     current = hook.connection
     if staged.get("password") == current.password and staged.get("login", current.login) == current.login:
+        result.status = "already current"
+        result.detail = "the staged credential is the one in use"
         if not dry_run:
             store.clear_staged(hook.conn_id, connection, staged)
-        result.status = "already current"
-        result.detail = "the staged credential is the one in use; the staging slot was cleared"
+            result.detail += "; the staging slot was cleared"
         return result
     probe = hook.trial(staged)
     try:

@@ -783,7 +783,8 @@ class AfasHook(LedgerLinkHook):
         probe = self.trial({"password": xml})
         try:
             result.detail = probe.check_connection()
-            result.expires_at = probe.token_expiry() or None
+            expiry = probe.token_expiry()
+            result.expires_at = expiry if expiry not in ("", "0") else None  # "0": no expiry
         except LedgerLinkError as error:
             raise verification_failed(
                 self, "new user token", error, "Check that the App connector still exists, then renew again"

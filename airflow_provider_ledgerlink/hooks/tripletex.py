@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from airflow_provider_ledgerlink.core.credentials import NoCredentialStore
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
@@ -680,6 +681,11 @@ class TripletexHook(LedgerLinkHook):
         working session. Tasks still using the deleted session get a 401 and pick up the stored one.
         """
         store = self.credential_store
+        if isinstance(store, NoCredentialStore):
+            raise self.config_error(
+                "session rotation needs a credential store, and credential_store is 'none'",
+                field="Extra credential_store (variable, airflow_api or a store class)",
+            )
         previous = self._stored_session_token()
         new = self._create_session(save=False)
         result = RotationResult(

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_ledgerlink.core.compat import AirflowException, BaseHook, BaseOperator
-from airflow_provider_ledgerlink.core.credentials import now_utc, original_connection
+from airflow_provider_ledgerlink.core.credentials import connection_fingerprint, now_utc, original_connection
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, hook_class_for
 from airflow_provider_ledgerlink.operators.token_rotation import STAGED_TYPES
 
@@ -122,12 +122,18 @@ class CredentialHealthOperator(BaseOperator):
         store = hook.credential_store
         stored = store.load(self.conn_id)
         if conn_type == "ledgerlink_tripletex":
-            self._expiry(report, "session token", parse_moment(stored.get("expires_at")))
+            # Sessions last days and hooks renew them on their own: reported, never a warning.
+            session_end = parse_moment(stored.get("expires_at"))
+            if session_end is not None:
+                report["expiries"]["session token"] = session_end.isoformat()
             self._expiry(report, "employee token", parse_moment(hook.extra("employee_token_expires_on")))
         elif conn_type == "ledgerlink_afas":
             self._expiry(report, "user token", parse_moment(hook.token_expiry()))  # type: ignore[attr-defined]
         elif conn_type in STAGED_TYPES:
-            promoted = parse_moment(stored.get("promoted_at"))
+            current = stored.get("based_on") == connection_fingerprint(
+                original_connection(hook.raw_connection)
+            )
+            promoted = parse_moment(stored.get("promoted_at")) if current else None
             if promoted is not None:
                 report["expiries"]["credential promoted at"] = promoted.isoformat()
                 age = now_utc() - promoted

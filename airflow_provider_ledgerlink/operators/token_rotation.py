@@ -163,7 +163,8 @@ class TokenRotationOperator(BaseOperator):
             )
             result.dry_run = True
             result.detail = hook.check_connection()
-            result.expires_at = hook.token_expiry() or None
+            expiry = hook.token_expiry()
+            result.expires_at = expiry if expiry not in ("", "0") else None  # "0": no expiry
             result.status = "current token works (dry run; no code requested)"
             return self._report(result)
         user_id = hook.start_token_renewal()

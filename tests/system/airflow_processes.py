@@ -163,7 +163,12 @@ class RestApi:
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         response = self.client.post(f"/api/v2{path}", json=body)
-        assert response.status_code == 200, f"POST {path}: {response.status_code} {response.text}"
+        assert response.status_code in (200, 201), f"POST {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def patch(self, path: str, body: dict[str, Any], params: Any = None) -> Any:
+        response = self.client.patch(f"/api/v2{path}", json=body, params=params)
+        assert response.status_code == 200, f"PATCH {path}: {response.status_code} {response.text}"
         return response.json()
 
     def close(self) -> None:

@@ -315,3 +315,12 @@ def test_an_afas_dry_run_requests_no_code(afas_otp_connection, sandbox_clean, st
         httpx.get(f"{sandbox_clean.url}/_sandbox/afas/otp", params={"user": "12345.finance"}).status_code
         == 404
     )
+
+
+def test_a_session_rotation_without_a_store_says_what_to_set(tripletex_connection, sandbox_clean):
+    from airflow_provider_ledgerlink.core.credentials import NoCredentialStore
+
+    with pytest.raises(ConfigurationError, match="credential_store"):
+        rotate(tripletex_connection, NoCredentialStore())  # type: ignore[arg-type]
+
+    assert alive_sessions(sandbox_clean) == set()  # nothing was created
