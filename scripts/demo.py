@@ -54,6 +54,8 @@ def main() -> int:
         failures = []
         for dag_file in sorted((ROOT / "example_dags").glob("*.py")):
             dag_id = dag_file.stem
+            if dag_id == "ledgerlink_token_rotation":
+                _stage_new_credentials(sandbox, airflow, env)
             started = time.monotonic()
             print(f"\n=== {dag_id}: airflow dags test {dag_id} {LOGICAL_DATE}")
             log_file = OUTPUT / "logs" / f"{dag_id}.log"
@@ -79,6 +81,20 @@ def main() -> int:
         print(f"\nFailed DAGs: {', '.join(failures)}; their logs are under {AIRFLOW_HOME / 'logs'}")
         return 1
     return 0
+
+
+def _stage_new_credentials(sandbox, airflow: list[str], env: dict[str, str]) -> None:
+    """What administrators do before a promotion: create a new credential at the vendor (the sandbox
+    mints it; the old one stops working) and stage it in Airflow for the rotation DAG to verify and
+    promote. The values are never printed."""
+    new = {
+        "alasco_default": sandbox.alasco.mint_credentials(replace=True)[1],
+        "cash_default": sandbox.cash.new_password(),
+        "cloudpos_default": sandbox.cloudpos.new_token(),
+    }
+    for conn_id, secret in new.items():
+        _run([*airflow, "variables", "set", f"ledgerlink_staged_password_{conn_id}", secret], env, quiet=True)
+    print(f"\n(new credentials created in the sandbox and staged for {', '.join(new)})")
 
 
 def _run(cmd: list[str], env: dict[str, str], *, quiet: bool = False, check: bool = True):
@@ -107,6 +123,15 @@ def _report(stats) -> None:
     print(
         "  Read a part:  zcat " + str(next(iter(sorted(LAKE.rglob("*.jsonl.gz"))), "<part>")) + " | head -3"
     )
+    for report in sorted((LAKE / "_reports").glob("*.json")):
+        print(f"  Report: {report}")
+        for key, value in json.loads(report.read_text()).items():
+            status = (
+                value.get("status") or ("ok" if value.get("ok") else "?")
+                if isinstance(value, dict)
+                else value or "skipped (nothing to do)"
+            )
+            print(f"    {key}: {status}")
     if isinstance(stats, dict):
         calls = {vendor: s.get("requests", 0) for vendor, s in stats.items() if isinstance(s, dict)}
         print(f"  Sandbox requests served: {calls}")

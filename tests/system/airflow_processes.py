@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -178,6 +179,24 @@ class RestApi:
 # --------------------------------------------------------------------------------------------------
 # The deployment: its environment, starting it, waiting for a DAG and a run
 # --------------------------------------------------------------------------------------------------
+def prepare_home(home: Path, dag_file: Path) -> tuple[Path, Path, int, str]:
+    """A deployment home with ``dag_file`` in its DAGs folder and an empty lake; returns the DAGs
+    folder, the lake, a free port for the api-server and the API user's password."""
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(dag_file, dags / dag_file.name)
+    lake = home / "lake"
+    lake.mkdir()
+    return dags, lake, free_port(), create_api_user(home)
+
+
+def every_log(airflow: AirflowProcesses) -> dict[Path, str]:
+    """The text of every log the deployment wrote (task and trigger logs, each process's output)."""
+    paths = [path for path in (airflow.home / "logs").rglob("*") if path.is_file()]
+    paths += [airflow.log_file(name) for name in airflow.processes]
+    return {path.relative_to(airflow.home): path.read_text(errors="replace") for path in paths}
+
+
 def create_api_user(home: Path) -> str:
     """Write the simple auth manager's password file for :data:`API_USER`; returns the password."""
     password = secrets.token_urlsafe(16)

@@ -20,7 +20,6 @@ import base64
 import json
 import re
 import runpy
-import shutil
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,8 +29,8 @@ from airflow_processes import (
     AirflowProcesses,
     RestApi,
     airflow_env,
-    create_api_user,
-    free_port,
+    every_log,
+    prepare_home,
     start_deployment,
     wait_for_dag,
     wait_for_run,
@@ -70,13 +69,7 @@ def test_afas_example_dag_runs_to_success_in_real_airflow(system_sandbox, deploy
     from airflow_provider_ledgerlink.sandbox.afas import sandbox_afas_token
 
     home = deployment_home
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAG_FILE, dags / DAG_FILE.name)
-    lake = home / "lake"
-    lake.mkdir()
-    api_port = free_port()
-    api_password = create_api_user(home)
+    dags, lake, api_port, api_password = prepare_home(home, DAG_FILE)
     token_xml = sandbox_afas_token(SANDBOX_SEED)
     connection = json.dumps(
         {
@@ -169,12 +162,9 @@ def test_afas_example_dag_runs_to_success_in_real_airflow(system_sandbox, deploy
     # -- the task logs --------------------------------------------------------------------------------
     task_logs = sorted((home / "logs").glob(f"dag_id={DAG_ID}/**/*.log"))
     assert len(task_logs) >= len(extracts), task_logs
-    every_log = [path for path in (home / "logs").rglob("*") if path.is_file()]
-    every_log += [airflow.log_file(name) for name in airflow.processes]
     forms = afas_token_forms(token_xml)
-    for path in every_log:
-        text = path.read_text(errors="replace")
+    for path, text in every_log(airflow).items():
         for form, secret in forms.items():
-            assert secret not in text, f"the AFAS {form} appears in {path.relative_to(home)}"
-        assert "Direct database access" not in text, path.relative_to(home)
-        assert "airflow-db-not-allowed" not in text, path.relative_to(home)
+            assert secret not in text, f"the AFAS {form} appears in {path}"
+        assert "Direct database access" not in text, path
+        assert "airflow-db-not-allowed" not in text, path

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from airflow_processes import (
     AirflowProcesses,
     RestApi,
     airflow_env,
-    create_api_user,
-    free_port,
+    every_log,
+    prepare_home,
     start_deployment,
     wait_for_dag,
     wait_for_run,
@@ -76,13 +75,7 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
     from airflow_provider_ledgerlink.sandbox.cloudpos import cloudpos_connection_definition
 
     home = deployment_home
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAG_FILE, dags / DAG_FILE.name)
-    lake = home / "lake"
-    lake.mkdir()
-    api_port = free_port()
-    api_password = create_api_user(home)
+    dags, lake, api_port, api_password = prepare_home(home, DAG_FILE)
     system_sandbox.cloudpos.confirm_after_seconds = CONFIRM_AFTER_SECONDS
     connection = cloudpos_connection_definition(system_sandbox.cloudpos_url, daily_request_limit=1_000_000)
     token = connection["password"]
@@ -177,11 +170,9 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
     assert sale["confirmed_time"], sale
 
     # -- every log: no token, no ORM access, no blocked event loop ----------------------------------
-    every_log = [path for path in (home / "logs").rglob("*") if path.is_file()]
-    every_log += [airflow.log_file(name) for name in airflow.processes]
-    assert airflow.log_file("triggerer") in every_log
-    for path in every_log:
-        text = path.read_text(errors="replace")
-        assert token not in text, f"the CloudPOS token appears in {path.relative_to(home)}"
+    logs = every_log(airflow)
+    assert airflow.log_file("triggerer").relative_to(home) in logs
+    for path, text in logs.items():
+        assert token not in text, f"the CloudPOS token appears in {path}"
         for forbidden in FORBIDDEN_IN_LOGS:
-            assert forbidden not in text, f"{forbidden!r} in {path.relative_to(home)}"
+            assert forbidden not in text, f"{forbidden!r} in {path}"

@@ -18,7 +18,6 @@ slots are empty, the old Tripletex session is deleted, and no log holds any of t
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,8 @@ from airflow_processes import (
     AirflowProcesses,
     RestApi,
     airflow_env,
-    create_api_user,
-    free_port,
+    every_log,
+    prepare_home,
     start_deployment,
     wait_for_dag,
     wait_for_run,
@@ -57,13 +56,7 @@ def test_the_token_rotation_dag_in_real_airflow(system_sandbox, deployment_home)
     from airflow_provider_ledgerlink.sandbox.connections import sandbox_connections
 
     home = deployment_home
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAG_FILE, dags / DAG_FILE.name)
-    lake = home / "lake"
-    lake.mkdir()
-    api_port = free_port()
-    api_password = create_api_user(home)
+    dags, lake, api_port, api_password = prepare_home(home, DAG_FILE)
     renew_afas = airflow_at_least(3, 1)  # human-in-the-loop exists from Airflow 3.1
 
     definitions = sandbox_connections(system_sandbox.url, system_sandbox.seed)
@@ -71,7 +64,12 @@ def test_the_token_rotation_dag_in_real_airflow(system_sandbox, deployment_home)
     alasco["extra"].update(credential_store="airflow_api", credential_store_conn_id=API_CONN_ID)
     connections = {conn_id: json.dumps(definition) for conn_id, definition in definitions.items()}
     connections[API_CONN_ID] = json.dumps(
-        {"conn_type": "http", "host": f"http://127.0.0.1:{api_port}", "login": "ledgerlink", "password": api_password}
+        {
+            "conn_type": "http",
+            "host": f"http://127.0.0.1:{api_port}",
+            "login": "ledgerlink",
+            "password": api_password,
+        }
     )
     env = airflow_env(home, dags, api_port, connections, {"LEDGERLINK_LAKE": lake.as_uri()})
 
@@ -115,7 +113,10 @@ def test_the_token_rotation_dag_in_real_airflow(system_sandbox, deployment_home)
 
         wait_for_dag(airflow, api, DAG_ID)
         airflow.run("dags", "unpause", DAG_ID)
-        api.post(f"/dags/{DAG_ID}/dagRuns", {"dag_run_id": RUN_ID, "logical_date": None, "conf": {"renew_afas_token": renew_afas}})
+        api.post(
+            f"/dags/{DAG_ID}/dagRuns",
+            {"dag_run_id": RUN_ID, "logical_date": None, "conf": {"renew_afas_token": renew_afas}},
+        )
 
         answered: dict[str, str] = {}
 
@@ -198,14 +199,11 @@ def test_the_token_rotation_dag_in_real_airflow(system_sandbox, deployment_home)
 
     # -- no secret in any log, the summary or XCom; no ORM access from tasks --------------------------
     summary = next((lake / "_reports").glob("token_rotation_*.json")).read_text()
-    every_log = [path for path in (home / "logs").rglob("*") if path.is_file()]
-    every_log += [airflow.log_file(name) for name in airflow.processes]
-    for path in every_log:
-        text = path.read_text(errors="replace")
+    for path, text in every_log(airflow).items():
         for what, secret in secrets.items():
-            assert secret not in text, f"the {what} appears in {path.relative_to(home)}"
-        assert "Direct database access" not in text, path.relative_to(home)
-        assert "airflow-db-not-allowed" not in text, path.relative_to(home)
+            assert secret not in text, f"the {what} appears in {path}"
+        assert "Direct database access" not in text, path
+        assert "airflow-db-not-allowed" not in text, path
     for what, secret in secrets.items():
         assert secret not in summary, f"the {what} appears in the rotation summary"
     print(f"rotation run finished at {time.strftime('%H:%M:%S')}: {instances}")
