@@ -109,7 +109,7 @@ class LedgerLinkExtractOperator(BaseOperator):
     :param window_end: end of the window, exclusive (templated; default: the data interval).
     :param incremental: read only the window (``True``) or everything (``False``).
     :param part_max_bytes: uncompressed bytes per output part before a new part is started.
-    :param compresslevel: gzip level of the parts (1 fastest … 9 smallest; default 3).
+    :param compresslevel: gzip level of the parts (1 fastest, the default … 9 smallest).
     :param progress_interval: seconds between progress lines in the task log.
     """
 
@@ -126,7 +126,7 @@ class LedgerLinkExtractOperator(BaseOperator):
         window_end: Any = DEFAULT_WINDOW_END,
         incremental: bool = True,
         part_max_bytes: int = 128 * 1024 * 1024,
-        compresslevel: int = 3,
+        compresslevel: int = 1,
         progress_interval: float = 30.0,
         object_name: str,
         conn_id: str,
