@@ -37,9 +37,9 @@ except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowSensorTimeout, TaskDeferred  # type: ignore[no-redef,assignment]
 
 try:  # Airflow 3.1+
-    from airflow.sdk.exceptions import AirflowFailException  # type: ignore[attr-defined]
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException  # type: ignore[attr-defined]
 except ImportError:  # Airflow 3.0
-    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,assignment]
+    from airflow.exceptions import AirflowFailException, AirflowSkipException  # type: ignore[no-redef,assignment]
 
 try:  # Airflow 3.3+: the task state store's "keep forever" retention, compared by identity
     from airflow.sdk import NEVER_EXPIRE  # type: ignore[attr-defined]
@@ -53,6 +53,7 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
+    "AirflowSkipException",
     "Asset",
     "BaseHook",
     "BaseOperator",

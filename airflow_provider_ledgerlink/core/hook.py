@@ -48,6 +48,12 @@ def hook_class_for(conn_type: str) -> type[LedgerLinkHook]:
     return hook_class
 
 
+def hook_for_connection(conn_id: str, **kwargs: Any) -> LedgerLinkHook:
+    """The LedgerLink hook of whatever vendor ``conn_id``'s connection type names."""
+    conn_type = str(BaseHook.get_connection(conn_id).conn_type or "")
+    return hook_class_for(conn_type)(conn_id, **kwargs)
+
+
 def connection_form_widgets(conn_type: str) -> dict[str, Any]:
     """The connection form's extra fields for Airflow 3.0 and 3.1, built from the provider info's
     ``conn-fields`` (what Airflow 3.2+ reads), so the two declarations can never drift apart."""
@@ -140,10 +146,13 @@ class LedgerLinkHook(BaseHook):
     #: Cached properties built from the credential, dropped by :meth:`forget_connection`.
     credential_dependents: ClassVar[tuple[str, ...]] = ()
 
-    def forget_connection(self) -> None:
-        """Read the connection and the store again on next use (after a rotation)."""
-        self.close()
-        for name in ("raw_connection", "connection", "_extras", *self.credential_dependents):
+    def forget_connection(self, *, keep_clients: bool = False) -> None:
+        """Read the connection and the store again on next use (after a rotation). ``keep_clients``:
+        only the connection is read again; clients and what :attr:`credential_dependents` names stay."""
+        dependents = () if keep_clients else self.credential_dependents
+        if not keep_clients:
+            self.close()
+        for name in ("raw_connection", "connection", "_extras", *dependents):
             self.__dict__.pop(name, None)
 
     def close(self) -> None:

@@ -754,9 +754,11 @@ class AfasHook(LedgerLinkHook):
             )
         return values
 
-    def token_expiry(self) -> str:
-        """``info.tokenExpiry`` from the metainfo (AFAS documents no meaning; ``0`` appears to be none)."""
-        return str((self.get_metainfo().get("info") or {}).get("tokenExpiry", "") or "")
+    def token_expiry(self) -> str | None:
+        """``info.tokenExpiry`` from the metainfo, or ``None`` for ``0`` or empty (AFAS documents no
+        meaning; ``0`` appears to be "no expiry")."""
+        value = str((self.get_metainfo().get("info") or {}).get("tokenExpiry", "") or "").strip()
+        return None if value in ("", "0") else value
 
     def start_token_renewal(self) -> str:
         """Ask AFAS to e-mail a one-time password to the connection's ``otp_user_id``; returns the
@@ -783,8 +785,7 @@ class AfasHook(LedgerLinkHook):
         probe = self.trial({"password": xml})
         try:
             result.detail = probe.check_connection()
-            expiry = probe.token_expiry()
-            result.expires_at = expiry if expiry not in ("", "0") else None  # "0": no expiry
+            result.expires_at = probe.token_expiry()
         except LedgerLinkError as error:
             raise verification_failed(
                 self, "new user token", error, "Check that the App connector still exists, then renew again"

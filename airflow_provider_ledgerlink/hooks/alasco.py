@@ -778,8 +778,7 @@ class AlascoHook(LedgerLinkHook):
             except LedgerLinkError as error:
                 self.log.warning("The staged Alasco token was not adopted: %s", error)
                 return False
-            for name in ("raw_connection", "connection", "_extras"):
-                self.__dict__.pop(name, None)
+            self.forget_connection(keep_clients=True)  # the threads' client stays; its headers change
             self.credentials.update(self._credential_headers())
         self.log.warning(
             "Alasco refused the token of connection '%s'; the staged token works and was promoted (%s)",

@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from airflow_provider_ledgerlink.core.compat import AirflowException, BaseHook, BaseOperator
+from airflow_provider_ledgerlink.core.compat import AirflowException, BaseOperator
 from airflow_provider_ledgerlink.core.credentials import connection_fingerprint, now_utc, original_connection
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, hook_class_for
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, hook_for_connection
 from airflow_provider_ledgerlink.operators.token_rotation import STAGED_TYPES
 
 #: ``on_warning(context, report)``: called when the report holds warnings.
@@ -79,8 +79,8 @@ class CredentialHealthOperator(BaseOperator):
         self.on_warning = on_warning
 
     def execute(self, context: Any) -> dict[str, Any]:
-        conn_type = str(BaseHook.get_connection(self.conn_id).conn_type or "")
-        hook = hook_class_for(conn_type)(self.conn_id)
+        hook = hook_for_connection(self.conn_id)
+        conn_type = hook.conn_type
         try:
             ok, detail = hook.test_connection()
             if not ok:

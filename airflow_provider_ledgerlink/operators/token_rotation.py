@@ -28,7 +28,7 @@ from typing import Any
 
 from airflow_provider_ledgerlink.core.compat import (
     AirflowException,
-    BaseHook,
+    AirflowSkipException,
     BaseOperator,
     await_human_input,
     human_input_available,
@@ -36,7 +36,7 @@ from airflow_provider_ledgerlink.core.compat import (
 )
 from airflow_provider_ledgerlink.core.credentials import CredentialStore
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, hook_class_for
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, hook_for_connection
 from airflow_provider_ledgerlink.core.rotation import NothingStagedError, RotationResult, promote_staged
 
 #: The connection types whose credential no vendor API rotates.
@@ -44,14 +44,6 @@ STAGED_TYPES = ("ledgerlink_alasco", "ledgerlink_cash", "ledgerlink_cloudpos")
 
 #: ``otp_source(user_id, context) -> code``: returns the one-time password AFAS e-mailed to user_id.
 OtpSource = Callable[[str, Any], str]
-
-
-def _skip(message: str) -> BaseException:
-    try:
-        from airflow.sdk.exceptions import AirflowSkipException  # type: ignore[attr-defined]
-    except ImportError:  # Airflow 3.0
-        from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef,attr-defined]
-    return AirflowSkipException(message)
 
 
 def _as_bool(value: Any) -> bool:
@@ -106,14 +98,11 @@ class TokenRotationOperator(BaseOperator):
         self.skip_when_nothing_staged = skip_when_nothing_staged
 
     # -- the hook of the connection, whatever its vendor -------------------------------------------
-    def _conn_type(self) -> str:
-        return str(BaseHook.get_connection(self.conn_id).conn_type or "")
-
-    def _hook(self, conn_type: str) -> LedgerLinkHook:
-        kwargs: dict[str, Any] = {"credential_store": self.credential_store}
-        if conn_type == "ledgerlink_tripletex" and self.session_days:
-            kwargs["session_days"] = int(self.session_days)
-        return hook_class_for(conn_type)(self.conn_id, **kwargs)
+    def _hook(self) -> LedgerLinkHook:
+        hook = hook_for_connection(self.conn_id, credential_store=self.credential_store)
+        if hook.conn_type == "ledgerlink_tripletex" and self.session_days:
+            hook.session_days = max(1, int(self.session_days))  # type: ignore[attr-defined]
+        return hook
 
     def _report(self, result: RotationResult) -> dict[str, Any]:
         summary = result.to_dict()
@@ -133,8 +122,8 @@ class TokenRotationOperator(BaseOperator):
     # -- execution --------------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
         dry_run = _as_bool(self.verify_only)
-        conn_type = self._conn_type()
-        hook = self._hook(conn_type)
+        hook = self._hook()
+        conn_type = hook.conn_type
         try:
             if conn_type == "ledgerlink_tripletex":
                 return self._report(hook.rotate_session(dry_run=dry_run))  # type: ignore[attr-defined]
@@ -145,7 +134,7 @@ class TokenRotationOperator(BaseOperator):
                     return self._report(promote_staged(hook, dry_run=dry_run))
                 except NothingStagedError as nothing:
                     if self.skip_when_nothing_staged:
-                        raise _skip(str(nothing)) from None
+                        raise AirflowSkipException(str(nothing)) from None
                     raise
         finally:
             hook.close()
@@ -163,8 +152,7 @@ class TokenRotationOperator(BaseOperator):
             )
             result.dry_run = True
             result.detail = hook.check_connection()
-            expiry = hook.token_expiry()
-            result.expires_at = expiry if expiry not in ("", "0") else None  # "0": no expiry
+            result.expires_at = hook.token_expiry()
             result.status = "current token works (dry run; no code requested)"
             return self._report(result)
         user_id = hook.start_token_renewal()
@@ -207,7 +195,7 @@ class TokenRotationOperator(BaseOperator):
             )
         code = str((event.get("params_input") or {}).get("otp") or "").strip()
         mask_secret(code)
-        hook = self._hook("ledgerlink_afas")
+        hook = self._hook()
         try:
             return self._finish_afas(hook, code)
         finally:
