@@ -19,9 +19,10 @@ subprocess of its own, so each one's memory is measured alone:
     The same pages fetched 5 at a time with httpx and thrown away unparsed: the most any client
     can get out of this server at this concurrency.
 
-Every child imports ``airflow.sdk`` before its baseline, as a task process would have, so the peak
-RSS figures are comparable. Peak RSS is the kernel's high-water mark (``VmHWM``), reset after the
-imports; growth is that peak minus the RSS just before the extract started.
+Every child imports what a task process has loaded (Airflow's supervisor, which forks it, and the
+task runner) before its baseline, so the peak RSS figures are comparable. Each approach's time
+includes creating its HTTP client. Peak RSS is the kernel's high-water mark (``VmHWM``), reset after
+the imports; growth is that peak minus the RSS just before the extract started.
 """
 
 from __future__ import annotations
@@ -170,13 +171,14 @@ def prepare_ledgerlink(job: Job, workdir: Path) -> Runner:
 def prepare_sequential(job: Job, workdir: Path) -> Runner:
     import httpx
 
-    client = httpx.Client(
-        base_url=job.url + AFAS_PATH,
-        headers={"Authorization": _afas_header(), "Accept": "application/json"},
-        timeout=60,
-    )
+    header = _afas_header()
 
     def run() -> int:
+        client = httpx.Client(
+            base_url=job.url + AFAS_PATH,
+            headers={"Authorization": header, "Accept": "application/json"},
+            timeout=60,
+        )
         rows: list[dict[str, Any]] = []
         skip = 0
         while True:
@@ -230,24 +232,26 @@ def prepare_raw_ceiling(job: Job, workdir: Path) -> Runner:
 
     import httpx
 
-    client = httpx.Client(
-        base_url=job.url + AFAS_PATH,
-        headers={"Authorization": _afas_header(), "Accept": "application/json"},
-        limits=httpx.Limits(max_connections=job.in_flight, max_keepalive_connections=job.in_flight),
-        timeout=60,
-    )
     # The pages any paging client needs: every full page and the first short (here empty) one.
     offsets = range(0, (job.rows // job.page_size + 1) * job.page_size, job.page_size)
-
-    def fetch(skip: int) -> int:
-        response = client.get(
-            f"/connectors/{CONNECTOR}",
-            params={"skip": skip, "take": job.page_size, "orderbyfieldids": ORDER_BY},
-        )
-        response.raise_for_status()
-        return _count_rows_in_body(response.content)
+    header = _afas_header()
 
     def run() -> int:
+        client = httpx.Client(
+            base_url=job.url + AFAS_PATH,
+            headers={"Authorization": header, "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=job.in_flight, max_keepalive_connections=job.in_flight),
+            timeout=60,
+        )
+
+        def fetch(skip: int) -> int:
+            response = client.get(
+                f"/connectors/{CONNECTOR}",
+                params={"skip": skip, "take": job.page_size, "orderbyfieldids": ORDER_BY},
+            )
+            response.raise_for_status()
+            return _count_rows_in_body(response.content)
+
         with ThreadPoolExecutor(max_workers=job.in_flight) as pool:
             total = sum(pool.map(fetch, offsets))
         client.close()
@@ -268,7 +272,10 @@ def run_child(approach: str, job: Job, result_file: Path) -> None:
     """Run one approach in this (fresh) process and write its figures to ``result_file``."""
     import gc
 
-    import airflow.sdk  # noqa: F401  # every approach runs as a task would: with Airflow loaded
+    # Every approach runs as a task would: with what a task process has loaded. It is forked from
+    # Airflow's supervisor and runs the task runner.
+    import airflow.sdk.execution_time.supervisor
+    import airflow.sdk.execution_time.task_runner  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
         run = PREPARE[approach](job, Path(tmp))
@@ -613,7 +620,8 @@ page in the same order (`{ORDER_BY}`) and runs in a fresh process:
 - **raw ceiling (fetch, discard)**: the same pages fetched {args.in_flight} at a time with httpx
   and thrown away unparsed; no client can do better against this server at this concurrency.
 
-Peak RSS is the process's high-water mark after its imports (Airflow is loaded in all four); RSS
+Every approach's time includes creating its HTTP client. Peak RSS is the process's high-water mark
+after its imports (what a task process has loaded: Airflow's supervisor and task runner); RSS
 growth is that peak minus the RSS just before the extract began. Client and sandbox CPU are the
 user + system seconds of the two processes during the extract.
 {note}

@@ -14,6 +14,8 @@ A vendor subclass says *what* to read (``extract_pages``); this base decides *wh
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -70,6 +72,26 @@ def parse_instant(value: Any, *, name: str, vendor: str) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
+
+
+@contextlib.contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist before the extract out of the garbage collector's full passes.
+
+    A task process holds Airflow's hundreds of thousands of long-lived objects. The pages of an
+    extract are allocated so fast that the collector soon runs a full pass over all of them (about
+    80 ms, during which no thread of the process runs); the rows themselves never form cycles.
+    :func:`gc.freeze` moves the existing objects aside for the duration of the extract, and they
+    rejoin the collector afterwards. When something else already froze objects it is left alone.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _Progress:
@@ -204,9 +226,12 @@ class LedgerLinkExtractOperator(BaseOperator):
         label = f"{self.vendor} {self.object_label()}"
         self.log.info("Extracting %s for window %s into %s", label, window or "(all)", folder)
         progress = _Progress(self.log, label, self.progress_interval)
-        with JsonLinesSink(
-            folder, part_max_bytes=self.part_max_bytes, compresslevel=self.compresslevel
-        ) as sink:
+        with (
+            _long_lived_objects_frozen(),
+            JsonLinesSink(
+                folder, part_max_bytes=self.part_max_bytes, compresslevel=self.compresslevel
+            ) as sink,
+        ):
             for page in self.extract_pages(window):
                 sink.write_rows(page)
                 progress.add(len(page))

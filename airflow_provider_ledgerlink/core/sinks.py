@@ -82,7 +82,7 @@ class JsonLinesSink:
         self, folder: Any, *, part_max_bytes: int = 128 * 1024 * 1024, compresslevel: int = 1
     ) -> None:
         self.folder = folder
-        self._encode = _make_encoder().encode
+        self._encode_lines = _make_encoder().encode_lines
         self.part_max_bytes = part_max_bytes
         self.compresslevel = compresslevel
         self.run_id = uuid.uuid4().hex[:12]
@@ -99,20 +99,20 @@ class JsonLinesSink:
     # -- writing ---------------------------------------------------------------------------------
     def write_rows(self, rows: Iterable[dict[str, Any]]) -> int:
         """Append rows; returns how many were written. Rows are encoded as one batch per call."""
-        lines = [self._encode(row) for row in rows]
-        if not lines:
+        batch = rows if isinstance(rows, list) else list(rows)
+        if not batch:
             return 0
-        data = b"\n".join(lines) + b"\n"
+        data = self._encode_lines(batch)  # one JSON object per line, each line ending in "\n"
         if self._gzip is None:
             self._open_part()
         assert self._gzip is not None
         self._gzip.write(data)
-        self._part_rows += len(lines)
+        self._part_rows += len(batch)
         self._part_bytes += len(data)
-        self.rows += len(lines)
+        self.rows += len(batch)
         if self._part_bytes >= self.part_max_bytes:
             self._close_part()
-        return len(lines)
+        return len(batch)
 
     def _open_part(self) -> None:
         name = f"part-{len(self.parts):05d}-{self.run_id}.jsonl.gz"

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -207,7 +207,7 @@ def afas_datetime_to_amsterdam(value: str) -> str:
     return datetime.fromisoformat(value[:-1]).replace(tzinfo=timezone(offset)).isoformat()
 
 
-def _looks_like_afas_datetime(value: Any) -> bool:
+def _looks_like_afas_datetime(value: Any) -> TypeGuard[str]:
     return value.__class__ is str and len(value) >= 20 and value[-1] == "Z" and value[10] == "T"
 
 
@@ -595,29 +595,23 @@ class AfasHook(LedgerLinkHook):
     def _row_converter(self) -> Any:
         if self.datetimes == "raw":
             return None
-        to_utc = self.datetimes == "utc"
-        convert_value = afas_datetime_to_utc if to_utc else afas_datetime_to_amsterdam
-        # "YYYY-MM-DDTHH" (Amsterdam) → what replaces it: the UTC hour, or the offset suffix.
-        hours: dict[str, str] = {}
+        convert_value = afas_datetime_to_utc if self.datetimes == "utc" else afas_datetime_to_amsterdam
 
         def convert(rows: list[dict[str, Any]]) -> None:
-            # Only the datetime columns are visited (found per page from each column's first value),
-            # and a whole-second value costs one dictionary look-up: this runs for millions of values.
+            # Only the datetime columns are visited (found per page from each column's first value).
+            # A page repeats its dates and timestamps many times over (every line of an entry has
+            # the same ones), so each distinct value is converted once per page and then looked up:
+            # this runs for millions of values.
+            done: dict[Any, str] = {}
             for key in _datetime_columns(rows):
                 for row in rows:
                     value = row.get(key)
-                    if value.__class__ is not str or len(value) < 20 or value[-1] != "Z" or value[10] != "T":
-                        continue
-                    if len(value) == 20 and value[11:19] != "00:00:00":
-                        prefix = value[:13]
-                        head = hours.get(prefix)
-                        if head is None:
-                            hour = _hour_in_utc(prefix)
-                            head = hours[prefix] = "" if hour is None else hour[0 if to_utc else 1]
-                        if head and value[13:] in _MINUTES_SECONDS_Z:
-                            row[key] = head + value[13:] if to_utc else value[:-1] + head
+                    new = done.get(value) if value.__class__ is str else None
+                    if new is None:
+                        if not _looks_like_afas_datetime(value):
                             continue
-                    row[key] = convert_value(value)
+                        new = done[value] = convert_value(value)
+                    row[key] = new
 
         return convert
 

@@ -23,6 +23,7 @@ from airflow_provider_ledgerlink.core.errors import (
 )
 from airflow_provider_ledgerlink.hooks.afas import (
     MAX_QUERY_LENGTH,
+    AfasHook,
     afas_datetime_to_amsterdam,
     afas_datetime_to_utc,
     authorization_header,
@@ -201,6 +202,49 @@ def test_a_date_only_value_becomes_a_date_in_utc_mode() -> None:
 )
 def test_afas_datetimes_get_their_amsterdam_offset(afas: str, amsterdam: str) -> None:
     assert afas_datetime_to_amsterdam(afas) == amsterdam
+
+
+def converted(rows: list[dict[str, object]], datetimes: str = "utc") -> list[dict[str, object]]:
+    convert = AfasHook("afas_unused", datetimes=datetimes)._row_converter()
+    convert(rows)
+    return rows
+
+
+def test_a_page_converts_every_datetime_value_also_when_it_repeats() -> None:
+    page = [
+        {"EntryNo": 1, "Created": "2026-07-01T12:00:00Z", "EntryDate": "2026-07-01T00:00:00Z"},
+        {"EntryNo": 1, "Created": "2026-07-01T12:00:00Z", "EntryDate": "2026-07-01T00:00:00Z"},
+        {"EntryNo": 2, "Created": "2026-01-15T12:00:00.5Z", "EntryDate": None},
+        {"EntryNo": 3, "EntryDate": "2026-07-02T00:00:00Z"},  # no Created at all
+    ]
+    assert converted(page) == [
+        {"EntryNo": 1, "Created": "2026-07-01T10:00:00Z", "EntryDate": "2026-07-01"},
+        {"EntryNo": 1, "Created": "2026-07-01T10:00:00Z", "EntryDate": "2026-07-01"},
+        {"EntryNo": 2, "Created": "2026-01-15T11:00:00.500000Z", "EntryDate": None},
+        {"EntryNo": 3, "EntryDate": "2026-07-02"},
+    ]
+
+
+def test_values_that_are_not_afas_datetimes_stay_as_they_are() -> None:
+    page = [
+        {"Modified": "2026-07-01T12:00:00Z", "Description": "2026-07-01T12:00:00Z ok", "Code": 7},
+        {"Modified": "not a date", "Description": "x", "Code": 8},
+        {"Modified": 20260701, "Description": "y", "Code": 9},
+    ]
+    assert converted(page) == [
+        {"Modified": "2026-07-01T10:00:00Z", "Description": "2026-07-01T12:00:00Z ok", "Code": 7},
+        {"Modified": "not a date", "Description": "x", "Code": 8},
+        {"Modified": 20260701, "Description": "y", "Code": 9},
+    ]
+
+
+def test_a_page_in_amsterdam_mode_keeps_the_wall_clock_and_adds_the_offset() -> None:
+    page = [{"Created": "2026-07-01T12:00:00Z"}, {"Created": "2026-07-01T12:00:00Z"}]
+    assert converted(page, "amsterdam") == [{"Created": "2026-07-01T12:00:00+02:00"}] * 2
+
+
+def test_raw_mode_has_no_converter() -> None:
+    assert AfasHook("afas_unused", datetimes="raw")._row_converter() is None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""The base extract operator keeps the process's existing objects out of the garbage collector's
+full passes while it runs, and always gives them back."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
+from airflow_provider_ledgerlink.core.sinks import read_rows
+
+
+class ListExtractOperator(LedgerLinkExtractOperator):
+    vendor = "Test vendor"
+
+    def __init__(self, *, pages: list[list[dict[str, Any]]], fail_after: int | None = None, **kwargs: Any):
+        super().__init__(object_name="things", conn_id="test", incremental=False, **kwargs)
+        self.pages = pages
+        self.fail_after = fail_after
+        self.freeze_counts: list[int] = []
+
+    def object_label(self) -> str:
+        return "things"
+
+    def extract_pages(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
+        for number, page in enumerate(self.pages):
+            if number == self.fail_after:
+                raise RuntimeError("the source went away")
+            self.freeze_counts.append(gc.get_freeze_count())
+            yield page
+
+
+@pytest.fixture(autouse=True)
+def nothing_frozen() -> Iterator[None]:
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+PAGES = [[{"id": 1}, {"id": 2}], [{"id": 3}]]
+
+
+def test_existing_objects_are_frozen_during_the_extract_and_released_after(tmp_path: Path) -> None:
+    operator = ListExtractOperator(task_id="extract", destination=str(tmp_path), pages=PAGES)
+    summary = operator.execute({})  # type: ignore[arg-type]
+
+    assert operator.freeze_counts and all(count > 0 for count in operator.freeze_counts)
+    assert gc.get_freeze_count() == 0
+    assert list(read_rows(Path(summary["folder"]))) == [{"id": 1}, {"id": 2}, {"id": 3}]
+
+
+def test_a_failing_extract_releases_the_frozen_objects_too(tmp_path: Path) -> None:
+    operator = ListExtractOperator(task_id="extract", destination=str(tmp_path), pages=PAGES, fail_after=1)
+    with pytest.raises(RuntimeError, match="went away"):
+        operator.execute({})  # type: ignore[arg-type]
+
+    assert operator.freeze_counts[0] > 0
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_someone_else_froze_are_left_frozen(tmp_path: Path) -> None:
+    gc.freeze()
+    frozen_before = gc.get_freeze_count()
+    operator = ListExtractOperator(task_id="extract", destination=str(tmp_path), pages=PAGES)
+    operator.execute({})  # type: ignore[arg-type]
+
+    # Neither unfrozen nor frozen further (the count only drops as frozen objects are freed).
+    assert len(operator.freeze_counts) == 2
+    assert all(0 < count <= frozen_before for count in operator.freeze_counts)
+    assert 0 < gc.get_freeze_count() <= frozen_before
