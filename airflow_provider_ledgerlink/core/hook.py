@@ -94,6 +94,23 @@ class LedgerLinkHook(BaseHook):
     vendor: ClassVar[str] = ""
     conn_type: ClassVar[str] = ""
 
+    # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return connection_form_widgets(cls.conn_type)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return ui_field_behaviour(cls.conn_type)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Airflow 3.0 and 3.1 only call the two form methods when they stand in the hook class's own
+        # __dict__, so every vendor hook (a class that names its connection type) gets them there.
+        if cls.__dict__.get("conn_type"):
+            for name in ("get_connection_form_widgets", "get_ui_field_behaviour"):
+                setattr(cls, name, LedgerLinkHook.__dict__[name])
+
     def __init__(
         self,
         conn_id: str,

@@ -48,7 +48,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_form_widgets, ui_field_behaviour
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error, parse_retry_after
 from airflow_provider_ledgerlink.core.parallel import chain_in_order
 from airflow_provider_ledgerlink.core.redaction import redact_url, register_secret
@@ -656,15 +656,6 @@ class AlascoHook(LedgerLinkHook):
         self._adopt_lock = threading.Lock()
         self.max_in_flight = max(1, int(max_in_flight))
         self.in_chunk_size = max(1, int(in_chunk_size))
-
-    # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return connection_form_widgets(cls.conn_type)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return ui_field_behaviour(cls.conn_type)
 
     # -- settings ---------------------------------------------------------------------------------
     @cached_property

@@ -45,7 +45,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_form_widgets, ui_field_behaviour
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
 from airflow_provider_ledgerlink.core.http import (
     AsyncHttpClient,
     HttpClient,
@@ -1104,15 +1104,6 @@ class CashHook(LedgerLinkHook):
         self._requests_per_minute = requests_per_minute
         #: Set when the connection came from an asynchronous lookup, which already masked the password.
         self._async_lookup = False
-
-    # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return connection_form_widgets(cls.conn_type)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return ui_field_behaviour(cls.conn_type)
 
     # -- settings ---------------------------------------------------------------------------------
     @cached_property

@@ -45,7 +45,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, connection_form_widgets, ui_field_behaviour
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
 from airflow_provider_ledgerlink.core.http import AsyncHttpClient, HttpClient, RetryPolicy, default_error
 from airflow_provider_ledgerlink.core.login_guard import (
     LoginGuard,
@@ -659,15 +659,6 @@ class CloudPosHook(LedgerLinkHook):
         self.budget_kind = budget_kind
         self.state = state or AirflowVariableState()
         self._async_parts: tuple[CloudPosSettings, LoginGuard, DailyBudget] | None = None
-
-    # -- connection form (Airflow 3.0–3.1; 3.2+ read conn-fields from the provider info) ----------
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return connection_form_widgets(cls.conn_type)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return ui_field_behaviour(cls.conn_type)
 
     # -- settings and shared state ----------------------------------------------------------------
     @cached_property
