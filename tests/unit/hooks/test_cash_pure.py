@@ -3,6 +3,7 @@ checking imports, the per-line error document, and the incremental selections fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -36,17 +37,6 @@ from airflow_provider_ledgerlink.hooks.cash import (
     typed_value,
     wsdl_url_from_host,
 )
-
-RECORDED = Path(__file__).resolve().parents[3].parent / "shared" / "vendor-specs" / "cash"
-
-
-def recorded_file(*parts: str) -> Path:
-    """A recorded CASH response; the test is skipped, saying so, when the recordings are absent."""
-    path = RECORDED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"recorded CASH responses not found at {RECORDED}: this comparison was NOT checked")
-    return path
-
 
 BILLION_LAUGHS = (
     'Content-type: text/xml <?xml version="1.0"?>'
@@ -140,11 +130,13 @@ def test_the_content_type_prefix_is_stripped_and_its_absence_tolerated() -> None
     assert strip_export_prefix(None) == ""
 
 
-def test_the_recorded_export_parses_into_rows_and_the_empty_one_into_none() -> None:
+def test_the_recorded_export_parses_into_rows_and_the_empty_one_into_none(
+    cash_recording: Callable[..., Path],
+) -> None:
     import json
 
-    recorded = json.loads(recorded_file("delivery-address", "get.json").read_text())
-    empty = json.loads(recorded_file("delivery-address", "empty.json").read_text())
+    recorded = json.loads(cash_recording("delivery-address", "get.json").read_text())
+    empty = json.loads(cash_recording("delivery-address", "empty.json").read_text())
 
     rows = list(iter_export_rows(recorded["exportResult"]))
 
@@ -198,8 +190,10 @@ def test_an_error_document_inside_an_export_raises_with_its_messages() -> None:
 # ------------------------------------------------------------------------------------------------
 # The per-line error document
 # ------------------------------------------------------------------------------------------------
-def test_the_recorded_error_document_gives_line_message_and_source() -> None:
-    errors = parse_error_document(recorded_file("errors", "cash-errors.xml").read_text())
+def test_the_recorded_error_document_gives_line_message_and_source(
+    cash_recording: Callable[..., Path],
+) -> None:
+    errors = parse_error_document(cash_recording("errors", "cash-errors.xml").read_text())
 
     assert len(errors) == 1
     assert errors[0]["line"] == 1

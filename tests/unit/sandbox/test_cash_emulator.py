@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,6 @@ from airflow_provider_ledgerlink.sandbox.cash import (
     sandbox_cash_password,
 )
 
-RECORDED = Path(__file__).resolve().parents[3].parent / "shared" / "vendor-specs" / "cash"
-
-
-def recorded_file(*parts: str) -> Path:
-    """A recorded CASH response; the test is skipped, saying so, when the recordings are absent."""
-    path = RECORDED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"recorded CASH responses not found at {RECORDED}: this comparison was NOT checked")
-    return path
-
-
 #: The delivery address the recorded failing import sent, field by field in the recorded order.
 RECORDED_FAILING_IMPORT = (
     "<CASH><R2229><F0101>123456</F0101><F2228>123456</F2228><F2229>This is a test delivery address.</F2229>"
@@ -40,8 +30,10 @@ RECORDED_FAILING_IMPORT = (
 )
 
 
-def recorded(name: str) -> dict[str, Any]:
-    return json.loads(recorded_file("delivery-address", name).read_text())
+@pytest.fixture
+def recorded(cash_recording: Callable[..., Path]) -> Callable[[str], dict[str, Any]]:
+    """A recorded delivery-address answer by file name."""
+    return lambda name: json.loads(cash_recording("delivery-address", name).read_text())
 
 
 @pytest.fixture
@@ -89,15 +81,21 @@ def test_the_transaction_status_operation_can_be_left_out(sandbox_clean: Any) ->
 # ------------------------------------------------------------------------------------------------
 # Answers exactly like the recorded ones
 # ------------------------------------------------------------------------------------------------
-def test_an_export_answers_exactly_like_the_recorded_one(online_hook: Any) -> None:
+def test_an_export_answers_exactly_like_the_recorded_one(
+    online_hook: Any, recorded: Callable[[str], dict[str, Any]]
+) -> None:
     assert online_hook.call("Cash.export", "2229|000100") == recorded("get.json")
 
 
-def test_an_empty_export_answers_exactly_like_the_recorded_one(online_hook: Any) -> None:
+def test_an_empty_export_answers_exactly_like_the_recorded_one(
+    online_hook: Any, recorded: Callable[[str], dict[str, Any]]
+) -> None:
     assert online_hook.call("Cash.export", "2229|424242") == recorded("empty.json")
 
 
-def test_an_accepted_import_answers_like_the_recorded_one(online_hook: Any) -> None:
+def test_an_accepted_import_answers_like_the_recorded_one(
+    online_hook: Any, recorded: Callable[[str], dict[str, Any]]
+) -> None:
     xml = RECORDED_FAILING_IMPORT.replace("<F0101>123456</F0101>", "<F0101>000100</F0101>")
 
     answer = online_hook.call("Cash.import", xml)
@@ -109,7 +107,9 @@ def test_an_accepted_import_answers_like_the_recorded_one(online_hook: Any) -> N
     assert answer == expected
 
 
-def test_a_rejected_import_answers_like_the_recorded_one_with_the_same_err_document(online_hook: Any) -> None:
+def test_a_rejected_import_answers_like_the_recorded_one_with_the_same_err_document(
+    online_hook: Any, recorded: Callable[[str], dict[str, Any]]
+) -> None:
     answer = online_hook.call("Cash.import", RECORDED_FAILING_IMPORT)
 
     expected = recorded("creation-failed.json")
