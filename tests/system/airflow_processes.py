@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +261,26 @@ def start_deployment(airflow: AirflowProcesses, api: RestApi, api_port: int, api
 
     wait_for("the api-server to answer its health check", api_up, STARTUP_TIMEOUT)
     api.sign_in(API_USER, api_password)
+
+
+@contextlib.contextmanager
+def deployment(
+    home: Path, env: dict[str, str], api_port: int, api_password: str, dag_id: str
+) -> Iterator[tuple[AirflowProcesses, RestApi]]:
+    """Airflow's components running on ``home`` (see :func:`start_deployment`) and a signed-in API
+    client. When the block fails the tails of the components' logs for ``dag_id`` are printed; the
+    components are stopped in any case."""
+    airflow = AirflowProcesses(home, env)
+    api = RestApi(f"http://127.0.0.1:{api_port}")
+    try:
+        start_deployment(airflow, api, api_port, api_password)
+        yield airflow, api
+    except BaseException:
+        print(airflow.tails(dag_id))
+        raise
+    finally:
+        api.close()
+        airflow.stop()
 
 
 def wait_for_dag(airflow: AirflowProcesses, api: RestApi, dag_id: str) -> None:

@@ -26,12 +26,10 @@ from pathlib import Path
 
 import pytest
 from airflow_processes import (
-    AirflowProcesses,
-    RestApi,
     airflow_env,
+    deployment,
     every_log,
     prepare_home,
-    start_deployment,
     wait_for_dag,
     wait_for_run,
 )
@@ -82,11 +80,8 @@ def test_afas_example_dag_runs_to_success_in_real_airflow(system_sandbox, deploy
 
     env = airflow_env(home, dags, api_port, {"afas_default": connection}, {"LEDGERLINK_LAKE": lake.as_uri()})
 
-    airflow = AirflowProcesses(home, env)
-    api = RestApi(f"http://127.0.0.1:{api_port}")
     started = time.monotonic()
-    try:
-        start_deployment(airflow, api, api_port, api_password)
+    with deployment(home, env, api_port, api_password, DAG_ID) as (airflow, api):
         wait_for_dag(airflow, api, DAG_ID)
         assert DAG_ID in airflow.run("dags", "list", "--output", "plain")
         airflow.run("dags", "unpause", DAG_ID)
@@ -115,12 +110,6 @@ def test_afas_example_dag_runs_to_success_in_real_airflow(system_sandbox, deploy
         state = wait_for_run(airflow, api, DAG_ID, RUN_ID)
         instances = api.get(f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances")["task_instances"]
         print(f"Airflow run finished ({state}) {time.monotonic() - started:.0f}s after start-up began")
-    except BaseException:
-        print(airflow.tails(DAG_ID))
-        raise
-    finally:
-        api.close()
-        airflow.stop()
 
     # -- the run ------------------------------------------------------------------------------------
     extracts = [task for task in runpy.run_path(str(DAG_FILE))["dag"].tasks if hasattr(task, "connector_id")]

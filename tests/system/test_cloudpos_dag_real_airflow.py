@@ -21,12 +21,10 @@ from typing import Any
 
 import pytest
 from airflow_processes import (
-    AirflowProcesses,
-    RestApi,
     airflow_env,
+    deployment,
     every_log,
     prepare_home,
-    start_deployment,
     wait_for_dag,
     wait_for_run,
 )
@@ -87,16 +85,13 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
         {"LEDGERLINK_LAKE": lake.as_uri()},
     )
 
-    airflow = AirflowProcesses(home, env)
-    api = RestApi(f"http://127.0.0.1:{api_port}")
     deferred: list[dict[str, Any]] = []  # the sensor's task instance, each time it was seen deferred
 
     def watch(instances: list[dict[str, Any]]) -> None:
         deferred.extend(ti for ti in instances if ti["task_id"] == SENSOR and ti["state"] == "deferred")
 
     started = time.monotonic()
-    try:
-        start_deployment(airflow, api, api_port, api_password)
+    with deployment(home, env, api_port, api_password, DAG_ID) as (airflow, api):
         wait_for_dag(airflow, api, DAG_ID)
         airflow.run("dags", "unpause", DAG_ID)
         run = api.post(f"/dags/{DAG_ID}/dagRuns", {"dag_run_id": RUN_ID, "logical_date": None})
@@ -104,12 +99,6 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
         state = wait_for_run(airflow, api, DAG_ID, RUN_ID, watch=watch)
         instances = api.get(f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances")["task_instances"]
         print(f"Airflow run finished ({state}) {time.monotonic() - started:.0f}s after start-up began")
-    except BaseException:
-        print(airflow.tails(DAG_ID))
-        raise
-    finally:
-        api.close()
-        airflow.stop()
 
     # -- the run ------------------------------------------------------------------------------------
     assert state == "success"

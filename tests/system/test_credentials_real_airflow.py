@@ -25,12 +25,10 @@ from typing import Any
 import httpx
 import pytest
 from airflow_processes import (
-    AirflowProcesses,
-    RestApi,
     airflow_env,
+    deployment,
     every_log,
     prepare_home,
-    start_deployment,
     wait_for_dag,
     wait_for_run,
 )
@@ -93,11 +91,8 @@ def test_the_token_rotation_dag_in_real_airflow(system_sandbox, deployment_home)
     )
     env = airflow_env(home, dags, api_port, connections, {"LEDGERLINK_LAKE": lake.as_uri()})
 
-    airflow = AirflowProcesses(home, env)
-    api = RestApi(f"http://127.0.0.1:{api_port}")
     secrets: dict[str, str] = {"Airflow API password": api_password}
-    try:
-        start_deployment(airflow, api, api_port, api_password)
+    with deployment(home, env, api_port, api_password, DAG_ID) as (airflow, api):
         # Alasco's connection lives in the metadata database, where the REST store can change it.
         api.post(
             "/connections",
@@ -174,12 +169,6 @@ def test_the_token_rotation_dag_in_real_airflow(system_sandbox, deployment_home)
                 "ledgerlink_staged_password_cloudpos_default",
             )
         }
-    except BaseException:
-        print(airflow.tails(DAG_ID))
-        raise
-    finally:
-        api.close()
-        airflow.stop()
 
     # -- the run --------------------------------------------------------------------------------------
     assert state == "success"
