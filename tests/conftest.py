@@ -153,24 +153,13 @@ def cloudpos_connection(sandbox_clean: object, monkeypatch: pytest.MonkeyPatch) 
     return "cloudpos_default"
 
 
-#: Recorded CASH responses, kept beside the checkout (``../shared/vendor-specs/cash``).
-CASH_RECORDINGS = REPO_ROOT.parent / "shared" / "vendor-specs" / "cash"
-
-
 @pytest.fixture
 def cash_recording() -> Callable[..., Path]:
-    """``cash_recording("errors", "cash-errors.xml")``: the path of a recorded CASH response. The
-    test is skipped, saying so, when the recordings are absent."""
+    """``cash_recording("errors", "cash-errors.xml")``: the path of a recorded CASH response (they
+    ship with the sandbox, under ``sandbox/specs/cash``)."""
+    from airflow_provider_ledgerlink.sandbox.vendor_specs import spec_path
 
-    def path_of(*parts: str) -> Path:
-        path = CASH_RECORDINGS.joinpath(*parts)
-        if not path.exists():
-            pytest.skip(
-                f"recorded CASH responses not found at {CASH_RECORDINGS}: this comparison was NOT checked"
-            )
-        return path
-
-    return path_of
+    return lambda *parts: spec_path("cash", *parts)
 
 
 @pytest.fixture

@@ -5,18 +5,14 @@ response schema the OpenAPI document gives for that path, method and status (``$
 within the document; formats ``uuid``, ``date`` and ``date-time`` checked). The attributes of each
 object must also all be declared in the spec: the emulator may not invent fields.
 
-The OpenAPI document is read from ``../shared/vendor-specs/alasco/fincon-openapi.json`` next to the
-repository, or from ``$LEDGERLINK_ALASCO_OPENAPI``. Without it these tests are skipped with that
-reason printed: the emulator's conformance is then NOT checked.
+The OpenAPI document ships with the sandbox (``sandbox/specs/alasco/fincon-openapi.json``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,24 +20,15 @@ import pytest
 from test_alasco_emulator import api  # the emulator's FinCon API with valid credentials
 
 from airflow_provider_ledgerlink.sandbox.alasco import _pdf
+from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SPEC_PATH = Path(
-    os.environ.get("LEDGERLINK_ALASCO_OPENAPI")
-    or REPO_ROOT.parent / "shared" / "vendor-specs" / "alasco" / "fincon-openapi.json"
-)
 SPEC_URI = "urn:alasco:fincon-openapi"
 __all__ = ["api"]
 
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    if not SPEC_PATH.is_file():
-        pytest.skip(
-            f"Alasco FinCon OpenAPI not found at {SPEC_PATH} (set LEDGERLINK_ALASCO_OPENAPI): "
-            "the emulator's conformance to the vendor's schemas was NOT checked"
-        )
-    return json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    return load_json("alasco", "fincon-openapi.json")
 
 
 @pytest.fixture(scope="module")

@@ -8,44 +8,27 @@ with two adjustments that make the check stricter where it matters and honest wh
 * any property may be ``null``. Tripletex's spec never says ``nullable``, yet its answers carry
   ``null`` (its own error example has ``"developerMessage": null`` and ``"rootId": null``).
 
-The specification is read from ``../shared/vendor-specs/tripletex/openapi-2.72.00.json`` next to
-the repository, or from ``$LEDGERLINK_TRIPLETEX_OPENAPI``. Without it the test is skipped and says
-where it looked.
+The specification ships with the sandbox (``sandbox/specs/tripletex/openapi-2.72.00.json``).
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-jsonschema = pytest.importorskip("jsonschema")
+from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SPEC_CANDIDATES = [
-    Path(os.environ["LEDGERLINK_TRIPLETEX_OPENAPI"])
-    if os.environ.get("LEDGERLINK_TRIPLETEX_OPENAPI")
-    else None,
-    REPO_ROOT.parent / "shared" / "vendor-specs" / "tripletex" / "openapi-2.72.00.json",
-    REPO_ROOT / "vendor-specs" / "tripletex" / "openapi-2.72.00.json",
-]
+jsonschema = pytest.importorskip("jsonschema")
 
 
 @cache
 def specification() -> dict[str, Any]:
-    for candidate in SPEC_CANDIDATES:
-        if candidate is not None and candidate.is_file():
-            return json.loads(candidate.read_text(encoding="utf-8"))
-    looked = ", ".join(str(c) for c in SPEC_CANDIDATES if c is not None)
-    pytest.skip(f"Tripletex's OpenAPI 2.72 specification is not available (looked at {looked}); "
-                "set LEDGERLINK_TRIPLETEX_OPENAPI to its path to run the conformance test")  # fmt: skip
+    return load_json("tripletex", "openapi-2.72.00.json")
 
 
 def _strict(schema: Any) -> Any:
