@@ -13,7 +13,9 @@ Selectors combine with AND; a rule without selectors hits every match. Latency f
 rules adds up; the first hitting rule of another kind decides the outcome:
 
 - ``status``: answer with ``status``, ``body`` (JSON unless it is a string) and ``headers``
-  instead of letting the emulator handle the request (so a failed write is not applied),
+  instead of letting the emulator handle the request (so a failed write is not applied);
+  ``when="after"``: the emulator handles the request first (a write is applied) and the client gets
+  this answer instead of the real one (a 500 after booking, a 200 without the new id),
 - ``reset``: close the connection without answering (``when="after"``: after the emulator handled
   the request, i.e. the write was applied but the client never hears about it),
 - ``truncate``: send the headers with the full ``Content-Length`` and only half the body, then
@@ -263,13 +265,17 @@ def status_fault(
     retry_after: int | None = None,
     headers: Mapping[str, str] | None = None,
     content_type: str | None = None,
+    when: str = "before",
     nth: Iterable[int] | None = None,
     every: int | None = None,
     times: int | None = None,
     probability: float | None = None,
     name: str | None = None,
 ) -> FaultRule:
-    """Answer matching requests with ``status`` (``retry_after`` adds a ``Retry-After`` header)."""
+    """Answer matching requests with ``status`` (``retry_after`` adds a ``Retry-After`` header).
+
+    ``when="after"`` lets the emulator handle the request first, so a write is applied and its real
+    answer is replaced by this one."""
     all_headers = dict(headers or {})
     if retry_after is not None:
         all_headers["Retry-After"] = str(retry_after)
@@ -282,6 +288,7 @@ def status_fault(
         body=body,
         headers=all_headers,
         content_type=content_type,
+        when=when,
         name=name,
         **_selectors(nth, every, times, probability),
     )

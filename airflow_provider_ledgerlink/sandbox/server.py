@@ -443,7 +443,7 @@ class _SandboxRequestHandler(BaseHTTPRequestHandler):
             record("reset")
             self._reset_connection()
             return
-        if rule is not None and rule.kind == "status":
+        if rule is not None and rule.kind == "status" and rule.when == "before":
             response = Response(
                 rule.status, rule.response_body(), rule.response_content_type(), dict(rule.headers)
             )
@@ -459,6 +459,13 @@ class _SandboxRequestHandler(BaseHTTPRequestHandler):
         if rule is not None and rule.kind == "reset":
             record("reset")
             self._reset_connection()
+            return
+        if rule is not None and rule.kind == "status":  # when="after": applied, then this answer instead
+            response = Response(
+                rule.status, rule.response_body(), rule.response_content_type(), dict(rule.headers)
+            )
+            record(f"{rule.status} after")
+            self._send(response)
             return
         if rule is not None and rule.kind == "truncate":
             record("truncated")

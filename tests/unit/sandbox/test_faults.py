@@ -207,6 +207,16 @@ class TestFaultKinds:
         ).json()["rows"]
         assert len(applied) == 1  # the client never heard, but the record exists: do not blindly re-send
 
+    def test_status_after_the_write_was_applied(self, sandbox: Sandbox, afas: httpx.Client) -> None:
+        sandbox.faults.add(status_fault(500, {"error": "boom"}, method="POST", when="after", times=1))
+        body = {"KnSubject": {"Element": {"Fields": {"StId": 1, "Ds": "Toch geboekt"}}}}
+        assert afas.post("/connectors/KnSubject", json=body).status_code == 500
+        applied = afas.get(
+            "/connectors/Profit_DossierItems",
+            params={"filterfieldids": "Subject", "filtervalues": "Toch geboekt"},
+        ).json()["rows"]
+        assert len(applied) == 1  # answered 500, yet booked: the ambiguous case a write must survive
+
     def test_truncated_body(self, sandbox: Sandbox, afas: httpx.Client) -> None:
         sandbox.faults.add(truncate_fault(path="Profit_Transactions", every=2))
         assert page(afas).status_code == 200
