@@ -8,9 +8,10 @@ What it guarantees, for every vendor alike:
   own ``retry_after`` says);
 * 400, 401, 403, 404 and 422 are never retried;
 * a non-idempotent write is never sent twice blindly: it is re-sent only when the vendor refused it
-  outright (429/503) or the connection was never made. When an answer is lost after the request left
-  (a read timeout, a reset, a 502/504 from a proxy), :class:`AmbiguousWriteError` is raised so the
-  caller can check before sending again;
+  outright (429/503) or the connection was never made. When the answer leaves it open whether the
+  write was applied (a read timeout, a reset, a 502/504 from a proxy, any other 5xx that the vendor's
+  error mapper does not recognise as a refusal), :class:`AmbiguousWriteError` is raised so the
+  caller can check before sending again (see :mod:`.once`);
 * logged URLs and messages are redacted.
 
 Each vendor supplies an *error mapper*: a function turning a non-2xx response into one of the
@@ -174,9 +175,13 @@ class _Attempt:
         error = self.client.error_mapper(response, self.operation)
         if self.idempotent or isinstance(error, RateLimitedError):
             return error
-        if response.status_code in (502, 504):
-            return self._ambiguous(f"HTTP {response.status_code} from {redact_url(self.url)}")
-        # A refusal (4xx) or a vendor's own 500 verdict on a write is final: not retried.
+        if response.status_code in (502, 504) or (response.status_code >= 500 and type(error) is VendorError):
+            # A proxy that lost the answer, or a server error the vendor's mapper does not know as a
+            # refusal: the write may have been applied before the failure.
+            return self._ambiguous(
+                f"{error.message} (HTTP {response.status_code} from {redact_url(self.url)})"
+            )
+        # A refusal (4xx, or a 5xx the vendor's mapper recognised as a verdict) is final: not retried.
         error.retryable = False
         return error
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from airflow_provider_ledgerlink.core import http as http_module
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
+    LedgerLinkError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
@@ -71,8 +73,10 @@ def corrupt_gzip_body() -> httpx.Response:
     )
 
 
-def make_client(handler: Handler, retry: RetryPolicy = FAST) -> HttpClient:
-    return HttpClient(vendor="Acme", base_url=BASE_URL, retry=retry, transport=httpx.MockTransport(handler))
+def make_client(handler: Handler, retry: RetryPolicy = FAST, **kwargs: Any) -> HttpClient:
+    return HttpClient(
+        vendor="Acme", base_url=BASE_URL, retry=retry, transport=httpx.MockTransport(handler), **kwargs
+    )
 
 
 def make_async_client(handler: Handler, retry: RetryPolicy = FAST) -> AsyncHttpClient:
@@ -330,9 +334,22 @@ def test_total_time_is_bounded_by_max_elapsed(monkeypatch: pytest.MonkeyPatch) -
 # ------------------------------------------------------------------------------------------------
 # Writes: never sent twice blindly
 # ------------------------------------------------------------------------------------------------
-def test_a_post_answered_with_500_is_not_retried() -> None:
+def test_a_post_answered_with_500_is_ambiguous_and_not_retried() -> None:
     vendor = Script(500, 201)
-    with make_client(vendor) as client, pytest.raises(VendorError) as caught:
+    with make_client(vendor) as client, pytest.raises(AmbiguousWriteError) as caught:
+        client.request("POST", "/invoices", operation="create invoice", json={"n": 1})
+
+    assert vendor.calls == 1
+    assert caught.value.retryable is False
+    assert "may or may not have been applied" in str(caught.value)
+
+
+def test_a_post_500_the_vendor_mapper_knows_as_a_refusal_is_final() -> None:
+    def mapper(response: httpx.Response, operation: str) -> LedgerLinkError:
+        return ValidationError("Acme", operation, "field X is required", status_code=response.status_code)
+
+    vendor = Script(500, 201)
+    with make_client(vendor, error_mapper=mapper) as client, pytest.raises(ValidationError) as caught:
         client.request("POST", "/invoices", operation="create invoice", json={"n": 1})
 
     assert vendor.calls == 1
@@ -545,10 +562,10 @@ async def test_async_a_post_whose_answer_was_lost_raises_ambiguous_write() -> No
     assert vendor.calls == 1
 
 
-async def test_async_a_post_answered_with_500_is_not_retried() -> None:
+async def test_async_a_post_answered_with_500_is_ambiguous_and_not_retried() -> None:
     vendor = Script(500, 201)
     async with make_async_client(vendor) as client:
-        with pytest.raises(VendorError):
+        with pytest.raises(AmbiguousWriteError):
             await client.request("POST", "/invoices", operation="create invoice", json={})
 
     assert vendor.calls == 1
