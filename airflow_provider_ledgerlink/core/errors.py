@@ -138,14 +138,21 @@ class QuotaExhaustedError(LedgerLinkError):
 
 
 class VendorError(LedgerLinkError):
-    """The vendor reported an error of its own (usually a 5xx with a reference)."""
+    """The vendor reported an error of its own (usually a 5xx with a reference).
 
-    def __init__(self, *args: Any, retryable: bool = False, **kwargs: Any) -> None:
+    :param retryable: the same request may succeed later.
+    :param refused: the vendor's answer is a verdict on the request (it was processed and not
+        applied), as opposed to a failure that leaves it open what happened. A write answered with a
+        5xx that is not a verdict is an :class:`AmbiguousWriteError` (see ``core/http.py``).
+    """
+
+    def __init__(self, *args: Any, retryable: bool = False, refused: bool = False, **kwargs: Any) -> None:
         self.retryable = retryable
+        self.refused = refused
         super().__init__(*args, **kwargs)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"retryable": self.retryable}
+        return {"retryable": self.retryable, "refused": self.refused}
 
 
 class TransportError(LedgerLinkError):

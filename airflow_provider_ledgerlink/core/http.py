@@ -175,7 +175,8 @@ class _Attempt:
         error = self.client.error_mapper(response, self.operation)
         if self.idempotent or isinstance(error, RateLimitedError):
             return error
-        if response.status_code in (502, 504) or (response.status_code >= 500 and type(error) is VendorError):
+        unexplained = isinstance(error, VendorError) and not error.refused
+        if response.status_code in (502, 504) or (response.status_code >= 500 and unexplained):
             # A proxy that lost the answer, or a server error the vendor's mapper does not know as a
             # refusal: the write may have been applied before the failure.
             return self._ambiguous(

@@ -394,7 +394,12 @@ def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
         cls = ValidationError if status in (400, 413, 422) else VendorError
         kwargs: dict[str, Any] = {"status_code": status, "reference": body.get("profitLogReference")}
         if cls is VendorError:
-            kwargs["retryable"] = bool(_RETRYABLE_500.search(message))
+            # AFAS answers a functional or validation error with HTTP 500 and this triple: its
+            # verdict, nothing was applied. The time-out, lock and "unexpected error" answers are not
+            # verdicts: a read may be retried, a write may or may not have been applied.
+            transient = bool(_RETRYABLE_500.search(message))
+            kwargs["retryable"] = transient
+            kwargs["refused"] = not transient
         return cls(
             VENDOR,
             operation,

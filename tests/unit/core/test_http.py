@@ -346,10 +346,10 @@ def test_a_post_answered_with_500_is_ambiguous_and_not_retried() -> None:
 
 def test_a_post_500_the_vendor_mapper_knows_as_a_refusal_is_final() -> None:
     def mapper(response: httpx.Response, operation: str) -> LedgerLinkError:
-        return ValidationError("Acme", operation, "field X is required", status_code=response.status_code)
+        return VendorError("Acme", operation, "field X is required", status_code=500, refused=True)
 
     vendor = Script(500, 201)
-    with make_client(vendor, error_mapper=mapper) as client, pytest.raises(ValidationError) as caught:
+    with make_client(vendor, error_mapper=mapper) as client, pytest.raises(VendorError) as caught:
         client.request("POST", "/invoices", operation="create invoice", json={"n": 1})
 
     assert vendor.calls == 1
