@@ -122,13 +122,36 @@ def authorization_header(token_xml: str) -> str:
     return "AfasToken " + base64.b64encode(token_xml.encode("utf-8")).decode("ascii")
 
 
+#: Every form of the environment code that AFAS shows or documents, after trimming and upper-casing:
+#: the code in Profit's top bar (the seed: "de omgevingscode ... Deze zie je bovenaan in de balk
+#: staan"), written like ``O12345AA`` (AFAS: "Production (O), Test (T), and Accept (A)" as the first
+#: letter; the metainfo example's ``envid`` is ``A123456AC``), the same without the two-letter
+#: suffix (``O12345``), and the bare number that goes into the URL (``12345``; the OAS server
+#: variable is the "5 digit environment number").
+ENVIRONMENT_CODE = re.compile(
+    r"(?:(?P<letter>[OTA])(?P<number>\d{5,6})(?P<suffix>[A-Z]{2})?|(?P<bare>\d{5,6}))"
+)
+#: The same forms for the connection form (which does not trim or upper-case first).
+ENVIRONMENT_CODE_PATTERN = r"^\s*([OTAota][0-9]{5,6}([A-Za-z]{2})?|[0-9]{5,6})\s*$"
+ENVIRONMENT_CODE_HELP = (
+    "The environment code from Profit's top bar (O12345AA production, T12345AA test, A12345AA accept) "
+    "or just its number (12345)"
+)
+
+
 def parse_environment(environment_id: Any, environment_type: str | None) -> tuple[str, str]:
-    """``("12345", "production")`` from ``12345``/``O12345``/``T12345`` and the configured type."""
-    text = str(environment_id or "").strip().upper()
-    match = re.fullmatch(r"([OTA]?)(\d{5,6})", text)
+    """``("12345", "production")`` from ``O12345AA``/``T12345AA``/``A12345AA``, ``O12345`` or ``12345``
+    and the configured type. The URL carries only the number (``https://12345.rest.afas.online``);
+    the letter says the type; the suffix is not part of the URL."""
+    text = str(environment_id if environment_id is not None else "").strip().upper()
+    match = ENVIRONMENT_CODE.fullmatch(text)
     if not match:
-        raise ValueError(f"environment_id {environment_id!r} is not a 5-digit AFAS environment number")
-    letter, digits = match.groups()
+        raise ValueError(
+            f"environment_id {environment_id!r} is not an AFAS environment code: use the code from "
+            "Profit's top bar (O12345AA, T12345AA or A12345AA) or its number (12345)"
+        )
+    letter = match.group("letter")
+    digits = match.group("number") or match.group("bare")
     implied = _ENVIRONMENT_LETTERS.get(letter) if letter else None
     kind = (environment_type or implied or "production").strip().lower()
     if kind not in ENVIRONMENT_TYPES:
@@ -417,7 +440,8 @@ class AfasHook(LedgerLinkHook):
     """AFAS Profit REST services of one App connector.
 
     The connection (type ``ledgerlink_afas``): password = the user token (the ``<token>`` XML, its
-    data part, or base64); extra ``environment_id`` (``12345`` or ``O12345``); extra
+    data part, or base64); extra ``environment_id`` (the code from Profit's top bar, ``O12345AA`` /
+    ``T12345AA`` / ``A12345AA``, or its number ``12345``); extra
     ``environment_type`` (``production``, ``test``, ``accept``); host, when set, replaces the AFAS
     URL (``https://proxy.example`` or the sandbox) and ``/ProfitRestServices`` is appended.
 
@@ -636,8 +660,18 @@ class AfasHook(LedgerLinkHook):
     def check_connection(self) -> str:
         meta = self.get_metainfo()
         info = meta.get("info") or {}
+        envid = str(info.get("envid") or "?")
+        where = ""
+        configured = str(self.extra("environment_id", "") or "").strip().upper()
+        if configured:
+            number, kind = self.environment
+            where = f" (environment number {number}, {kind}, {self.base_url})"
+            # O12345 is a prefix of O12345AA; a bare number only needs to appear in AFAS's code.
+            prefix = configured if configured[:1].isalpha() else ""
+            if envid != "?" and (number not in envid or not envid.upper().startswith(prefix)):
+                where += f"; note: environment_id is {configured} but AFAS reports {envid}"
         return (
-            f"Connected to AFAS environment {info.get('envid', '?')} as App connector "
+            f"Connected to AFAS environment {envid}{where} as App connector "
             f"'{info.get('appName', '?')}': {len(meta.get('getConnectors') or [])} GetConnectors, "
             f"{len(meta.get('updateConnectors') or [])} UpdateConnectors"
         )

@@ -150,6 +150,35 @@ class TestConnection:
         assert ok, message
         assert "O12345AA" in message and "LedgerLink Sandbox" in message
 
+    @pytest.mark.parametrize("code", ["O12345AA", "O12345", "12345", "o12345aa"])
+    def test_the_environment_code_as_profit_shows_it_connects_and_is_named(
+        self, code: str, sandbox_clean: Sandbox, monkeypatch: pytest.MonkeyPatch, make_hook: Any
+    ) -> None:
+        definition = sandbox_connections(sandbox_clean.url, sandbox_clean.seed)["afas_default"]
+        definition["extra"] = {"environment_id": code}
+        monkeypatch.setenv("AIRFLOW_CONN_AFAS_CODE", json.dumps(definition))
+
+        ok, message = make_hook("afas_code").test_connection()
+
+        assert ok, message
+        assert message.startswith(
+            "Connected to AFAS environment O12345AA (environment number 12345, production"
+        )
+        assert "note:" not in message
+
+    def test_a_code_of_another_environment_is_pointed_out(
+        self, sandbox_clean: Sandbox, monkeypatch: pytest.MonkeyPatch, make_hook: Any
+    ) -> None:
+        definition = sandbox_connections(sandbox_clean.url, sandbox_clean.seed)["afas_default"]
+        definition["extra"] = {"environment_id": "T12345AA"}
+        monkeypatch.setenv("AIRFLOW_CONN_AFAS_OTHER", json.dumps(definition))
+
+        ok, message = make_hook("afas_other").test_connection()
+
+        assert ok, message
+        assert "environment number 12345, test" in message
+        assert "note: environment_id is T12345AA but AFAS reports O12345AA" in message
+
     def test_a_wrong_token_fails_once_with_the_likely_causes_and_without_the_token(
         self, sandbox_clean: Sandbox, monkeypatch: pytest.MonkeyPatch, make_hook: Any
     ) -> None:
