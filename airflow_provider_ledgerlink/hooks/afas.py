@@ -701,7 +701,18 @@ class AfasHook(LedgerLinkHook):
                 "the record is empty or not an object",
                 hint='Send the documented envelope, e.g. {"FiEntryPar": {"Element": {"Fields": {...}}}}',
             )
-        path = f"/connectors/{quote(connector_id)}" + (f"/{quote(sub_path)}" if sub_path else "")
+        if sub_path and method != "POST":
+            # AFAS documents the sub-object URL for POST only ("POST on SubObject": update the main
+            # object, insert the sub-object); a PUT goes to the connector with the keys in the body.
+            raise ValidationError(
+                VENDOR,
+                f"UpdateConnector {connector_id}",
+                f"sub_path {sub_path!r} is for POST (insert a sub-object) only",
+                hint="Send a PUT to the connector itself with the key fields (@Key) in the body",
+            )
+        path = f"/connectors/{quote(connector_id, safe='')}" + (
+            f"/{quote(sub_path, safe='/')}" if sub_path else ""
+        )
         operation = f"UpdateConnector {connector_id} ({'insert' if method == 'POST' else 'update'})"
         response = self.client.request(
             method,
@@ -715,18 +726,27 @@ class AfasHook(LedgerLinkHook):
         parsed = _json_of(response, operation)
         return parsed.get("results", parsed) if isinstance(parsed, dict) else {}
 
-    def delete(self, connector_id: str, object_name: str, keys: Mapping[str, Any]) -> None:
-        """Final delete of one record: ``DELETE /connectors/{id}/{object}/{key}/{value}/…``."""
-        if not keys:
-            raise ValueError("delete needs the record's key field(s) and value(s)")
-        parts = "/".join(
-            f"{quote(str(k))}/{quote(to_afas_filter_value(v), safe='')}" for k, v in keys.items()
-        )
-        self.client.request(
-            "DELETE",
-            f"/connectors/{quote(connector_id)}/{quote(object_name)}/{parts}",
-            operation=f"UpdateConnector {connector_id} (delete)",
-        )
+    def delete(
+        self,
+        connector_id: str,
+        object_name: str,
+        keys: Mapping[str, Any],
+        *,
+        nested: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> None:
+        """Final delete of one record (or of one nested row of it).
+
+        The URL is AFAS's documented shape: the object, then each key field with an ``@`` and its
+        value, e.g. ``DELETE /connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/5811`` (the
+        OAS path ``/connectors/FiEntries/FiEntryPar/@Year/{Year}``). To delete a nested row, AFAS wants
+        "the full key of the main element and the subelement": pass ``nested=[("SubObject",
+        {"Key": value})]`` and the sub-object's segments follow the main object's.
+        """
+        operation = f"UpdateConnector {connector_id} (delete)"
+        path = f"/connectors/{quote(connector_id, safe='')}"
+        for name, object_keys in [(object_name, keys), *nested]:
+            path += f"/{quote(str(name), safe='')}" + _key_segments(object_keys, name, operation)
+        self.client.request("DELETE", path, operation=operation)
 
     # -- one-time-password token flow -------------------------------------------------------------
     def request_otp(self, *, api_key: str, environment_key: str, user_id: str) -> None:
@@ -820,6 +840,27 @@ class AfasHook(LedgerLinkHook):
         self.forget_connection()
         result.status = "renewed"
         return result
+
+
+def _key_segments(keys: Mapping[str, Any], object_name: str, operation: str) -> str:
+    """``/@Key/value`` for each key field of one object, values URL-encoded."""
+    if not isinstance(keys, Mapping) or not keys:
+        raise ValidationError(
+            VENDOR,
+            operation,
+            f"no key fields given for object {object_name!r}",
+            hint="Give every key field of the record, e.g. {'Year': 2026, 'UnId': 1, 'EnNo': 5811}",
+        )
+    parts = []
+    for field, value in keys.items():
+        name = str(field).strip().lstrip("@")
+        text = to_afas_filter_value(value)
+        if not name or text == "":
+            raise ValidationError(
+                VENDOR, operation, f"key field {field!r} of object {object_name!r} has no name or no value"
+            )
+        parts.append(f"/@{quote(name, safe='')}/{quote(text, safe='')}")
+    return "".join(parts)
 
 
 def _json_of(response: httpx.Response, operation: str) -> Any:

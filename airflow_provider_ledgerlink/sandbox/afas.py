@@ -41,6 +41,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -2285,12 +2286,7 @@ class AfasEmulator(Emulator):
         if spec is None:
             return _unauthorized()
         try:
-            if obj.lower() != spec.root.name.lower():
-                raise AfasError(f"Object '{obj}' does not exist in UpdateConnector '{spec.id}'.")
-            parts = [part for part in keys.split("/") if part]
-            if len(parts) % 2:
-                raise AfasError("The key in the URL must consist of field/value pairs.")
-            key = {parts[n].lstrip("@").lower(): parts[n + 1] for n in range(0, len(parts), 2)}
+            key = _delete_key(spec, obj, keys)
             with self._lock:
                 if spec.id == "FiEntries":
                     self._delete_entry(key)
@@ -2412,11 +2408,9 @@ class AfasEmulator(Emulator):
         except ValueError:
             raise AfasError("The key in the URL is not valid.") from None
         transactions = self._datasets["Profit_Transactions"]
-        year = key.get("year")
+        year = key["year"]
         matching = [
-            row
-            for row in transactions.inserted
-            if row[0] == unit and row[1] == number and (year is None or str(row[3]) == year)
+            row for row in transactions.inserted if row[0] == unit and row[1] == number and str(row[3]) == year
         ]
         if not matching:
             generated = transactions.generator
@@ -2597,6 +2591,52 @@ class AfasEmulator(Emulator):
                 return Response.json({"error": "expected {'token': '<token XML or data part>'}"}, 400)
             return Response.json({"revoked": self.revoke_token(token)})
         return super().handle_control(request, path)
+
+
+def _delete_key(spec: UpdateConnectorSpec, obj: str, path: str) -> dict[str, str]:
+    """The record key of a DELETE URL ``/connectors/{id}/{Object}/@Key/value[/@Key/value…]``.
+
+    AFAS's OAS writes the key fields with ``@`` (``/connectors/FiEntries/FiEntryPar/@Year/{Year}``,
+    ``/connectors/KnCustomK01/KnCustomK01/@SqNo/{SqNo}``); its UpdateConnector page and help pages
+    write them without (``/connectors/KnAppointment/KnAppointment/ApId/123``,
+    ``…/FbSalesQuotation/FbSalesQuotation/OrNu/50000004/FbSalesQuotationLines/GuLi/{…}``): both are
+    read. The main object's full key is required ("include the full key of the main element"); a
+    sub-object segment after it addresses a nested row.
+    """
+    if obj.lower() != spec.root.name.lower():
+        raise AfasError(f"Object '{obj}' does not exist in UpdateConnector '{spec.id}'.")
+    parts = [urllib.parse.unquote(part) for part in path.split("/")]
+    if any(not part for part in parts):
+        raise AfasError("The URL contains an empty segment.")
+    key_names = {name.lower(): name for name in spec.key_fields}
+    key: dict[str, str] = {}
+    position = 0
+    while position < len(parts):
+        name = parts[position]
+        bare = name[1:] if name.startswith("@") else name
+        sub = next((o for o in spec.root.objects if o.name.lower() == bare.lower()), None)
+        if sub is not None and not name.startswith("@"):
+            # A nested row: none of the emulated sub-objects has key fields of its own.
+            raise AfasError(
+                f"Object '{sub.name}' of '{spec.root.name}' cannot be deleted separately; "
+                "delete the whole record."
+            )
+        if bare.lower() not in key_names:
+            raise AfasError(f"'{bare}' is not a key field of object '{spec.root.name}'.")
+        if position + 1 >= len(parts):
+            raise AfasError(f"Key field '{bare}' has no value in the URL.")
+        canonical = key_names[bare.lower()]
+        if canonical.lower() in key:
+            raise AfasError(f"Key field '{canonical}' appears twice in the URL.")
+        key[canonical.lower()] = parts[position + 1]
+        position += 2
+    missing = [name for name in spec.key_fields if name.lower() not in key]
+    if missing:
+        raise AfasError(
+            f"Key field '{missing[0]}' is missing in the URL: give the full key of '{spec.root.name}' "
+            f"({', '.join('@' + name for name in spec.key_fields)})."
+        )
+    return key
 
 
 def _update_spec(connector: str) -> UpdateConnectorSpec | None:

@@ -441,14 +441,15 @@ class TestUpdateConnectors:
         by_number = [("EntryNo", "eq", number)]
         assert len(list(hook.get_rows("Profit_Transactions", filters=by_number))) == 2
 
-        hook.delete("FiEntries", "FiEntryPar", {"UnId": 1, "EnNo": number})
+        key = {"Year": 2026, "UnId": 1, "EnNo": number}
+        hook.delete("FiEntries", "FiEntryPar", key)
 
         assert list(hook.get_rows("Profit_Transactions", filters=by_number)) == []
         assert requests_to(
-            sandbox_clean, "DELETE", f"/connectors/FiEntries/FiEntryPar/UnId/1/EnNo/{number}"
+            sandbox_clean, "DELETE", f"/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/{number}"
         ) == {"200": 1}
         with pytest.raises(VendorError, match="does not exist"):
-            hook.delete("FiEntries", "FiEntryPar", {"UnId": 1, "EnNo": number})
+            hook.delete("FiEntries", "FiEntryPar", key)
 
 
 # --------------------------------------------------------------------------------------------------

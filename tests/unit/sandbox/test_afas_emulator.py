@@ -668,6 +668,54 @@ class TestUpdateConnectors:
         assert not rows(afas, "Profit_Transactions", filterfieldids="EntryNo", filtervalues=number)
         assert_afas_error(afas.delete(f"/connectors/FiEntries/FiEntryPar/Year/2026/UnId/1/EnNo/{number}"))
 
+    def book(self, afas: httpx.Client) -> str:
+        response = afas.post(
+            "/connectors/FiEntries", json=journal_entry(("4400", "7", "0"), ("1000", "0", "7"))
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["results"]["FiEntries"]["EnNo"])
+
+    @pytest.mark.parametrize(
+        "shape",
+        [
+            # The OAS template /connectors/FiEntries/FiEntryPar/@Year/{Year}, with the record's full key.
+            "/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/{n}",
+            "/connectors/FiEntries/FiEntryPar/@UnId/1/@EnNo/{n}/@Year/2026",
+            # AFAS's UpdateConnector page writes the key without @ (KnAppointment/KnAppointment/ApId/123).
+            "/connectors/FiEntries/FiEntryPar/Year/2026/UnId/1/EnNo/{n}",
+        ],
+    )
+    def test_delete_takes_the_documented_url_shapes(self, afas: httpx.Client, shape: str) -> None:
+        number = self.book(afas)
+        assert afas.delete(shape.format(n=number)).status_code == 200
+        assert not rows(afas, "Profit_Transactions", filterfieldids="EntryNo", filtervalues=number)
+
+    @pytest.mark.parametrize(
+        ("shape", "message"),
+        [
+            # Without the year: not the full key of FiEntryPar.
+            ("/connectors/FiEntries/FiEntryPar/UnId/1/EnNo/{n}", "Key field 'Year' is missing"),
+            ("/connectors/FiEntries/FiEntryPar/@UnId/1/@EnNo/{n}", "Key field 'Year' is missing"),
+            ("/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/{n}/@JoCo/90", "not a key field"),
+            ("/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo", "has no value"),
+            ("/connectors/FiEntries/FiEntryPar/@Year/2026/@Year/2026/@UnId/1/@EnNo/{n}", "appears twice"),
+            (
+                "/connectors/FiEntries/FiEntries/@Year/2026/@UnId/1/@EnNo/{n}",
+                "Object 'FiEntries' does not exist",
+            ),
+            (
+                "/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/{n}/FiEntries/@SeNo/1",
+                "cannot be deleted separately",
+            ),
+        ],
+    )
+    def test_delete_refuses_a_url_without_the_full_key(
+        self, afas: httpx.Client, shape: str, message: str
+    ) -> None:
+        number = self.book(afas)
+        assert_afas_error(afas.delete(shape.format(n=number)), message)
+        assert len(rows(afas, "Profit_Transactions", filterfieldids="EntryNo", filtervalues=number)) == 2
+
     def test_dossier_item_insert_update_delete(self, afas: httpx.Client) -> None:
         body = {
             "KnSubject": {
@@ -688,7 +736,7 @@ class TestUpdateConnectors:
         assert afas.put("/connectors/KnSubject", json=update).status_code == 201
         found = rows(afas, "Profit_DossierItems", filterfieldids="DossierItemId", filtervalues=item)
         assert found[0]["Subject"] == "Factuur herinnering"
-        assert afas.delete(f"/connectors/KnSubject/KnSubject/SbId/{item}").status_code == 200
+        assert afas.delete(f"/connectors/KnSubject/KnSubject/@SbId/{item}").status_code == 200
         assert not rows(afas, "Profit_DossierItems", filterfieldids="DossierItemId", filtervalues=item)
 
     def test_chunked_request_body(self, afas: httpx.Client) -> None:
