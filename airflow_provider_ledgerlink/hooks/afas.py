@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
     AuthenticationError,
     LedgerLinkError,
     NotFoundError,
@@ -718,6 +719,8 @@ class AfasHook(LedgerLinkHook):
             method,
             path,
             operation=operation,
+            # Not even a PUT is re-sent blindly: it inserts the sub-objects it carries without a key.
+            idempotent=False,
             content=json.dumps(body, default=str).encode("utf-8"),
             headers={"Content-Type": "application/json;charset=utf-8"},
         )
@@ -750,16 +753,38 @@ class AfasHook(LedgerLinkHook):
 
     # -- one-time-password token flow -------------------------------------------------------------
     def request_otp(self, *, api_key: str, environment_key: str, user_id: str) -> None:
-        """Ask AFAS to e-mail a one-time password to ``user_id`` (no token needed)."""
+        """Ask AFAS to e-mail a one-time password to ``user_id`` (no token needed).
+
+        Sent once and never retried: every request mails the user another code. When the answer is
+        lost after the request went out, the error says to look in the mailbox first.
+        """
         register_secret(api_key)
         register_secret(environment_key)
-        self.anonymous_client.request(
-            "POST",
-            "/otprequest",
-            operation="OTP request",
-            json={"apiKey": api_key, "apiToken": environment_key, "userId": user_id},
-            idempotent=True,  # asking again only sends another e-mail
-        )
+        operation = "OTP request"
+        try:
+            self.anonymous_client.request(
+                "POST",
+                "/otprequest",
+                operation=operation,
+                json=otp_body(api_key, environment_key, user_id),
+                idempotent=False,
+                retry=self.retry.with_overrides(max_attempts=1),
+            )
+        except AmbiguousWriteError as error:
+            raise AmbiguousWriteError(
+                VENDOR,
+                operation,
+                f"{error.message}: AFAS may have e-mailed a code to {user_id}",
+                hint=f"Look in the mailbox of {user_id} before asking again: every request mails a new code",
+            ) from None
+        except LedgerLinkError as error:
+            # The same error, with a hint that does not promise a retry (rebuilt the way errors are
+            # unpickled, so every subclass keeps its own fields).
+            rebuild, (cls, vendor, failed, message, kwargs) = error.__reduce__()[:2]
+            kwargs["hint"] = f"It was not repeated: every request mails {user_id} a new code" + (
+                ". Ask again later" if error.retryable else ""
+            )
+            raise rebuild(cls, vendor, failed, message, kwargs) from None
 
     def validate_otp(self, *, api_key: str, environment_key: str, user_id: str, otp: str) -> str:
         """Exchange the one-time password for a new user token; returns the token XML."""
@@ -769,7 +794,7 @@ class AfasHook(LedgerLinkHook):
             "POST",
             "/otpvalidation",
             operation="OTP validation",
-            json={"apiKey": api_key, "apiToken": environment_key, "userId": user_id, "otp": otp},
+            json={**otp_body(api_key, environment_key, user_id), "otp": otp},
         )
         body = _json_of(response, "OTP validation")
         token = str(body.get("token", "")).strip()  # AFAS ends it with CRLF
@@ -840,6 +865,19 @@ class AfasHook(LedgerLinkHook):
         self.forget_connection()
         result.status = "renewed"
         return result
+
+
+def otp_body(api_key: str, environment_key: str, user_id: str) -> dict[str, str]:
+    """The body of ``/otprequest`` (and, with ``otp``, of ``/otpvalidation``).
+
+    The user id is sent as ``userid``: the spelling of AFAS's REST help page example ("Token
+    genereren voor de Profit Rest Services", ``userid: 'DavidB'``) and of both examples in AFAS's OAS
+    (``"userid": "work@exampleemail.com"`` under ``/OtpRequest`` and ``/OtpValidation``), i.e. what
+    AFAS itself sends. The OAS schema names the property ``userId``; that AFAS's own examples differ
+    from it in case only means Profit reads the name without regard to case. ``apiToken`` is the
+    App connector's environment key (Omgevingssleutel).
+    """
+    return {"apiKey": api_key, "apiToken": environment_key, "userid": user_id}
 
 
 def _key_segments(keys: Mapping[str, Any], object_name: str, operation: str) -> str:

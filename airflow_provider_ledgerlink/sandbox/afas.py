@@ -2075,6 +2075,13 @@ class AfasEmulator(Emulator):
         stop = dataset.count if stop is None else min(stop, dataset.count)
         return [json.loads(dataset.encode(dataset.row(i))) for i in range(start, stop)]
 
+    def inserted_rows(self, connector_id: str) -> list[dict[str, Any]]:
+        """Rows that UpdateConnectors added or changed, as the GetConnector returns them (for tests:
+        what the environment holds, whatever a client was told)."""
+        dataset = self._datasets[connector_id]
+        with self._lock:
+            return [json.loads(dataset.encode(row)) for row in dataset.inserted]
+
     def register_token(self, token_xml: str, user: str = f"{ENVIRONMENT_ID}.LEDGERLINK") -> None:
         with self._lock:
             self._tokens[token_xml.strip()] = user
@@ -2410,7 +2417,9 @@ class AfasEmulator(Emulator):
         transactions = self._datasets["Profit_Transactions"]
         year = key["year"]
         matching = [
-            row for row in transactions.inserted if row[0] == unit and row[1] == number and str(row[3]) == year
+            row
+            for row in transactions.inserted
+            if row[0] == unit and row[1] == number and str(row[3]) == year
         ]
         if not matching:
             generated = transactions.generator

@@ -20,12 +20,17 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from airflow_provider_ledgerlink.core.errors import ValidationError, VendorError
+from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
+    ServiceUnavailableError,
+    ValidationError,
+    VendorError,
+)
 from airflow_provider_ledgerlink.hooks.afas import KNOWN_ORDERINGS, MAX_QUERY_LENGTH, AfasHook
 from airflow_provider_ledgerlink.sandbox import Sandbox
-from airflow_provider_ledgerlink.sandbox.afas import GET_CONNECTORS
+from airflow_provider_ledgerlink.sandbox.afas import GET_CONNECTORS, afas_maintenance_fault
 from airflow_provider_ledgerlink.sandbox.connections import sandbox_connections
-from airflow_provider_ledgerlink.sandbox.faults import latency_fault
+from airflow_provider_ledgerlink.sandbox.faults import latency_fault, reset_fault, status_fault
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -511,3 +516,56 @@ class TestOneTimePassword:
 
         with pytest.raises(VendorError, match="not valid or has expired"):
             hook.validate_otp(**keys, otp=code)
+
+    @pytest.mark.parametrize(
+        ("fault", "error"),
+        [
+            # Maintenance is retried for any other call; AFAS's "unexpected error" is no verdict (a
+            # code may have been mailed), nor is a reset after the request went out.
+            (afas_maintenance_fault(retry_after=0, path="/otprequest"), ServiceUnavailableError),
+            (
+                status_fault(
+                    500,
+                    {"externalMessage": "An unexpected error has occurred."},
+                    vendor="afas",
+                    path="/otprequest",
+                ),
+                AmbiguousWriteError,
+            ),
+            (reset_fault(vendor="afas", path="/otprequest", when="after"), AmbiguousWriteError),
+        ],
+    )
+    def test_an_otp_request_is_sent_once_whatever_the_answer(
+        self, sandbox_clean: Sandbox, hook: AfasHook, fault: Any, error: type[Exception]
+    ) -> None:
+        sandbox_clean.faults.add(fault)
+        keys = {
+            "api_key": sandbox_clean.afas.api_key,
+            "environment_key": sandbox_clean.afas.environment_key,
+            "user_id": "12345.ANNA",
+        }
+
+        with pytest.raises(error) as failed:
+            hook.request_otp(**keys)
+
+        assert sum(requests_to(sandbox_clean, "POST", "/otprequest").values()) == 1
+        assert "It was not repeated" in str(failed.value) or "Look in the mailbox of 12345.ANNA" in str(
+            failed.value
+        )
+
+    @pytest.mark.parametrize("spelling", ["userid", "userId"])
+    def test_the_emulator_takes_the_user_id_as_afas_s_example_and_schema_spell_it(
+        self, sandbox_clean: Sandbox, spelling: str
+    ) -> None:
+        # Inrichting.json: the schema's property is userId, both examples send userid.
+        base = f"{sandbox_clean.afas_url}/ProfitRestServices"
+        keys = {"apiKey": sandbox_clean.afas.api_key, "apiToken": sandbox_clean.afas.environment_key}
+        user = f"12345.{spelling}"
+
+        assert httpx.post(f"{base}/otprequest", json={**keys, spelling: user}, timeout=30).status_code == 200
+        mail = httpx.get(f"{sandbox_clean.url}/_sandbox/afas/otp", params={"user": user}, timeout=30)
+        answer = httpx.post(
+            f"{base}/otpvalidation", json={**keys, spelling: user, "otp": mail.json()["otp"]}, timeout=30
+        )
+
+        assert answer.status_code == 200 and answer.json()["token"].startswith("<token>")

@@ -172,3 +172,58 @@ def test_put_on_a_sub_object_url_is_refused_before_sending(
             "KnSubject", {"KnSubject": {"Element": {}}}, method="PUT", sub_path="KnSubjectLink"
         )
     assert requests == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The one-time-password request
+# --------------------------------------------------------------------------------------------------
+def oas_example(path: str) -> dict[str, Any]:
+    body = oas_paths()[path]["post"]["requestBody"]["content"]["application/json"]
+    (example,) = body["examples"].values()
+    return dict(example["value"])
+
+
+def test_the_otp_request_sends_the_fields_of_afas_s_example(
+    sent: tuple[AfasHook, list[httpx.Request]],
+) -> None:
+    hook, requests = sent
+    example = oas_example("/OtpRequest")  # {"apiKey", "userid", "apiToken"}: AFAS's spelling is userid
+
+    hook.request_otp(api_key="K" * 32, environment_key="E" * 32, user_id="12345.anna")
+
+    (request,) = requests
+    assert (request.method, str(request.url)) == ("POST", BASE + "/otprequest")
+    assert "authorization" not in request.headers
+    body = json.loads(request.content)
+    assert set(body) == set(example) == {"apiKey", "apiToken", "userid"}
+    assert body == {"apiKey": "K" * 32, "apiToken": "E" * 32, "userid": "12345.anna"}
+
+
+def test_the_otp_validation_sends_the_fields_of_afas_s_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AFAS_OTP",
+        json.dumps({"conn_type": "ledgerlink_afas", "password": TOKEN, "extra": {"environment_id": "12345"}}),
+    )
+    requests: list[httpx.Request] = []
+    token = "<token><version>1</version><data>" + "CD" * 32 + "</data></token>"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json={"token": token + "\r\n"})
+
+    hook = AfasHook("afas_otp")
+    make_client = hook.make_client
+    monkeypatch.setattr(
+        hook, "make_client", lambda **kwargs: make_client(transport=httpx.MockTransport(answer), **kwargs)
+    )
+    try:
+        assert (
+            hook.validate_otp(api_key="K" * 32, environment_key="E" * 32, user_id="u", otp=" 34264813 ")
+            == token
+        )
+    finally:
+        hook.close()
+
+    body = json.loads(requests[0].content)
+    assert set(body) == set(oas_example("/OtpValidation")) == {"apiKey", "apiToken", "userid", "otp"}
+    assert body["otp"] == "34264813"
