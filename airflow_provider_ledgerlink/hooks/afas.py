@@ -874,7 +874,7 @@ def otp_body(api_key: str, environment_key: str, user_id: str) -> dict[str, str]
     genereren voor de Profit Rest Services", ``userid: 'DavidB'``) and of both examples in AFAS's OAS
     (``"userid": "work@exampleemail.com"`` under ``/OtpRequest`` and ``/OtpValidation``), i.e. what
     AFAS itself sends. The OAS schema names the property ``userId``; that AFAS's own examples differ
-    from it in case only means Profit reads the name without regard to case. ``apiToken`` is the
+    from it in case suggests Profit reads the name without regard to case. ``apiToken`` is the
     App connector's environment key (Omgevingssleutel).
     """
     return {"apiKey": api_key, "apiToken": environment_key, "userid": user_id}
