@@ -220,9 +220,12 @@ def get_provider_info():
                         "schema": {"type": ["string", "null"]},
                     },
                     "environment_id": {
-                        "label": "Environment number",
-                        "description": "The 5-digit AFAS Online environment number; O12345, T12345 or A12345 also work.",
-                        "schema": {"type": ["string", "null"], "pattern": "^[OTAota]?[0-9]{5,6}$"},
+                        "label": "Environment code",
+                        "description": "The environment code from Profit's top bar (O12345AA production, T12345AA test, A12345AA accept) or just its number (12345)",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "pattern": "^\\s*([OTAota][0-9]{5,6}([A-Za-z]{2})?|[0-9]{5,6})\\s*$",
+                        },
                     },
                     "environment_type": {
                         "label": "Environment type",

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
     AuthenticationError,
     LedgerLinkError,
     NotFoundError,
@@ -122,13 +123,36 @@ def authorization_header(token_xml: str) -> str:
     return "AfasToken " + base64.b64encode(token_xml.encode("utf-8")).decode("ascii")
 
 
+#: Every form of the environment code that AFAS shows or documents, after trimming and upper-casing:
+#: the code in Profit's top bar (the seed: "de omgevingscode ... Deze zie je bovenaan in de balk
+#: staan"), written like ``O12345AA`` (AFAS: "Production (O), Test (T), and Accept (A)" as the first
+#: letter; the metainfo example's ``envid`` is ``A123456AC``), the same without the two-letter
+#: suffix (``O12345``), and the bare number that goes into the URL (``12345``; the OAS server
+#: variable is the "5 digit environment number").
+ENVIRONMENT_CODE = re.compile(
+    r"(?:(?P<letter>[OTA])(?P<number>\d{5,6})(?P<suffix>[A-Z]{2})?|(?P<bare>\d{5,6}))"
+)
+#: The same forms for the connection form (which does not trim or upper-case first).
+ENVIRONMENT_CODE_PATTERN = r"^\s*([OTAota][0-9]{5,6}([A-Za-z]{2})?|[0-9]{5,6})\s*$"
+ENVIRONMENT_CODE_HELP = (
+    "The environment code from Profit's top bar (O12345AA production, T12345AA test, A12345AA accept) "
+    "or just its number (12345)"
+)
+
+
 def parse_environment(environment_id: Any, environment_type: str | None) -> tuple[str, str]:
-    """``("12345", "production")`` from ``12345``/``O12345``/``T12345`` and the configured type."""
-    text = str(environment_id or "").strip().upper()
-    match = re.fullmatch(r"([OTA]?)(\d{5,6})", text)
+    """``("12345", "production")`` from ``O12345AA``/``T12345AA``/``A12345AA``, ``O12345`` or ``12345``
+    and the configured type. The URL carries only the number (``https://12345.rest.afas.online``);
+    the letter says the type; the suffix is not part of the URL."""
+    text = str(environment_id if environment_id is not None else "").strip().upper()
+    match = ENVIRONMENT_CODE.fullmatch(text)
     if not match:
-        raise ValueError(f"environment_id {environment_id!r} is not a 5-digit AFAS environment number")
-    letter, digits = match.groups()
+        raise ValueError(
+            f"environment_id {environment_id!r} is not an AFAS environment code: use the code from "
+            "Profit's top bar (O12345AA, T12345AA or A12345AA) or its number (12345)"
+        )
+    letter = match.group("letter")
+    digits = match.group("number") or match.group("bare")
     implied = _ENVIRONMENT_LETTERS.get(letter) if letter else None
     kind = (environment_type or implied or "production").strip().lower()
     if kind not in ENVIRONMENT_TYPES:
@@ -417,7 +441,8 @@ class AfasHook(LedgerLinkHook):
     """AFAS Profit REST services of one App connector.
 
     The connection (type ``ledgerlink_afas``): password = the user token (the ``<token>`` XML, its
-    data part, or base64); extra ``environment_id`` (``12345`` or ``O12345``); extra
+    data part, or base64); extra ``environment_id`` (the code from Profit's top bar, ``O12345AA`` /
+    ``T12345AA`` / ``A12345AA``, or its number ``12345``); extra
     ``environment_type`` (``production``, ``test``, ``accept``); host, when set, replaces the AFAS
     URL (``https://proxy.example`` or the sandbox) and ``/ProfitRestServices`` is appended.
 
@@ -636,8 +661,18 @@ class AfasHook(LedgerLinkHook):
     def check_connection(self) -> str:
         meta = self.get_metainfo()
         info = meta.get("info") or {}
+        envid = str(info.get("envid") or "?")
+        where = ""
+        configured = str(self.extra("environment_id", "") or "").strip().upper()
+        if configured:
+            number, kind = self.environment
+            where = f" (environment number {number}, {kind}, {self.base_url})"
+            # O12345 is a prefix of O12345AA; a bare number only needs to appear in AFAS's code.
+            prefix = configured if configured[:1].isalpha() else ""
+            if envid != "?" and (number not in envid or not envid.upper().startswith(prefix)):
+                where += f"; note: environment_id is {configured} but AFAS reports {envid}"
         return (
-            f"Connected to AFAS environment {info.get('envid', '?')} as App connector "
+            f"Connected to AFAS environment {envid}{where} as App connector "
             f"'{info.get('appName', '?')}': {len(meta.get('getConnectors') or [])} GetConnectors, "
             f"{len(meta.get('updateConnectors') or [])} UpdateConnectors"
         )
@@ -667,12 +702,25 @@ class AfasHook(LedgerLinkHook):
                 "the record is empty or not an object",
                 hint='Send the documented envelope, e.g. {"FiEntryPar": {"Element": {"Fields": {...}}}}',
             )
-        path = f"/connectors/{quote(connector_id)}" + (f"/{quote(sub_path)}" if sub_path else "")
+        if sub_path and method != "POST":
+            # AFAS documents the sub-object URL for POST only ("POST on SubObject": update the main
+            # object, insert the sub-object); a PUT goes to the connector with the keys in the body.
+            raise ValidationError(
+                VENDOR,
+                f"UpdateConnector {connector_id}",
+                f"sub_path {sub_path!r} is for POST (insert a sub-object) only",
+                hint="Send a PUT to the connector itself with the key fields (@Key) in the body",
+            )
+        path = f"/connectors/{quote(connector_id, safe='')}" + (
+            f"/{quote(sub_path, safe='/')}" if sub_path else ""
+        )
         operation = f"UpdateConnector {connector_id} ({'insert' if method == 'POST' else 'update'})"
         response = self.client.request(
             method,
             path,
             operation=operation,
+            # Not even a PUT is re-sent blindly: it inserts the sub-objects it carries without a key.
+            idempotent=False,
             content=json.dumps(body, default=str).encode("utf-8"),
             headers={"Content-Type": "application/json;charset=utf-8"},
         )
@@ -681,31 +729,62 @@ class AfasHook(LedgerLinkHook):
         parsed = _json_of(response, operation)
         return parsed.get("results", parsed) if isinstance(parsed, dict) else {}
 
-    def delete(self, connector_id: str, object_name: str, keys: Mapping[str, Any]) -> None:
-        """Final delete of one record: ``DELETE /connectors/{id}/{object}/{key}/{value}/…``."""
-        if not keys:
-            raise ValueError("delete needs the record's key field(s) and value(s)")
-        parts = "/".join(
-            f"{quote(str(k))}/{quote(to_afas_filter_value(v), safe='')}" for k, v in keys.items()
-        )
-        self.client.request(
-            "DELETE",
-            f"/connectors/{quote(connector_id)}/{quote(object_name)}/{parts}",
-            operation=f"UpdateConnector {connector_id} (delete)",
-        )
+    def delete(
+        self,
+        connector_id: str,
+        object_name: str,
+        keys: Mapping[str, Any],
+        *,
+        nested: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> None:
+        """Final delete of one record (or of one nested row of it).
+
+        The URL is AFAS's documented shape: the object, then each key field with an ``@`` and its
+        value, e.g. ``DELETE /connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/5811`` (the
+        OAS path ``/connectors/FiEntries/FiEntryPar/@Year/{Year}``). To delete a nested row, AFAS wants
+        "the full key of the main element and the subelement": pass ``nested=[("SubObject",
+        {"Key": value})]`` and the sub-object's segments follow the main object's.
+        """
+        operation = f"UpdateConnector {connector_id} (delete)"
+        path = f"/connectors/{quote(connector_id, safe='')}"
+        for name, object_keys in [(object_name, keys), *nested]:
+            path += f"/{quote(str(name), safe='')}" + _key_segments(object_keys, name, operation)
+        self.client.request("DELETE", path, operation=operation)
 
     # -- one-time-password token flow -------------------------------------------------------------
     def request_otp(self, *, api_key: str, environment_key: str, user_id: str) -> None:
-        """Ask AFAS to e-mail a one-time password to ``user_id`` (no token needed)."""
+        """Ask AFAS to e-mail a one-time password to ``user_id`` (no token needed).
+
+        Sent once and never retried: every request mails the user another code. When the answer is
+        lost after the request went out, the error says to look in the mailbox first.
+        """
         register_secret(api_key)
         register_secret(environment_key)
-        self.anonymous_client.request(
-            "POST",
-            "/otprequest",
-            operation="OTP request",
-            json={"apiKey": api_key, "apiToken": environment_key, "userId": user_id},
-            idempotent=True,  # asking again only sends another e-mail
-        )
+        operation = "OTP request"
+        try:
+            self.anonymous_client.request(
+                "POST",
+                "/otprequest",
+                operation=operation,
+                json=otp_body(api_key, environment_key, user_id),
+                idempotent=False,
+                retry=self.retry.with_overrides(max_attempts=1),
+            )
+        except AmbiguousWriteError as error:
+            raise AmbiguousWriteError(
+                VENDOR,
+                operation,
+                f"{error.message}: AFAS may have e-mailed a code to {user_id}",
+                hint=f"Look in the mailbox of {user_id} before asking again: every request mails a new code",
+            ) from None
+        except LedgerLinkError as error:
+            # The same error, with a hint that does not promise a retry (rebuilt the way errors are
+            # unpickled, so every subclass keeps its own fields).
+            rebuild, (cls, vendor, failed, message, kwargs) = error.__reduce__()[:2]
+            kwargs["hint"] = f"It was not repeated: every request mails {user_id} a new code" + (
+                ". Ask again later" if error.retryable else ""
+            )
+            raise rebuild(cls, vendor, failed, message, kwargs) from None
 
     def validate_otp(self, *, api_key: str, environment_key: str, user_id: str, otp: str) -> str:
         """Exchange the one-time password for a new user token; returns the token XML."""
@@ -715,7 +794,7 @@ class AfasHook(LedgerLinkHook):
             "POST",
             "/otpvalidation",
             operation="OTP validation",
-            json={"apiKey": api_key, "apiToken": environment_key, "userId": user_id, "otp": otp},
+            json={**otp_body(api_key, environment_key, user_id), "otp": otp},
         )
         body = _json_of(response, "OTP validation")
         token = str(body.get("token", "")).strip()  # AFAS ends it with CRLF
@@ -786,6 +865,40 @@ class AfasHook(LedgerLinkHook):
         self.forget_connection()
         result.status = "renewed"
         return result
+
+
+def otp_body(api_key: str, environment_key: str, user_id: str) -> dict[str, str]:
+    """The body of ``/otprequest`` (and, with ``otp``, of ``/otpvalidation``).
+
+    The user id is sent as ``userid``: the spelling of AFAS's REST help page example ("Token
+    genereren voor de Profit Rest Services", ``userid: 'DavidB'``) and of both examples in AFAS's OAS
+    (``"userid": "work@exampleemail.com"`` under ``/OtpRequest`` and ``/OtpValidation``), i.e. what
+    AFAS itself sends. The OAS schema names the property ``userId``; that AFAS's own examples differ
+    from it in case suggests Profit reads the name without regard to case. ``apiToken`` is the
+    App connector's environment key (Omgevingssleutel).
+    """
+    return {"apiKey": api_key, "apiToken": environment_key, "userid": user_id}
+
+
+def _key_segments(keys: Mapping[str, Any], object_name: str, operation: str) -> str:
+    """``/@Key/value`` for each key field of one object, values URL-encoded."""
+    if not isinstance(keys, Mapping) or not keys:
+        raise ValidationError(
+            VENDOR,
+            operation,
+            f"no key fields given for object {object_name!r}",
+            hint="Give every key field of the record, e.g. {'Year': 2026, 'UnId': 1, 'EnNo': 5811}",
+        )
+    parts = []
+    for field, value in keys.items():
+        name = str(field).strip().lstrip("@")
+        text = to_afas_filter_value(value)
+        if not name or text == "":
+            raise ValidationError(
+                VENDOR, operation, f"key field {field!r} of object {object_name!r} has no name or no value"
+            )
+        parts.append(f"/@{quote(name, safe='')}/{quote(text, safe='')}")
+    return "".join(parts)
 
 
 def _json_of(response: httpx.Response, operation: str) -> Any:

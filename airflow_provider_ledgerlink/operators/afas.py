@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ledgerlink.core.compat import BaseOperator
-from airflow_provider_ledgerlink.core.errors import LedgerLinkError, ValidationError
+from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, LedgerLinkError, ValidationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
+from airflow_provider_ledgerlink.core.once import WriteOnce
+from airflow_provider_ledgerlink.core.shared_state import SharedState
 from airflow_provider_ledgerlink.hooks.afas import DEFAULT_MAX_IN_FLIGHT, DEFAULT_PAGE_SIZE, VENDOR, AfasHook
 
 if TYPE_CHECKING:
@@ -154,29 +159,48 @@ def find_field(record: Any, name: str) -> Any:
 
 
 class AfasUpdateConnectorOperator(BaseOperator):
-    """Send records to an UpdateConnector, one request per record, and report each result.
+    """Send records to an UpdateConnector, one request per record, each at most once.
 
     Each record is the documented body, e.g. ``{"FiEntryPar": {"Element": {"Fields": {…},
     "Objects": {"FiEntries": {"Element": [...]}}}}}``. Records come from ``records`` (templated, so
     an upstream task's XCom works) and are sent in order.
 
-    An insert is not idempotent at AFAS, so a task retry could book a record twice. Give
-    ``existing_check`` to look each record up first and skip those already there::
+    An AFAS insert is not idempotent: sending a journal entry twice books it twice. Every record is
+    therefore sent through :class:`~airflow_provider_ledgerlink.core.once.WriteOnce`, keyed by the
+    AFAS environment, the connector and the record's content (or ``record_key``): a task retry, a new
+    DAG run, a backfill or a concurrent attempt finds the write recorded and does not send it again
+    (the record's earlier result is reported with status ``sent_earlier``). The records live in
+    Airflow Variables named ``ledgerlink_once_afasprofit_…``.
+
+    An answer that leaves it open whether AFAS applied the record (the connection reset after the
+    request went out, a 5xx that is not AFAS's verdict on the record, a success answer without the
+    new record's key when one is expected) fails the task with
+    :class:`~airflow_provider_ledgerlink.core.errors.AmbiguousWriteError`, saying how to check in
+    Profit and how to record the answer; the record is not sent again until a person does.
+
+    ``existing_check`` additionally looks each record up first and skips those already in AFAS
+    (e.g. booked by hand or by another tool)::
 
         existing_check={"get_connector": "Profit_Transactions", "filter_field": "VoucherNo",
                         "record_field": "BpNr"}
 
-    reads ``BpNr`` from the record's ``Fields`` and skips the record when ``Profit_Transactions``
-    has a row with that ``VoucherNo``. A request whose answer was lost is never re-sent blindly.
-
     :param connector_id: the UpdateConnector (templated), e.g. ``FiEntries``.
     :param records: list of record bodies (templated).
     :param method: ``POST`` (insert) or ``PUT`` (update).
-    :param sub_path: optional sub-object path (``KnEmployee/AfasContact``).
+    :param sub_path: POST only: the sub-object to insert (``KnSubject/KnSubjectLink`` style, AFAS's
+        "POST on SubObject").
+    :param record_key: a field of the record (found in its ``Fields``, e.g. ``BpNr``) that identifies
+        the write instead of the record's whole content: a corrected record with the same value is
+        still the same write.
+    :param expect_result: the answer must carry the record's key (AFAS's ``results``); default: for
+        POST. A success answer without it is ambiguous.
     :param existing_check: skip records that already exist (see above).
     :param continue_on_error: send the remaining records after a failure (the task still fails).
+    :param once_options: ``settle``, ``wait`` and ``poll`` seconds for ``WriteOnce`` (how long an
+        attempt waits for a concurrent attempt's outcome before calling it ambiguous; default 300).
     :param afas_conn_id: the Airflow connection.
-    :return: ``{"sent": n, "skipped": n, "failed": n, "results": [{index, status, result|error}]}``.
+    :return: ``{"sent": n, "sent_earlier": n, "skipped": n, "failed": n, "not_attempted": n,
+        "results": [{index, record, status, result|error}]}``.
     """
 
     template_fields: Sequence[str] = ("connector_id", "records", "afas_conn_id")
@@ -190,8 +214,12 @@ class AfasUpdateConnectorOperator(BaseOperator):
         records: Any,
         method: str = "POST",
         sub_path: str | None = None,
+        record_key: str | None = None,
+        expect_result: bool | None = None,
         existing_check: Mapping[str, str] | None = None,
         continue_on_error: bool = False,
+        once_options: Mapping[str, float] | None = None,
+        once_state: SharedState | None = None,
         afas_conn_id: str = AfasHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -200,11 +228,21 @@ class AfasUpdateConnectorOperator(BaseOperator):
         self.records = records
         self.method = method.upper()
         self.sub_path = sub_path
+        self.record_key = record_key
+        self.expect_result = self.method == "POST" if expect_result is None else bool(expect_result)
         self.existing_check = dict(existing_check) if existing_check else None
         self.continue_on_error = continue_on_error
+        self.once_options = {k: float(v) for k, v in (once_options or {}).items()}
+        #: Where the write records live (default: Airflow Variables). For tests and custom set-ups.
+        self.once_state = once_state
         self.afas_conn_id = afas_conn_id
         if self.method not in ("POST", "PUT"):
             raise ValueError("method must be POST (insert) or PUT (update)")
+        if sub_path and self.method != "POST":
+            raise ValueError("sub_path is for POST only: AFAS documents the sub-object URL for inserts")
+        unknown = set(self.once_options) - {"settle", "wait", "poll"}
+        if unknown:
+            raise ValueError(f"once_options takes settle, wait and poll, not {', '.join(sorted(unknown))}")
         if self.existing_check and not {"get_connector", "filter_field", "record_field"} <= set(
             self.existing_check
         ):
@@ -213,6 +251,10 @@ class AfasUpdateConnectorOperator(BaseOperator):
     @cached_property
     def hook(self) -> AfasHook:
         return AfasHook(self.afas_conn_id)
+
+    @property
+    def operation(self) -> str:
+        return f"UpdateConnector {self.connector_id} ({'insert' if self.method == 'POST' else 'update'})"
 
     def _records(self) -> list[Any]:
         records = self.records
@@ -248,34 +290,119 @@ class AfasUpdateConnectorOperator(BaseOperator):
         )
         return bool(next(rows, []))
 
+    # -- at most once ------------------------------------------------------------------------------
+    def _account(self) -> str:
+        """Which AFAS environment the writes go to (never a secret)."""
+        try:
+            number, kind = self.hook.environment
+            return f"environment {number} {kind}"
+        except LedgerLinkError:  # a host override without environment_id
+            return self.hook.base_url
+
+    def _write_key(self, record: Any) -> tuple[str, str]:
+        """``(key, label)``: what makes two sends the same write, and how messages name it."""
+        target = f"{self.connector_id} {self.method}" + (f" {self.sub_path}" if self.sub_path else "")
+        if self.record_key:
+            value = find_field(record, self.record_key)
+            if value in (None, ""):
+                raise ValidationError(
+                    VENDOR,
+                    self.operation,
+                    f"the record has no {self.record_key!r} (record_key) in its Fields",
+                    hint="Every record needs the field named in record_key, or leave record_key unset",
+                )
+            return (
+                f"{target} {self.record_key}={value}",
+                f"{self.connector_id} record {self.record_key}={value}",
+            )
+        content = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+        digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
+        voucher = find_field(record, "BpNr")
+        label = f"{self.connector_id} record {_record_label(record, 0)[3:]}".rstrip()
+        if voucher not in (None, ""):
+            label += f" BpNr={voucher}"
+        return f"{target} content {digest}", f"{label} (content {digest[:12]})"
+
+    def _check_hint(self, record: Any) -> str:
+        voucher = find_field(record, "BpNr")
+        if self.connector_id.lower() == "fientries" and voucher not in (None, ""):
+            where = (
+                f"read GetConnector Profit_Transactions filtered on VoucherNo = {voucher} (or look the "
+                "entry up in Profit's financial entries)"
+            )
+        else:
+            where = "look the record up in Profit (or with a GetConnector filtered on its key fields)"
+        return (
+            f"Check in AFAS Profit whether it was applied: {where}; the environment's logbook in Profit "
+            "lists the UpdateConnector calls"
+        )
+
+    def _send(self, record: Any) -> dict[str, Any]:
+        result = self.hook.update_connector(
+            self.connector_id, record, method=self.method, sub_path=self.sub_path
+        )
+        if self.expect_result and not _has_key(result):
+            raise AmbiguousWriteError(
+                VENDOR,
+                self.operation,
+                "AFAS answered success without the record's key (no 'results'), so it is not certain "
+                "that the record was applied",
+                hint="It was not sent again. Check in Profit whether it exists",
+            )
+        return result
+
     def execute(self, context: Context) -> dict[str, Any]:
         records = self._records()
         results: list[dict[str, Any]] = []
-        failures: list[str] = []
+        failures: list[tuple[str, LedgerLinkError]] = []
         try:
+            account = self._account() if records else ""
             for index, record in enumerate(records):
                 label = _record_label(record, index)
                 try:
+                    if not isinstance(record, Mapping) or not record:
+                        raise ValidationError(
+                            VENDOR,
+                            self.operation,
+                            f"record {label} is empty or not an object",
+                            hint='Send the documented envelope, e.g. {"FiEntryPar": {"Element": {...}}}',
+                        )
                     if self._exists(record):
                         self.log.info("Record %s already exists in AFAS: skipped", label)
                         results.append({"index": index, "record": label, "status": "skipped"})
                         continue
-                    result = self.hook.update_connector(
-                        self.connector_id, record, method=self.method, sub_path=self.sub_path
+                    key, write_label = self._write_key(record)
+                    once = WriteOnce(
+                        vendor=VENDOR,
+                        operation=self.operation,
+                        account=account,
+                        key=key,
+                        label=write_label,
+                        state=self.once_state,
+                        settle=self.once_options.get("settle", 5.0),
+                        wait=self.once_options.get("wait", 300.0),
+                        poll=self.once_options.get("poll", 0.5),
+                    )
+                    outcome = once.run(
+                        functools.partial(self._send, record), check_hint=self._check_hint(record)
                     )
                 except LedgerLinkError as exc:
                     results.append({"index": index, "record": label, "status": "failed", "error": str(exc)})
-                    failures.append(f"record {label}: {exc}")
+                    failures.append((label, exc))
                     self.log.error("Record %s failed: %s", label, exc)
                     if not self.continue_on_error:
                         break
                     continue
-                self.log.info("Record %s sent: %s", label, result)
-                results.append({"index": index, "record": label, "status": "sent", "result": result})
+                status = "sent" if outcome.sent else "sent_earlier"
+                self.log.info(
+                    "Record %s %s: %s", label, "sent" if outcome.sent else "was sent earlier", outcome.result
+                )
+                results.append({"index": index, "record": label, "status": status, "result": outcome.result})
         finally:
             self.hook.close()
         summary = {
             "sent": sum(r["status"] == "sent" for r in results),
+            "sent_earlier": sum(r["status"] == "sent_earlier" for r in results),
             "skipped": sum(r["status"] == "skipped" for r in results),
             "failed": len(failures),
             "not_attempted": len(records) - len(results),
@@ -283,17 +410,42 @@ class AfasUpdateConnectorOperator(BaseOperator):
         }
         if failures:
             context["ti"].xcom_push(key="results", value=summary)
+            doubts = [(name, exc) for name, exc in failures if isinstance(exc, AmbiguousWriteError)]
+            if doubts:
+                doubtful, doubt = doubts[0]
+                raise AmbiguousWriteError(
+                    VENDOR,
+                    self.operation,
+                    f"record {doubtful}: {doubt.message}",
+                    hint=(
+                        f"{doubt.hint}. {len(doubts)} of {len(records)} records are in doubt, "
+                        f"{summary['sent']} were sent and {summary['not_attempted']} not attempted; "
+                        "the per-record results are in XCom 'results'"
+                    ),
+                    reference=doubt.reference,
+                    status_code=doubt.http_status,
+                )
+            label, first = failures[0]
             raise ValidationError(
                 VENDOR,
                 f"UpdateConnector {self.connector_id}",
-                f"{len(failures)} of {len(records)} records failed; first: {failures[0]}",
+                f"{len(failures)} of {len(records)} records failed; first: record {label}: {first}",
                 hint=(
                     f"{summary['sent']} were sent and {summary['not_attempted']} not attempted; "
-                    "the per-record results are in XCom 'results'. Fix the records and rerun "
-                    "(use existing_check so sent records are skipped)"
+                    "the per-record results are in XCom 'results'. Fix the records and rerun: "
+                    "records already sent are not sent again"
                 ),
             )
         return summary
+
+
+def _has_key(result: Any) -> bool:
+    """Whether AFAS's ``results`` name the applied record (any non-empty value at any depth)."""
+    if isinstance(result, Mapping):
+        return any(_has_key(value) for value in result.values())
+    if isinstance(result, list):
+        return any(_has_key(item) for item in result)
+    return result not in (None, "")
 
 
 def _record_label(record: Any, index: int) -> str:

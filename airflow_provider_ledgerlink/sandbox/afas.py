@@ -41,6 +41,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1265,6 +1266,9 @@ class _Dataset:
         self.names = [f.id for f in spec.fields]
         self.positions = {f.id.lower(): (n, f) for n, f in enumerate(spec.fields)}
         self.inserted: list[_Inserted] = []
+        #: Keys (first column) of generated rows an UpdateConnector changed or deleted: the changed
+        #: version lives in ``inserted``, the generated one is no longer served.
+        self.hidden: set[Any] = set()
         self._fast = compile_row_encoder(
             [(f.id, _ENCODER_KINDS[f.data_type], f.nullable) for f in spec.fields]
         )
@@ -1629,9 +1633,10 @@ def _run_get_connector(
                 rest.append(condition)
         lo, hi = _range_bounds(dataset, bisectable, lo, hi)
         generated_groups = [rest] if rest else []
-    generated_predicate = _predicate(generated_groups)
+    generated_predicate = _without_hidden(_predicate(generated_groups), dataset.hidden)
     inserted_predicate = _predicate(groups)
-    shape = _order_shape(spec, order)
+    # A changed generated row sits among the inserted ones, out of the generated order: sort.
+    shape = "sort" if dataset.hidden else _order_shape(spec, order)
     descending = bool(order) and order[0][2]
     block, stride = dataset.generator.block, len(_UNITS)
 
@@ -1643,6 +1648,8 @@ def _run_get_connector(
         else:
             lanes = [_Lane(1, 1, 0, lo, hi)]
         candidates = [row for lane in lanes for row in _Segment(dataset, None, lane).slice(0, len(lane))]
+        if dataset.hidden:
+            candidates = [row for row in candidates if row[0] not in dataset.hidden]
         candidates += inserted
         if inserted_predicate is not None:
             candidates = [row for row in candidates if inserted_predicate(row)]
@@ -1670,6 +1677,15 @@ def _run_get_connector(
     if descending:
         segments.reverse()
     return _collect(segments, skip, take)
+
+
+def _without_hidden(predicate: Predicate | None, hidden: set[Any]) -> Predicate | None:
+    """``predicate``, also refusing generated rows whose key an UpdateConnector replaced."""
+    if not hidden:
+        return predicate
+    if predicate is None:
+        return lambda row: row[0] not in hidden
+    return lambda row: row[0] not in hidden and predicate(row)
 
 
 def _collect(segments: Sequence[_Segment], skip: int, take: int | None) -> list[tuple[Any, ...]]:
@@ -1893,6 +1909,12 @@ UPDATE_CONNECTORS: dict[str, UpdateConnectorSpec] = {
 }
 
 
+#: The sub-objects an UpdateConnector takes a POST on (``/connectors/{id}/{SubObject}``), as AFAS's
+#: OAS lists them: ``POST /connectors/KnSubject/KnSubjectAttachment`` (Dossiers, bijlagen en workflows).
+#: FiEntries has none: Mutaties.json lists only ``POST /connectors/FiEntries`` and the delete.
+SUB_OBJECT_POSTS: dict[str, tuple[str, ...]] = {"KnSubject": ("KnSubjectAttachment",)}
+
+
 def _elements(container: Any, where: str) -> list[dict[str, Any]]:
     """``{"Element": {...}}`` or ``{"Element": [...]}`` as a list of element objects."""
     if not isinstance(container, dict) or "Element" not in container:
@@ -2059,6 +2081,7 @@ class AfasEmulator(Emulator):
             self.updates.clear()
             for dataset in self._datasets.values():
                 dataset.inserted.clear()
+                dataset.hidden.clear()
             transactions = self._datasets["Profit_Transactions"].generator
             assert isinstance(transactions, _Transactions)
             self._next_entry = transactions.entry_base + transactions.entries
@@ -2073,6 +2096,13 @@ class AfasEmulator(Emulator):
         dataset = self._datasets[connector_id]
         stop = dataset.count if stop is None else min(stop, dataset.count)
         return [json.loads(dataset.encode(dataset.row(i))) for i in range(start, stop)]
+
+    def inserted_rows(self, connector_id: str) -> list[dict[str, Any]]:
+        """Rows that UpdateConnectors added or changed, as the GetConnector returns them (for tests:
+        what the environment holds, whatever a client was told)."""
+        dataset = self._datasets[connector_id]
+        with self._lock:
+            return [json.loads(dataset.encode(row)) for row in dataset.inserted]
 
     def register_token(self, token_xml: str, user: str = f"{ENVIRONMENT_ID}.LEDGERLINK") -> None:
         with self._lock:
@@ -2274,23 +2304,44 @@ class AfasEmulator(Emulator):
         return self._log(request, spec.id, Response.json(payload, 201), body)
 
     def _update_sub(self, request: Request, connector: str, sub: str) -> Response:
+        """AFAS's "POST on SubObject": update the main record named by its key, insert the sub-object.
+
+        Offered where AFAS documents the endpoint (``SUB_OBJECT_POSTS``); others are refused."""
         spec = _update_spec(connector)
         if spec is None:
             return _unauthorized()
-        error = AfasError(f"Inserting sub-object '{sub}' separately is not supported by '{spec.id}' here.")
-        return self._log(request, spec.id, error.response(), None)
+        try:
+            body = request.json()
+        except (ValueError, UnicodeDecodeError):
+            return self._log(request, spec.id, Response.json({"message": "Invalid json"}, 400), None)
+        try:
+            documented = next(
+                (name for name in SUB_OBJECT_POSTS.get(spec.id, ()) if name.lower() == sub.lower()), None
+            )
+            if documented is None:
+                raise AfasError(
+                    f"Deze UpdateConnector ondersteunt geen POST op subobject '{sub}' ({spec.id}).",
+                    UPDATE_NOT_SUPPORTED_ERROR_NUMBER,
+                )
+            if not isinstance(body, dict):
+                raise AfasError(f"The body must contain object '{spec.root.name}'.")
+            root = next((value for key, value in body.items() if key.lower() == spec.root.name.lower()), None)
+            if root is None:
+                raise AfasError(f"The body must contain object '{spec.root.name}'.")
+            elements = _elements(root, spec.root.name)
+            with self._lock:
+                results = self._apply_subjects(elements, "POST", sub_object=documented)
+        except AfasError as error:
+            return self._log(request, spec.id, error.response(), body)
+        payload = {"results": {spec.id: results[0] if len(results) == 1 else results}}
+        return self._log(request, spec.id, Response.json(payload, 201), body)
 
     def _delete(self, request: Request, connector: str, obj: str, keys: str) -> Response:
         spec = _update_spec(connector)
         if spec is None:
             return _unauthorized()
         try:
-            if obj.lower() != spec.root.name.lower():
-                raise AfasError(f"Object '{obj}' does not exist in UpdateConnector '{spec.id}'.")
-            parts = [part for part in keys.split("/") if part]
-            if len(parts) % 2:
-                raise AfasError("The key in the URL must consist of field/value pairs.")
-            key = {parts[n].lstrip("@").lower(): parts[n + 1] for n in range(0, len(parts), 2)}
+            key = _delete_key(spec, obj, keys)
             with self._lock:
                 if spec.id == "FiEntries":
                     self._delete_entry(key)
@@ -2412,11 +2463,11 @@ class AfasEmulator(Emulator):
         except ValueError:
             raise AfasError("The key in the URL is not valid.") from None
         transactions = self._datasets["Profit_Transactions"]
-        year = key.get("year")
+        year = key["year"]
         matching = [
             row
             for row in transactions.inserted
-            if row[0] == unit and row[1] == number and (year is None or str(row[3]) == year)
+            if row[0] == unit and row[1] == number and str(row[3]) == year
         ]
         if not matching:
             generated = transactions.generator
@@ -2431,12 +2482,34 @@ class AfasEmulator(Emulator):
             changed.inserted.append(_Inserted((day, stamp)))
 
     # KnSubject ----------------------------------------------------------------------------------
-    def _apply_subjects(self, elements: list[dict[str, Any]], method: str) -> list[dict[str, str]]:
-        root = UPDATE_CONNECTORS["KnSubject"].root
+    def _dossier_item(self, item_id: Any) -> tuple[Any, ...] | None:
+        """The current row of dossier item ``item_id``: changed or inserted, else generated."""
         items = self._datasets["Profit_DossierItems"]
+        for row in items.inserted:
+            if row[0] == item_id:
+                return row
+        index = item_id - _DossierItems.id_base if isinstance(item_id, int) else -1
+        if 0 <= index < items.count and item_id not in items.hidden:
+            return items.row(index)
+        return None
+
+    def _store_dossier_item(self, row: tuple[Any, ...]) -> None:
+        """Keep ``row`` as the item's current version, in place of an inserted or generated one."""
+        items = self._datasets["Profit_DossierItems"]
+        items.inserted[:] = [other for other in items.inserted if other[0] != row[0]]
+        if 0 <= row[0] - _DossierItems.id_base < items.count:
+            items.hidden.add(row[0])
+        items.inserted.append(_Inserted(row))
+
+    def _apply_subjects(
+        self, elements: list[dict[str, Any]], method: str, sub_object: str | None = None
+    ) -> list[dict[str, str]]:
+        """KnSubject: POST inserts; PUT updates an existing item (generated or inserted) named by
+        ``@SbId``; POST on the sub-object ``sub_object`` updates the item and inserts the sub-object."""
+        root = UPDATE_CONNECTORS["KnSubject"].root
         prepared = []
         for element in elements:
-            fields = _check_fields(root, element, require=method == "POST")
+            fields = _check_fields(root, element, require=method == "POST" and sub_object is None)
             links = [
                 _check_fields(root.objects[0], link, require=False)
                 for link in _sub_objects(element, "KnSubjectLink")
@@ -2445,29 +2518,30 @@ class AfasEmulator(Emulator):
                 _check_fields(root.objects[1], item, require=False)
                 for item in _sub_objects(element, "KnSubjectAttachment")
             ]
+            if sub_object is not None and not _sub_objects(element, sub_object):
+                raise AfasError(f"The request contains no '{sub_object}' to insert.")
             if "StId" in fields and fields["StId"] not in _DOSSIER_TYPES:
                 raise AfasError(
                     f"The entered value for 'Type dossier item' does not exist: {fields['StId']}.",
                     VALUE_ERROR_NUMBER,
                 )
-            if method == "PUT":
+            existing = method == "PUT" or sub_object is not None
+            if existing:
                 if fields.get("SbId") in (None, ""):
                     raise AfasError(
                         "Mandatory field 'SbId' (Dossier item) of object 'KnSubject' is not filled in."
                     )
-                position = next((n for n, row in enumerate(items.inserted) if row[0] == fields["SbId"]), None)
-                if position is None:
+                if self._dossier_item(fields["SbId"]) is None:
                     raise AfasError(f"Dossier item {fields['SbId']} does not exist or cannot be changed.")
-            else:
-                position = None
-            prepared.append((fields, links[0] if links else {}, files[0] if files else {}, position))
+            prepared.append((fields, links[-1] if links else {}, files[-1] if files else {}, existing))
         results = []
         stamp = self.now()
-        for fields, link, attachment, position in prepared:
-            if position is None:
+        for fields, link, attachment, existing in prepared:
+            previous = self._dossier_item(fields["SbId"]) if existing else None
+            if previous is None:
                 item_id = self._next_dossier_item
                 self._next_dossier_item += 1
-                previous: tuple[Any, ...] = (
+                previous = (
                     item_id,
                     1,
                     _DOSSIER_TYPES[1],
@@ -2481,9 +2555,7 @@ class AfasEmulator(Emulator):
                     stamp,
                     None,
                 )
-            else:
-                previous = items.inserted.pop(position)
-                item_id = previous[0]
+            item_id = previous[0]
             type_id = fields.get("StId", previous[1])
             destination_type = link.get("SfTp")
             row = (
@@ -2500,18 +2572,21 @@ class AfasEmulator(Emulator):
                 stamp,
                 attachment.get("FileName", previous[11]),
             )
-            items.inserted.append(_Inserted(row))
+            self._store_dossier_item(row)
             results.append({"SbId": str(item_id)})
         return results
 
     def _delete_subject(self, key: dict[str, str]) -> None:
-        if "sbid" not in key:
-            raise AfasError("Key field 'SbId' is missing in the URL.")
         items = self._datasets["Profit_DossierItems"]
-        before = len(items.inserted)
-        items.inserted[:] = [row for row in items.inserted if str(row[0]) != key["sbid"]]
-        if len(items.inserted) == before:
+        try:
+            item_id = int(key["sbid"])
+        except ValueError:
+            raise AfasError("The key in the URL is not valid.") from None
+        if self._dossier_item(item_id) is None:
             raise AfasError(f"Dossier item {key['sbid']} does not exist or cannot be deleted.")
+        items.inserted[:] = [row for row in items.inserted if row[0] != item_id]
+        if 0 <= item_id - _DossierItems.id_base < items.count:
+            items.hidden.add(item_id)
 
     # -- one-time passwords ------------------------------------------------------------------------
     def _otp_fields(self, request: Request) -> dict[str, str] | Response:
@@ -2597,6 +2672,52 @@ class AfasEmulator(Emulator):
                 return Response.json({"error": "expected {'token': '<token XML or data part>'}"}, 400)
             return Response.json({"revoked": self.revoke_token(token)})
         return super().handle_control(request, path)
+
+
+def _delete_key(spec: UpdateConnectorSpec, obj: str, path: str) -> dict[str, str]:
+    """The record key of a DELETE URL ``/connectors/{id}/{Object}/@Key/value[/@Key/value…]``.
+
+    AFAS's OAS writes the key fields with ``@`` (``/connectors/FiEntries/FiEntryPar/@Year/{Year}``,
+    ``/connectors/KnCustomK01/KnCustomK01/@SqNo/{SqNo}``); its UpdateConnector page and help pages
+    write them without (``/connectors/KnAppointment/KnAppointment/ApId/123``,
+    ``…/FbSalesQuotation/FbSalesQuotation/OrNu/50000004/FbSalesQuotationLines/GuLi/{…}``): both are
+    read. The main object's full key is required ("include the full key of the main element"); a
+    sub-object segment after it addresses a nested row.
+    """
+    if obj.lower() != spec.root.name.lower():
+        raise AfasError(f"Object '{obj}' does not exist in UpdateConnector '{spec.id}'.")
+    parts = [urllib.parse.unquote(part) for part in path.split("/")]
+    if any(not part for part in parts):
+        raise AfasError("The URL contains an empty segment.")
+    key_names = {name.lower(): name for name in spec.key_fields}
+    key: dict[str, str] = {}
+    position = 0
+    while position < len(parts):
+        name = parts[position]
+        bare = name[1:] if name.startswith("@") else name
+        sub = next((o for o in spec.root.objects if o.name.lower() == bare.lower()), None)
+        if sub is not None and not name.startswith("@"):
+            # A nested row: none of the emulated sub-objects has key fields of its own.
+            raise AfasError(
+                f"Object '{sub.name}' of '{spec.root.name}' cannot be deleted separately; "
+                "delete the whole record."
+            )
+        if bare.lower() not in key_names:
+            raise AfasError(f"'{bare}' is not a key field of object '{spec.root.name}'.")
+        if position + 1 >= len(parts):
+            raise AfasError(f"Key field '{bare}' has no value in the URL.")
+        canonical = key_names[bare.lower()]
+        if canonical.lower() in key:
+            raise AfasError(f"Key field '{canonical}' appears twice in the URL.")
+        key[canonical.lower()] = parts[position + 1]
+        position += 2
+    missing = [name for name in spec.key_fields if name.lower() not in key]
+    if missing:
+        raise AfasError(
+            f"Key field '{missing[0]}' is missing in the URL: give the full key of '{spec.root.name}' "
+            f"({', '.join('@' + name for name in spec.key_fields)})."
+        )
+    return key
 
 
 def _update_spec(connector: str) -> UpdateConnectorSpec | None:

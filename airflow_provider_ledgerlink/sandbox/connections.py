@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from airflow_provider_ledgerlink.sandbox.afas import (
-    ENVIRONMENT_ID,
+    ENVIRONMENT_NAME,
     OTP_USER_ID,
     sandbox_afas_api_key,
     sandbox_afas_environment_key,
@@ -33,7 +33,8 @@ def sandbox_connections(url: str, seed: int = 42) -> dict[str, dict[str, Any]]:
             "host": f"{url}/afas",
             "password": sandbox_afas_token(seed),
             "extra": {
-                "environment_id": ENVIRONMENT_ID,
+                # The environment code as Profit shows it in its top bar.
+                "environment_id": ENVIRONMENT_NAME,
                 "environment_type": "production",
                 # For renewing the token by one-time password (TokenRotationOperator).
                 "otp_user_id": OTP_USER_ID,

@@ -17,6 +17,8 @@ import functools
 import json
 import re
 import textwrap
+import threading
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.http import RetryPolicy
+from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.hooks.afas import AfasHook
 from airflow_provider_ledgerlink.operators.afas import AfasExtractOperator, AfasUpdateConnectorOperator
 from airflow_provider_ledgerlink.sandbox import Sandbox
@@ -294,6 +297,15 @@ def booked_entries(sandbox: Sandbox, voucher: str = VOUCHER) -> set[str]:
     }
 
 
+def booked_entries_in_afas(sandbox: Sandbox, voucher: str) -> set[int]:
+    """Entry numbers the emulator holds for ``voucher``, whatever the client was told."""
+    return {
+        row["EntryNo"]
+        for row in sandbox.afas.inserted_rows("Profit_Transactions")
+        if row["VoucherNo"] == voucher
+    }
+
+
 @pytest.fixture
 def lost_answer(sandbox_clean: Sandbox) -> Sandbox:
     """The next FiEntries insert is applied, then its connection is reset before the answer."""
@@ -317,31 +329,153 @@ def test_a_write_whose_answer_is_lost_is_not_sent_again(lost_answer: Sandbox, af
     assert len({row["EntryNo"] for row in rows}) == 1 and len(rows) == 2
 
 
-def test_rerunning_the_write_operator_with_existing_check_skips_what_was_booked(
-    lost_answer: Sandbox, afas_connection: str
+def book(voucher: str, **kwargs: Any) -> AfasUpdateConnectorOperator:
+    """The write task as a DAG would have it: one journal entry, at-most-once by default."""
+    return AfasUpdateConnectorOperator(
+        task_id="book_entries", connector_id="FiEntries", records=[journal_entry(voucher)], **kwargs
+    )
+
+
+def new_voucher() -> str:
+    """A voucher number of its own, so tests sharing the metadata database share no write record."""
+    return f"MEM-{uuid.uuid4().hex[:10]}"
+
+
+def post_count(sandbox: Sandbox) -> dict[str, int]:
+    return requests_to(sandbox, "POST", "/connectors/FiEntries")
+
+
+def test_a_reset_after_afas_booked_the_entry_books_it_once_and_no_rerun_books_it_again(
+    lost_answer: Sandbox, afas_connection: str, airflow_db: Path
 ) -> None:
-    def book() -> AfasUpdateConnectorOperator:
-        return AfasUpdateConnectorOperator(
-            task_id="book_entries",
-            connector_id="FiEntries",
-            records=[journal_entry()],
-            existing_check={
-                "get_connector": "Profit_Transactions",
-                "filter_field": "VoucherNo",
-                "record_field": "BpNr",
-            },
-        )
-
+    # The default: write records in Airflow Variables, as every worker of a deployment sees them.
+    voucher = new_voucher()
     ti = RecordingTaskInstance()
-    with pytest.raises(ValidationError, match="may or may not have been applied"):
-        book().execute({"ti": ti})
+
+    with pytest.raises(AmbiguousWriteError) as first:
+        book(voucher, once_options={"wait": 0}).execute({"ti": ti})
+
+    message = str(first.value)
+    assert "may or may not have been applied" in message
+    assert (
+        f"Check in AFAS Profit whether it was applied: read GetConnector Profit_Transactions filtered on VoucherNo = {voucher}"
+        in message
+    )
+    assert "airflow variables set ledgerlink_once_afasprofit_" in message
     assert ti.xcom["results"]["failed"] == 1
+    assert post_count(lost_answer) == {"reset": 1}
+    assert len(booked_entries(lost_answer, voucher)) == 1  # AFAS has it once
+    assert len(booked_entries_in_afas(lost_answer, voucher)) == 1
 
-    summary = book().execute({"ti": RecordingTaskInstance()})  # the task's retry
+    # The task's retry, and a new DAG run: nothing is sent, the doubt is reported again.
+    for _attempt in range(2):
+        with pytest.raises(AmbiguousWriteError, match="its outcome was never learned"):
+            book(voucher, once_options={"wait": 0}).execute({"ti": RecordingTaskInstance()})
+    assert post_count(lost_answer) == {"reset": 1}
 
-    assert (summary["sent"], summary["skipped"], summary["failed"]) == (0, 1, 0)
-    assert requests_to(lost_answer, "POST", "/connectors/FiEntries") == {"reset": 1}  # still one
-    assert len(booked_entries(lost_answer)) == 1
+    # A person finds the entry in Profit and records that; the next run reports it as sent earlier.
+    from airflow_provider_ledgerlink.core.once import PREFIX
+    from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState
+
+    key = re.search(rf"airflow variables set ({PREFIX}\w+) ", message)
+    assert key is not None
+    AirflowVariableState().set_json(key.group(1), {"state": "done"})
+    summary = book(voucher).execute({"ti": RecordingTaskInstance()})
+
+    assert (summary["sent"], summary["sent_earlier"], summary["failed"]) == (0, 1, 0)
+    assert post_count(lost_answer) == {"reset": 1}
+    assert len(booked_entries(lost_answer, voucher)) == 1
+
+
+def test_a_booked_entry_is_not_booked_again_by_a_retry_or_a_new_dag_run(
+    sandbox_clean: Sandbox, afas_connection: str, airflow_db: Path
+) -> None:
+    voucher = new_voucher()
+
+    first = book(voucher).execute({"ti": RecordingTaskInstance()})
+    again = [book(voucher).execute({"ti": RecordingTaskInstance()}) for _run in range(2)]
+
+    assert (first["sent"], first["sent_earlier"]) == (1, 0)
+    for summary in again:
+        assert (summary["sent"], summary["sent_earlier"]) == (0, 1)
+        assert summary["results"][0]["result"] == first["results"][0]["result"]  # AFAS's keys
+    assert post_count(sandbox_clean) == {"201": 1}
+    assert len(booked_entries(sandbox_clean, voucher)) == 1
+
+
+def test_four_concurrent_tries_book_the_entry_once(sandbox_clean: Sandbox, afas_connection: str) -> None:
+    # Slow answers keep the tries overlapping: the others find the write being sent and wait for it.
+    sandbox_clean.faults.add(latency_fault(300, vendor="afas", method="POST", path="/connectors/FiEntries"))
+    state = MemoryState()
+    voucher = new_voucher()
+    start = threading.Barrier(4)
+    outcomes: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        operator = book(voucher, once_state=state, once_options={"settle": 2, "poll": 0.05, "wait": 120})
+        start.wait()
+        try:
+            outcomes.append(operator.execute({"ti": RecordingTaskInstance()}))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted((o["sent"], o["sent_earlier"]) for o in outcomes) == [(0, 1), (0, 1), (0, 1), (1, 0)]
+    assert post_count(sandbox_clean) == {"201": 1}
+    assert len(booked_entries(sandbox_clean, voucher)) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        # AFAS booked the entry, then answered 500 with its "unexpected error": not a verdict.
+        (status_fault(500, UNEXPECTED_ERROR, vendor="afas", method="POST", when="after"), "unexpected error"),
+        # A proxy lost AFAS's answer.
+        (status_fault(502, "Bad Gateway", vendor="afas", method="POST", when="after"), "HTTP 502"),
+        # AFAS booked it, and the answer carries no key: did it book?
+        (status_fault(200, "", vendor="afas", method="POST", when="after"), "without the record's key"),
+    ],
+)
+def test_an_answer_that_leaves_the_booking_open_is_ambiguous_and_not_repeated(
+    sandbox_clean: Sandbox, afas_connection: str, fault: FaultRule, message: str
+) -> None:
+    sandbox_clean.faults.add(fault)
+    state = MemoryState()
+    voucher = new_voucher()
+
+    for _attempt in range(2):  # the failure and the task's retry
+        with pytest.raises(AmbiguousWriteError, match=message if _attempt == 0 else "never learned"):
+            book(voucher, once_state=state, once_options={"wait": 0}).execute({"ti": RecordingTaskInstance()})
+
+    assert sum(post_count(sandbox_clean).values()) == 1
+    assert len(booked_entries_in_afas(sandbox_clean, voucher)) == 1
+
+
+def test_afas_refusing_an_entry_is_no_doubt_and_a_fixed_entry_is_sent(
+    sandbox_clean: Sandbox, afas_connection: str
+) -> None:
+    state = MemoryState()
+    voucher = new_voucher()
+    unbalanced = journal_entry(voucher)
+    unbalanced["FiEntryPar"]["Element"]["Objects"]["FiEntries"]["Element"][1]["Fields"]["AmCr"] = "100.00"
+
+    with pytest.raises(ValidationError, match="not in balance") as refused:
+        AfasUpdateConnectorOperator(
+            task_id="book_entries", connector_id="FiEntries", records=[unbalanced], once_state=state
+        ).execute({"ti": RecordingTaskInstance()})
+    assert not isinstance(refused.value, AmbiguousWriteError)
+
+    summary = book(voucher, once_state=state).execute({"ti": RecordingTaskInstance()})
+
+    assert summary["sent"] == 1
+    assert post_count(sandbox_clean) == {"500": 1, "201": 1}
 
 
 # --------------------------------------------------------------------------------------------------

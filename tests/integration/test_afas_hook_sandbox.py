@@ -20,12 +20,17 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from airflow_provider_ledgerlink.core.errors import ValidationError, VendorError
+from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
+    ServiceUnavailableError,
+    ValidationError,
+    VendorError,
+)
 from airflow_provider_ledgerlink.hooks.afas import KNOWN_ORDERINGS, MAX_QUERY_LENGTH, AfasHook
 from airflow_provider_ledgerlink.sandbox import Sandbox
-from airflow_provider_ledgerlink.sandbox.afas import GET_CONNECTORS
+from airflow_provider_ledgerlink.sandbox.afas import GET_CONNECTORS, afas_maintenance_fault
 from airflow_provider_ledgerlink.sandbox.connections import sandbox_connections
-from airflow_provider_ledgerlink.sandbox.faults import latency_fault
+from airflow_provider_ledgerlink.sandbox.faults import latency_fault, reset_fault, status_fault
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -149,6 +154,35 @@ class TestConnection:
 
         assert ok, message
         assert "O12345AA" in message and "LedgerLink Sandbox" in message
+
+    @pytest.mark.parametrize("code", ["O12345AA", "O12345", "12345", "o12345aa"])
+    def test_the_environment_code_as_profit_shows_it_connects_and_is_named(
+        self, code: str, sandbox_clean: Sandbox, monkeypatch: pytest.MonkeyPatch, make_hook: Any
+    ) -> None:
+        definition = sandbox_connections(sandbox_clean.url, sandbox_clean.seed)["afas_default"]
+        definition["extra"] = {"environment_id": code}
+        monkeypatch.setenv("AIRFLOW_CONN_AFAS_CODE", json.dumps(definition))
+
+        ok, message = make_hook("afas_code").test_connection()
+
+        assert ok, message
+        assert message.startswith(
+            "Connected to AFAS environment O12345AA (environment number 12345, production"
+        )
+        assert "note:" not in message
+
+    def test_a_code_of_another_environment_is_pointed_out(
+        self, sandbox_clean: Sandbox, monkeypatch: pytest.MonkeyPatch, make_hook: Any
+    ) -> None:
+        definition = sandbox_connections(sandbox_clean.url, sandbox_clean.seed)["afas_default"]
+        definition["extra"] = {"environment_id": "T12345AA"}
+        monkeypatch.setenv("AIRFLOW_CONN_AFAS_OTHER", json.dumps(definition))
+
+        ok, message = make_hook("afas_other").test_connection()
+
+        assert ok, message
+        assert "environment number 12345, test" in message
+        assert "note: environment_id is T12345AA but AFAS reports O12345AA" in message
 
     def test_a_wrong_token_fails_once_with_the_likely_causes_and_without_the_token(
         self, sandbox_clean: Sandbox, monkeypatch: pytest.MonkeyPatch, make_hook: Any
@@ -412,14 +446,15 @@ class TestUpdateConnectors:
         by_number = [("EntryNo", "eq", number)]
         assert len(list(hook.get_rows("Profit_Transactions", filters=by_number))) == 2
 
-        hook.delete("FiEntries", "FiEntryPar", {"UnId": 1, "EnNo": number})
+        key = {"Year": 2026, "UnId": 1, "EnNo": number}
+        hook.delete("FiEntries", "FiEntryPar", key)
 
         assert list(hook.get_rows("Profit_Transactions", filters=by_number)) == []
         assert requests_to(
-            sandbox_clean, "DELETE", f"/connectors/FiEntries/FiEntryPar/UnId/1/EnNo/{number}"
+            sandbox_clean, "DELETE", f"/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/{number}"
         ) == {"200": 1}
         with pytest.raises(VendorError, match="does not exist"):
-            hook.delete("FiEntries", "FiEntryPar", {"UnId": 1, "EnNo": number})
+            hook.delete("FiEntries", "FiEntryPar", key)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -481,3 +516,56 @@ class TestOneTimePassword:
 
         with pytest.raises(VendorError, match="not valid or has expired"):
             hook.validate_otp(**keys, otp=code)
+
+    @pytest.mark.parametrize(
+        ("fault", "error"),
+        [
+            # Maintenance is retried for any other call; AFAS's "unexpected error" is no verdict (a
+            # code may have been mailed), nor is a reset after the request went out.
+            (afas_maintenance_fault(retry_after=0, path="/otprequest"), ServiceUnavailableError),
+            (
+                status_fault(
+                    500,
+                    {"externalMessage": "An unexpected error has occurred."},
+                    vendor="afas",
+                    path="/otprequest",
+                ),
+                AmbiguousWriteError,
+            ),
+            (reset_fault(vendor="afas", path="/otprequest", when="after"), AmbiguousWriteError),
+        ],
+    )
+    def test_an_otp_request_is_sent_once_whatever_the_answer(
+        self, sandbox_clean: Sandbox, hook: AfasHook, fault: Any, error: type[Exception]
+    ) -> None:
+        sandbox_clean.faults.add(fault)
+        keys = {
+            "api_key": sandbox_clean.afas.api_key,
+            "environment_key": sandbox_clean.afas.environment_key,
+            "user_id": "12345.ANNA",
+        }
+
+        with pytest.raises(error) as failed:
+            hook.request_otp(**keys)
+
+        assert sum(requests_to(sandbox_clean, "POST", "/otprequest").values()) == 1
+        assert "It was not repeated" in str(failed.value) or "Look in the mailbox of 12345.ANNA" in str(
+            failed.value
+        )
+
+    @pytest.mark.parametrize("spelling", ["userid", "userId"])
+    def test_the_emulator_takes_the_user_id_as_afas_s_example_and_schema_spell_it(
+        self, sandbox_clean: Sandbox, spelling: str
+    ) -> None:
+        # Inrichting.json: the schema's property is userId, both examples send userid.
+        base = f"{sandbox_clean.afas_url}/ProfitRestServices"
+        keys = {"apiKey": sandbox_clean.afas.api_key, "apiToken": sandbox_clean.afas.environment_key}
+        user = f"12345.{spelling}"
+
+        assert httpx.post(f"{base}/otprequest", json={**keys, spelling: user}, timeout=30).status_code == 200
+        mail = httpx.get(f"{sandbox_clean.url}/_sandbox/afas/otp", params={"user": user}, timeout=30)
+        answer = httpx.post(
+            f"{base}/otpvalidation", json={**keys, spelling: user, "otp": mail.json()["otp"]}, timeout=30
+        )
+
+        assert answer.status_code == 200 and answer.json()["token"].startswith("<token>")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -21,7 +23,10 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
+from airflow_provider_ledgerlink.get_provider_info import get_provider_info
 from airflow_provider_ledgerlink.hooks.afas import (
+    ENVIRONMENT_CODE_HELP,
+    ENVIRONMENT_CODE_PATTERN,
     MAX_QUERY_LENGTH,
     AfasHook,
     afas_datetime_to_amsterdam,
@@ -120,6 +125,41 @@ def test_the_authorization_header_is_afastoken_and_the_base64_of_the_xml() -> No
     assert base64.b64decode(value).decode() == TOKEN_XML
 
 
+#: Every form of the environment code AFAS shows or documents, with the URL it stands for. The seed
+#: (004, Visionplanner's AFAS Online instructions) says to copy "de omgevingscode ... Deze zie je
+#: bovenaan in de balk staan"; AFAS's quick start: the first letter is the platform, "Production (O),
+#: Test (T), and Accept (A)"; its metainfo example's envid is "A123456AC"; the OAS servers are
+#: https://{id}.rest|resttest|restaccept.afas.online/ProfitRestServices with a "5 digit environment number".
+ENVIRONMENT_FORMS = [
+    ("O12345AA", None, "https://12345.rest.afas.online/ProfitRestServices"),
+    ("T12345AA", None, "https://12345.resttest.afas.online/ProfitRestServices"),
+    ("A12345AA", None, "https://12345.restaccept.afas.online/ProfitRestServices"),
+    ("A123456AC", None, "https://123456.restaccept.afas.online/ProfitRestServices"),
+    ("O12345", None, "https://12345.rest.afas.online/ProfitRestServices"),
+    ("T12345", None, "https://12345.resttest.afas.online/ProfitRestServices"),
+    ("A12345", None, "https://12345.restaccept.afas.online/ProfitRestServices"),
+    ("12345", None, "https://12345.rest.afas.online/ProfitRestServices"),
+    ("12345", "production", "https://12345.rest.afas.online/ProfitRestServices"),
+    ("12345", "test", "https://12345.resttest.afas.online/ProfitRestServices"),
+    ("12345", "accept", "https://12345.restaccept.afas.online/ProfitRestServices"),
+    ("o12345aa", None, "https://12345.rest.afas.online/ProfitRestServices"),
+    (" T12345AA ", "test", "https://12345.resttest.afas.online/ProfitRestServices"),
+    (12345, None, "https://12345.rest.afas.online/ProfitRestServices"),
+]
+#: What is not an AFAS environment code.
+NOT_ENVIRONMENT_CODES = [
+    "", None, "1234", "1234567", "abcde", "X12345", "X12345AA", "12345a", "12345AA", "O12345A",
+    "O12345AAA", "O12345A1", "12 345", "O-12345", "O 12345AA",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("environment_id", "environment_type", "url"), ENVIRONMENT_FORMS)
+def test_every_form_of_the_environment_code_builds_the_documented_url(
+    environment_id: object, environment_type: str | None, url: str
+) -> None:
+    assert base_url_for(*parse_environment(environment_id, environment_type)) == url
+
+
 @pytest.mark.parametrize(
     ("environment_id", "environment_type", "expected"),
     [
@@ -134,6 +174,8 @@ def test_the_authorization_header_is_afastoken_and_the_base64_of_the_xml() -> No
         ("T12345", "test", ("12345", "test")),
         ("O12345", "production", ("12345", "production")),
         ("T12345", "", ("12345", "test")),
+        ("O12345AA", "production", ("12345", "production")),
+        ("A12345AA", "accept", ("12345", "accept")),
     ],
 )
 def test_environment_number_and_type_are_read_from_all_usual_forms(
@@ -142,15 +184,43 @@ def test_environment_number_and_type_are_read_from_all_usual_forms(
     assert parse_environment(environment_id, environment_type) == expected
 
 
-def test_a_letter_that_contradicts_the_environment_type_is_an_error() -> None:
-    with pytest.raises(ValueError, match="T12345 is a test environment but environment_type says production"):
-        parse_environment("T12345", "production")
+@pytest.mark.parametrize("code", ["T12345", "T12345AA"])
+def test_a_letter_that_contradicts_the_environment_type_is_an_error(code: str) -> None:
+    with pytest.raises(
+        ValueError, match=f"{code} is a test environment but environment_type says production"
+    ):
+        parse_environment(code, "production")
 
 
-@pytest.mark.parametrize("bad", ["", None, "1234", "abcde", "X12345", "12345a", "12 345", "O-12345"])
-def test_a_malformed_environment_number_is_an_error(bad: object) -> None:
-    with pytest.raises(ValueError, match="not a 5-digit AFAS environment number"):
+@pytest.mark.parametrize("bad", NOT_ENVIRONMENT_CODES)
+def test_a_malformed_environment_code_is_an_error_showing_the_forms(bad: object) -> None:
+    with pytest.raises(ValueError, match="is not an AFAS environment code") as raised:
         parse_environment(bad, None)
+    assert "O12345AA" in str(raised.value) and "12345" in str(raised.value)
+
+
+def _form_field() -> dict[str, Any]:
+    info = get_provider_info()
+    afas = next(c for c in info["connection-types"] if c["connection-type"] == "ledgerlink_afas")
+    return afas["conn-fields"]["environment_id"]
+
+
+def test_the_connection_form_pattern_and_help_are_the_hooks() -> None:
+    field = _form_field()
+    assert field["schema"]["pattern"] == ENVIRONMENT_CODE_PATTERN
+    assert field["description"] == ENVIRONMENT_CODE_HELP
+    for form in ("O12345AA", "T12345AA", "A12345AA", "12345"):
+        assert form in field["description"]
+
+
+@pytest.mark.parametrize("value", [f for f, _t, _u in ENVIRONMENT_FORMS if isinstance(f, str)])
+def test_the_form_pattern_accepts_every_form_the_hook_accepts(value: str) -> None:
+    assert re.match(_form_field()["schema"]["pattern"], value)
+
+
+@pytest.mark.parametrize("value", [b for b in NOT_ENVIRONMENT_CODES if b])
+def test_the_form_pattern_refuses_what_the_hook_refuses(value: str) -> None:
+    assert not re.match(_form_field()["schema"]["pattern"], value)
 
 
 def test_an_unknown_environment_type_is_an_error() -> None:

@@ -668,6 +668,54 @@ class TestUpdateConnectors:
         assert not rows(afas, "Profit_Transactions", filterfieldids="EntryNo", filtervalues=number)
         assert_afas_error(afas.delete(f"/connectors/FiEntries/FiEntryPar/Year/2026/UnId/1/EnNo/{number}"))
 
+    def book(self, afas: httpx.Client) -> str:
+        response = afas.post(
+            "/connectors/FiEntries", json=journal_entry(("4400", "7", "0"), ("1000", "0", "7"))
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["results"]["FiEntries"]["EnNo"])
+
+    @pytest.mark.parametrize(
+        "shape",
+        [
+            # The OAS template /connectors/FiEntries/FiEntryPar/@Year/{Year}, with the record's full key.
+            "/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/{n}",
+            "/connectors/FiEntries/FiEntryPar/@UnId/1/@EnNo/{n}/@Year/2026",
+            # AFAS's UpdateConnector page writes the key without @ (KnAppointment/KnAppointment/ApId/123).
+            "/connectors/FiEntries/FiEntryPar/Year/2026/UnId/1/EnNo/{n}",
+        ],
+    )
+    def test_delete_takes_the_documented_url_shapes(self, afas: httpx.Client, shape: str) -> None:
+        number = self.book(afas)
+        assert afas.delete(shape.format(n=number)).status_code == 200
+        assert not rows(afas, "Profit_Transactions", filterfieldids="EntryNo", filtervalues=number)
+
+    @pytest.mark.parametrize(
+        ("shape", "message"),
+        [
+            # Without the year: not the full key of FiEntryPar.
+            ("/connectors/FiEntries/FiEntryPar/UnId/1/EnNo/{n}", "Key field 'Year' is missing"),
+            ("/connectors/FiEntries/FiEntryPar/@UnId/1/@EnNo/{n}", "Key field 'Year' is missing"),
+            ("/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/{n}/@JoCo/90", "not a key field"),
+            ("/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo", "has no value"),
+            ("/connectors/FiEntries/FiEntryPar/@Year/2026/@Year/2026/@UnId/1/@EnNo/{n}", "appears twice"),
+            (
+                "/connectors/FiEntries/FiEntries/@Year/2026/@UnId/1/@EnNo/{n}",
+                "Object 'FiEntries' does not exist",
+            ),
+            (
+                "/connectors/FiEntries/FiEntryPar/@Year/2026/@UnId/1/@EnNo/{n}/FiEntries/@SeNo/1",
+                "cannot be deleted separately",
+            ),
+        ],
+    )
+    def test_delete_refuses_a_url_without_the_full_key(
+        self, afas: httpx.Client, shape: str, message: str
+    ) -> None:
+        number = self.book(afas)
+        assert_afas_error(afas.delete(shape.format(n=number)), message)
+        assert len(rows(afas, "Profit_Transactions", filterfieldids="EntryNo", filtervalues=number)) == 2
+
     def test_dossier_item_insert_update_delete(self, afas: httpx.Client) -> None:
         body = {
             "KnSubject": {
@@ -688,8 +736,106 @@ class TestUpdateConnectors:
         assert afas.put("/connectors/KnSubject", json=update).status_code == 201
         found = rows(afas, "Profit_DossierItems", filterfieldids="DossierItemId", filtervalues=item)
         assert found[0]["Subject"] == "Factuur herinnering"
-        assert afas.delete(f"/connectors/KnSubject/KnSubject/SbId/{item}").status_code == 200
+        assert afas.delete(f"/connectors/KnSubject/KnSubject/@SbId/{item}").status_code == 200
         assert not rows(afas, "Profit_DossierItems", filterfieldids="DossierItemId", filtervalues=item)
+
+    def test_put_changes_a_generated_dossier_item_as_afas_would(self, afas: httpx.Client) -> None:
+        # AFAS's PUT example (UpdateConnector REST/JSON help page): the key as "@SbId", only the
+        # fields to change. Any existing item can be changed, also one the emulator generated.
+        before = rows(afas, "Profit_DossierItems", take=1, orderbyfieldids="DossierItemId")[0]
+        item = before["DossierItemId"]
+        update = {"KnSubject": {"Element": {"@SbId": item, "Fields": {"Ds": "Onderwerp gewijzigd"}}}}
+
+        response = afas.put("/connectors/KnSubject", json=update)
+
+        assert response.status_code == 201, response.text
+        assert response.json() == {"results": {"KnSubject": {"SbId": str(item)}}}
+        after = rows(afas, "Profit_DossierItems", filterfieldids="DossierItemId", filtervalues=str(item))
+        assert len(after) == 1  # the changed item, not the generated one as well
+        assert after[0]["Subject"] == "Onderwerp gewijzigd"
+        unchanged = {k: v for k, v in after[0].items() if k not in ("Subject", "Modified")}
+        assert unchanged == {k: v for k, v in before.items() if k not in ("Subject", "Modified")}
+        assert after[0]["Modified"] > before["Modified"]
+        everything_now = everything(afas, "Profit_DossierItems", orderbyfieldids="DossierItemId")
+        ids = [r["DossierItemId"] for r in everything_now]
+        assert ids.count(item) == 1 and ids == sorted(ids)  # in its place in the ordering
+        newest = rows(afas, "Profit_DossierItems", take=1, orderbyfieldids="-Modified")
+        assert newest[0]["DossierItemId"] == item
+
+    def test_a_generated_dossier_item_can_be_deleted(self, afas: httpx.Client) -> None:
+        item = rows(afas, "Profit_DossierItems", take=1, orderbyfieldids="-DossierItemId")[0]["DossierItemId"]
+        assert afas.delete(f"/connectors/KnSubject/KnSubject/@SbId/{item}").status_code == 200
+        assert not rows(afas, "Profit_DossierItems", filterfieldids="DossierItemId", filtervalues=str(item))
+        assert_afas_error(afas.delete(f"/connectors/KnSubject/KnSubject/@SbId/{item}"), "does not exist")
+
+    def test_put_on_an_item_that_does_not_exist_is_refused(self, afas: httpx.Client) -> None:
+        update = {"KnSubject": {"Element": {"@SbId": 99_999_999, "Fields": {"Ds": "x"}}}}
+        assert_afas_error(afas.put("/connectors/KnSubject", json=update), "does not exist")
+
+    def test_post_on_the_attachment_sub_object_updates_the_item_and_adds_the_file(
+        self, afas: httpx.Client
+    ) -> None:
+        # AFAS's "POST on SubObject": the main object's key, the sub-object's elements to insert; the
+        # OAS lists POST /connectors/KnSubject/KnSubjectAttachment.
+        item = rows(afas, "Profit_DossierItems", take=1, orderbyfieldids="DossierItemId")[0]["DossierItemId"]
+        body = {
+            "KnSubject": {
+                "Element": {
+                    "@SbId": item,
+                    "Objects": [
+                        {
+                            "KnSubjectAttachment": {
+                                "Element": [{"Fields": {"FileName": "factuur.pdf", "FileStream": "JVBERi0="}}]
+                            }
+                        }
+                    ],
+                }
+            }
+        }
+
+        response = afas.post("/connectors/KnSubject/KnSubjectAttachment", json=body)
+
+        assert response.status_code == 201, response.text
+        assert response.json() == {"results": {"KnSubject": {"SbId": str(item)}}}
+        found = rows(afas, "Profit_DossierItems", filterfieldids="DossierItemId", filtervalues=str(item))
+        assert [r["Attachment"] for r in found] == ["factuur.pdf"]
+
+    @pytest.mark.parametrize(
+        ("path", "body", "message"),
+        [
+            # Not a sub-object POST AFAS's OAS lists.
+            (
+                "/connectors/KnSubject/KnSubjectLink",
+                {"KnSubject": {"Element": {"@SbId": 1000}}},
+                "ondersteunt geen POST",
+            ),
+            ("/connectors/FiEntries/FiEntries", {"FiEntryPar": {"Element": {}}}, "ondersteunt geen POST"),
+            # The main record must exist, and the sub-object must be there to insert.
+            (
+                "/connectors/KnSubject/KnSubjectAttachment",
+                {
+                    "KnSubject": {
+                        "Element": {
+                            "@SbId": 99_999_999,
+                            "Objects": [
+                                {"KnSubjectAttachment": {"Element": {"Fields": {"FileName": "a.pdf"}}}}
+                            ],
+                        }
+                    }
+                },
+                "does not exist",
+            ),
+            (
+                "/connectors/KnSubject/KnSubjectAttachment",
+                {"KnSubject": {"Element": {"@SbId": 1000}}},
+                "no 'KnSubjectAttachment'",
+            ),
+        ],
+    )
+    def test_post_on_a_sub_object_is_refused_where_afas_does_not_offer_it(
+        self, afas: httpx.Client, path: str, body: dict[str, Any], message: str
+    ) -> None:
+        assert_afas_error(afas.post(path, json=body), message)
 
     def test_chunked_request_body(self, afas: httpx.Client) -> None:
         body = json.dumps(
