@@ -71,6 +71,12 @@ from airflow_provider_ledgerlink.sandbox.data import (
     wallclock_seconds,
 )
 from airflow_provider_ledgerlink.sandbox.server import Emulator, Request, Response, Router
+from airflow_provider_ledgerlink.sandbox.tripletex_model import (
+    complete,
+    field_names,
+    missing_defaults,
+    references,
+)
 
 __all__ = [
     "ANCHOR",
@@ -189,43 +195,26 @@ _PRODUCTS = (
 _MONTHS = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september",
            "oktober", "november", "desember")  # fmt: skip
 
-# Which references point at which kind of object, per kind (for ``fields`` expansions).
-_REFERENCES: dict[str, dict[str, str]] = {
-    "posting": {
-        "voucher": "voucher", "account": "account", "customer": "customer", "supplier": "supplier",
-        "employee": "employee", "project": "project", "product": "product", "department": "department",
-        "vatType": "vatType", "currency": "currency", "closeGroup": "closeGroup",
-    },
-    "voucher": {"voucherType": "voucherType", "reverseVoucher": "voucher", "postings": "posting",
-                "document": "document", "attachment": "document"},
-    "account": {"vatType": "vatType", "currency": "currency"},
-    "customer": {"postalAddress": "address", "physicalAddress": "address", "currency": "currency",
-                 "accountManager": "employee", "ledgerAccount": "account"},
-    "supplier": {"postalAddress": "address", "physicalAddress": "address", "currency": "currency",
-                 "accountManager": "employee", "ledgerAccount": "account"},
-    "product": {"vatType": "vatType", "currency": "currency", "account": "account", "supplier": "supplier"},
-    "order": {"customer": "customer", "currency": "currency", "orderLines": "orderLine",
-              "ourContactEmployee": "employee", "deliveryAddress": "address"},
-    "orderLine": {"product": "product", "vatType": "vatType", "currency": "currency", "order": "order"},
-    "invoice": {"customer": "customer", "orders": "order", "orderLines": "orderLine", "voucher": "voucher",
-                "currency": "currency", "postings": "posting"},
-    "address": {"country": "country"},
-    "employee": {},
-    "company": {"currency": "currency"},
-    "client": {"currency": "currency"},
-    "whoAmI": {"employee": "employee", "company": "company"},
-    "vatType": {},
-    "currency": {},
-    "country": {},
-    "voucherType": {},
+# The schema of the Tripletex specification each kind of object follows (its fields, in order, and
+# which of them refer to other objects come from the specification: see ``tripletex_model``).
+_SCHEMAS: dict[str, str] = {
+    "posting": "Posting", "voucher": "Voucher", "account": "Account", "customer": "Customer",
+    "supplier": "Supplier", "product": "Product", "order": "Order", "orderLine": "OrderLine",
+    "invoice": "Invoice", "address": "Address", "employee": "Employee", "company": "Company",
+    "client": "Client", "whoAmI": "LoggedInUserInfo", "vatType": "VatType", "currency": "Currency",
+    "country": "Country", "voucherType": "VoucherType", "session": "SessionToken",
+    "paymentType": "PaymentType", "productUnit": "ProductUnit", "accountingPeriod": "AccountingPeriod",
+    "change": "Change",
 }  # fmt: skip
+_KIND_OF_SCHEMA = {schema: kind for kind, schema in _SCHEMAS.items() if kind != "client"}
 _PATHS = {
     "posting": "ledger/posting", "voucher": "ledger/voucher", "account": "ledger/account",
     "customer": "customer", "supplier": "supplier", "product": "product", "order": "order",
     "orderLine": "order/orderline", "invoice": "invoice", "address": "address", "employee": "employee",
     "company": "company", "vatType": "ledger/vatType", "currency": "currency", "country": "country",
     "voucherType": "ledger/voucherType", "project": "project", "department": "department",
-    "closeGroup": "ledger/closeGroup", "document": "document",
+    "closeGroup": "ledger/closeGroup", "document": "document", "paymentType": "invoice/paymentType",
+    "productUnit": "product/unit", "accountingPeriod": "ledger/accountingPeriod",
 }  # fmt: skip
 
 
@@ -1018,7 +1007,7 @@ class TripletexEmulator(Emulator):
                 f'"amount":{amount},"amountCurrency":{amount},"amountGross":{amount},"amountGrossCurrency":{amount},'
                 f'"currency":{_NOK_JSON},"closeGroup":null,'
                 f'"invoiceNumber":"{invoice_number}","termOfPayment":"{day}","row":{row + 1},"type":{type_json},'
-                f'"externalRef":"","systemGenerated":{system},"matched":false}}'
+                f'"externalRef":"","systemGenerated":{system},"matched":false{_posting_tail()}}}'
             )
         result = tuple(fragments)
         self._fragment_cache = (v, result)
@@ -1380,27 +1369,33 @@ class TripletexEmulator(Emulator):
 
     # -- field projection --------------------------------------------------------------------------
     def _project(self, kind: str, obj: Mapping[str, Any], tree: FieldTree | None) -> dict[str, Any]:
+        """``obj`` with every field of its schema, cut down to ``fields`` (``tree``)."""
+        schema = _SCHEMAS[kind]
+        return self._project_schema(schema, complete(schema, obj), tree)
+
+    def _project_schema(self, schema: str, obj: Mapping[str, Any], tree: FieldTree | None) -> dict[str, Any]:
         if tree is None:
             return {key: value for key, value in obj.items() if key != "changes"}
         result: dict[str, Any] = {}
         if "*" in tree:
             result.update((key, value) for key, value in obj.items() if key != "changes")
-        references = _REFERENCES.get(kind, {})
+        known = field_names(schema)
+        targets = references(schema)
         for name, sub in tree.items():
             if name == "*":
                 continue
-            if name not in obj:
+            if name not in known:
                 raise ApiError(
                     400,
                     11000,
                     "Ugyldig felt i filteret.",
-                    developer=f"Illegal field in fields filter: {name}. {name} does not match a field in the model: {kind[0].upper()}{kind[1:]}DTO",
+                    developer=f"Illegal field in fields filter: {name}. {name} does not match a field in the model: {schema}DTO",
                 )
-            value = obj[name]
+            value = obj.get(name, [] if name == "changes" else None)
             if sub is None or value is None:
                 result[name] = value
                 continue
-            target = references.get(name)
+            target = targets.get(name)
             if target is None:
                 raise ApiError(
                     400,
@@ -1414,13 +1409,15 @@ class TripletexEmulator(Emulator):
                 result[name] = self._expand(target, value, sub)
         return result
 
-    def _expand(self, kind: str, ref: Any, tree: FieldTree) -> Any:
-        if not isinstance(ref, dict) or "id" not in ref:
-            return ref
-        obj = self._object(kind, int(ref["id"]))
-        if obj is None:
-            return ref
-        return self._project(kind, obj, tree)
+    def _expand(self, schema: str, value: Any, tree: FieldTree) -> Any:
+        """A referenced object (``{id, url}``) looked up and projected, or an embedded one projected."""
+        if not isinstance(value, dict):
+            return value
+        kind = _KIND_OF_SCHEMA.get(schema)
+        found = None
+        if kind is not None and "id" in value and set(value) <= {"id", "url"}:
+            found = self._object(kind, int(value["id"]))
+        return self._project_schema(schema, complete(schema, found if found is not None else value), tree)
 
     # ==============================================================================================
     # Lists
@@ -1464,16 +1461,16 @@ class TripletexEmulator(Emulator):
         except _NotModified:
             return Response.empty(304, None)
         tree = parse_fields(request.param("fields"))
-        items = self._sorted(items, request.param("sorting"))
+        items = self._sorted(kind, items, request.param("sorting"))
         start, count = self._paging(request)
         page = items[start : start + count]
         values = [_dumps(self._project(kind, item, tree)) for item in page]
         return self._envelope(start, values, len(items), count, digest)
 
-    def _sorted(self, items: list[dict[str, Any]], sorting: str | None) -> list[dict[str, Any]]:
+    def _sorted(self, kind: str, items: list[dict[str, Any]], sorting: str | None) -> list[dict[str, Any]]:
         for name, descending in reversed(_parse_sorting(sorting)):
             top = name.split(".", 1)[0]
-            if items and top not in items[0]:
+            if top not in field_names(_SCHEMAS[kind]):
                 raise ApiError(422, 17000, "Ugyldig sortering.", developer=f"Illegal sorting field: {name}")
 
             path = name.split(".")
@@ -2107,6 +2104,16 @@ def _posting(
         "systemGenerated": system_generated,
         "matched": False,
     }
+
+
+@lru_cache(maxsize=1)
+def _posting_tail() -> str:
+    """The JSON of the Posting fields the generator has no values for (``,"name":value…``), so that
+    the hot path writes every field of the schema too."""
+    present = frozenset(_posting(0, voucher=0, day="", description="", account=None, cents=0, customer=None,
+                                 supplier=None, vat=0, row=1))  # fmt: skip
+    extra = missing_defaults("Posting", present)
+    return "".join(f",{json.dumps(name)}:{_dumps(value)}" for name, value in extra.items())
 
 
 def _dumps(value: Any) -> str:

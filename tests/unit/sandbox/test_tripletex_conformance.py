@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_provider_ledgerlink.sandbox.tripletex_model import field_names, references
 from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -68,6 +69,23 @@ def strict_components() -> dict[str, Any]:
 def response_schema(method: str, path: str) -> dict[str, Any]:
     operation = specification()["paths"][path][method.lower()]
     return operation["responses"]["default"]["content"]["application/json"]["schema"]
+
+
+def object_schema(method: str, path: str) -> str:
+    """The schema name of the object(s) an operation answers with (inside ``value`` or ``values``)."""
+    wrapper = response_schema(method, path)["$ref"].rsplit("/", 1)[-1]
+    props = specification()["components"]["schemas"][wrapper]["properties"]
+    inner = props.get("value") or props["values"]["items"]
+    return str(inner["$ref"].rsplit("/", 1)[-1])
+
+
+def assert_complete(body: Any, schema: str, what: str, *, with_changes: bool = False) -> None:
+    """Every object in the answer carries every field of its schema (``changes`` only when asked)."""
+    wanted = set(field_names(schema)) - ({"changes"} if not with_changes else set())
+    objects = body["values"] if "values" in body else [body["value"]]
+    for obj in objects:
+        missing = wanted - set(obj)
+        assert not missing, f"{what}: {schema} {obj.get('id')} lacks {sorted(missing)}"
 
 
 def assert_conforms(body: Any, schema: dict[str, Any], what: str) -> None:
@@ -162,6 +180,70 @@ def test_reads_conform(
     body = answer.json()
     assert body.get("values", [body.get("value")]), "nothing to validate"
     assert_conforms(body, response_schema("GET", spec_path), f"GET {spec_path}")
+    fields = params.get("fields", "*")
+    if fields.split(",")[0] == "*":
+        assert_complete(
+            body, object_schema("GET", spec_path), f"GET {spec_path}", with_changes="changes" in fields
+        )
+
+
+# Each served kind, a URL that lists some, and the parameters the list needs.
+KINDS = [
+    ("/ledger/posting", "/ledger/posting", DAY),
+    ("/ledger/voucher", "/ledger/voucher", DAY),
+    ("/ledger/account", "/ledger/account", {}),
+    ("/customer", "/customer", {}),
+    ("/supplier", "/supplier", {}),
+    ("/product", "/product", {}),
+    ("/order", "/order", {"orderDateFrom": "2026-11-10", "orderDateTo": "2026-11-20"}),
+    ("/invoice", "/invoice", {"invoiceDateFrom": "2026-11-10", "invoiceDateTo": "2026-11-20"}),
+    ("/company/>withLoginAccess", "/company/%3EwithLoginAccess", {}),
+]
+
+
+@pytest.mark.parametrize(("spec_path", "url", "params"), KINDS, ids=[k[0] for k in KINDS])
+def test_fields_accepts_every_documented_field_and_every_expansion(
+    tripletex: tuple[httpx.Client, Any], spec_path: str, url: str, params: dict[str, str]
+) -> None:
+    """``fields=`` naming each field of the schema, and ``name(*)`` for each reference, is accepted
+    and answers exactly those fields (Tripletex: "Fields filter pattern", ``*,orderLines(*)``)."""
+    client, _emulator = tripletex
+    schema = object_schema("GET", spec_path)
+    names = sorted(field_names(schema))
+    expanded = [f"{name}(*)" for name in sorted(references(schema)) if name != "changes"]
+
+    plain = client.get(url, params={**params, "fields": ",".join(names), "count": 3})
+    nested = client.get(url, params={**params, "fields": ",".join(["*", *expanded]), "count": 3})
+
+    assert plain.status_code == 200, plain.text
+    assert nested.status_code == 200, nested.text
+    for value in plain.json()["values"]:
+        assert set(value) == set(names)
+    assert_conforms(plain.json(), response_schema("GET", spec_path), f"GET {spec_path} all fields")
+    assert_conforms(nested.json(), response_schema("GET", spec_path), f"GET {spec_path} all expansions")
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "fields"),
+    [
+        ("/supplier", {}, "id,bankAccounts,displayName"),
+        ("/ledger/account", {}, "id,saftCode"),
+        ("/product", {}, "id,displayNumber"),
+        ("/customer", {}, "shoeSize"),
+        ("/ledger/voucher", DAY, "*,postings(*,shoeSize)"),
+    ],
+)
+def test_fields_refuses_only_what_the_schema_lacks(
+    tripletex: tuple[httpx.Client, Any], url: str, params: dict[str, str], fields: str
+) -> None:
+    client, _emulator = tripletex
+
+    answer = client.get(url, params={**params, "fields": fields})
+
+    if "shoeSize" in fields:
+        assert (answer.status_code, answer.json()["code"]) == (400, 11000)
+    else:
+        assert answer.status_code == 200, answer.text
 
 
 def test_the_check_catches_an_invented_field_and_a_wrong_type() -> None:

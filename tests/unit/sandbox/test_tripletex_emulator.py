@@ -535,5 +535,5 @@ def test_the_fast_posting_json_is_the_projected_posting() -> None:
 
     emulator = TripletexEmulator(seed=3, scale={"tripletex.postings": 2_000})
     for i in (0, 1, 2, 5, 9, 1_234, 1_999):
-        expected = {key: value for key, value in emulator._posting_dict(i).items() if key != "changes"}
+        expected = emulator._project("posting", emulator._posting_dict(i), None)
         assert json.loads(emulator._posting_json(i)) == expected
