@@ -1301,6 +1301,7 @@ class TripletexHook(LedgerLinkHook):
                 "the voucher needs externalVoucherNumber and date",
                 hint="externalVoucherNumber is how a rerun finds the voucher instead of posting it twice",
             )
+        voucher = {**voucher, "postings": _gross_postings(voucher.get("postings"), external)}
         params = (
             {"sendToLedger": "true" if send_to_ledger else "false"} if send_to_ledger is not None else None
         )
@@ -1312,6 +1313,35 @@ class TripletexHook(LedgerLinkHook):
                 "/ledger/voucher", voucher, operation=f"create {label}", params=params
             ),
         )
+
+
+def _gross_postings(postings: Any, external: str) -> list[dict[str, Any]]:
+    """Postings as ``POST /ledger/voucher`` reads them: "Only the gross amounts will be used", so
+    each needs ``amountGross``; ``amountGrossCurrency`` is the same amount when not given (a NOK
+    posting), as in Tripletex's own minimal example. ``amount`` alone is refused here, never sent."""
+    operation = f"create voucher {external}"
+    if not isinstance(postings, list) or len(postings) < 2:
+        raise ValidationError(
+            VENDOR, operation, "the voucher needs a list of at least two postings",
+            hint="postings: [{account: {id}, amountGross}, …] that add up to zero",
+        )  # fmt: skip
+    result = []
+    for index, posting in enumerate(postings):
+        if not isinstance(posting, Mapping):
+            raise ValidationError(VENDOR, operation, f"postings[{index}] is not an object")
+        if posting.get("amountGross") is None:
+            given = (
+                " (it has 'amount', which Tripletex does not use for vouchers)" if "amount" in posting else ""
+            )
+            raise ValidationError(
+                VENDOR, operation, f"postings[{index}] has no amountGross{given}",
+                hint="Give each posting amountGross (and amountGrossCurrency for a foreign currency)",
+            )  # fmt: skip
+        body = dict(posting)
+        body.setdefault("amountGrossCurrency", body["amountGross"])
+        body.setdefault("row", index + 1)
+        result.append(body)
+    return result
 
 
 # ------------------------------------------------------------------------------------------------

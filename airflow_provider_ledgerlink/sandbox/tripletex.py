@@ -600,6 +600,8 @@ class TripletexEmulator(Emulator):
             self._mutations = 0
             self.counters = _Counters()
             self.sent_invoices: list[int] = []
+            self.received: list[dict[str, Any]] = []
+            """The write requests' bodies as received (raw bytes), oldest first."""
             self._started = time.monotonic()
 
     # -- clocks ------------------------------------------------------------------------------------
@@ -1681,6 +1683,8 @@ class TripletexEmulator(Emulator):
     # Writes
     # ==============================================================================================
     def _body(self, request: Request) -> dict[str, Any]:
+        with self._lock:
+            self.received.append({"method": request.method, "path": request.subpath, "body": request.body})
         try:
             body = request.json()
         except ValueError:
@@ -1995,10 +1999,23 @@ class TripletexEmulator(Emulator):
             if not isinstance(posting, dict):
                 raise _invalid(where, "Må være et objekt.", code=16000)
             account = self._ref_id(posting, "account", "account", required=True)
-            gross = posting.get("amountGross", posting.get("amount"))
+            # POST /ledger/voucher: "Only the gross amounts will be used" (OpenAPI 2.72); Tripletex's
+            # own minimal example sends amountGross and amountGrossCurrency. A posting with only
+            # ``amount`` is refused, never read as gross.
+            gross = posting.get("amountGross")
             if gross is None:
                 raise _invalid(f"{where}.amountGross", "Kan ikke være null.", code=15000)
             cents = _to_cents(gross, f"{where}.amountGross")
+            currency_gross = posting.get("amountGrossCurrency")
+            if (
+                currency_gross is not None
+                and _to_cents(currency_gross, f"{where}.amountGrossCurrency") != cents
+            ):
+                raise _invalid(
+                    f"{where}.amountGrossCurrency",
+                    "Beløp i valuta må være lik beløpet i NOK når posteringen er i NOK.",
+                    code=15000,
+                )
             total += cents
             prepared.append((posting, account, cents))
         if total != 0:

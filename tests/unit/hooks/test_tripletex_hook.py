@@ -707,6 +707,24 @@ def test_a_voucher_needs_its_external_number(hook: TripletexHook) -> None:
         hook.create_voucher({"date": "2026-11-19", "postings": []})
 
 
+def test_voucher_postings_are_sent_gross_and_a_net_only_posting_is_refused_unsent(
+    hook: TripletexHook, emulator: Any, sandbox_clean: Any
+) -> None:
+    with pytest.raises(ValidationError, match=r"postings\[1\] has no amountGross.*'amount'"):
+        hook.create_voucher(
+            {"date": "2026-11-19", "externalVoucherNumber": "NET-1",
+             "postings": [{"account": {"id": 3001920}, "amountGross": 10.0}, {"account": {"id": 3003000}, "amount": -10.0}]}
+        )  # fmt: skip
+
+    hook.create_voucher(
+        {"date": "2026-11-19", "externalVoucherNumber": "GROSS-1",
+         "postings": [{"account": {"id": 3001920}, "amountGross": 10.0}, {"account": {"id": 3003000}, "amountGross": -10.0}]}
+    )  # fmt: skip
+
+    sent = [json.loads(r["body"]) for r in emulator.received if r["path"].endswith("/ledger/voucher")]
+    assert [[p["amountGrossCurrency"] for p in body["postings"]] for body in sent] == [[10.0, -10.0]]
+
+
 # ------------------------------------------------------------------------------------------------
 # Secrets
 # ------------------------------------------------------------------------------------------------

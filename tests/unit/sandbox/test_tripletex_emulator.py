@@ -467,6 +467,22 @@ def test_a_voucher_must_balance_and_keeps_its_external_number(client: httpx.Clie
     assert {"id": created.json()["value"]["id"], "externalVoucherNumber": "POS-1"} in listed
 
 
+def test_voucher_postings_need_amount_gross_and_amount_is_no_substitute(client: httpx.Client) -> None:
+    """POST /ledger/voucher: "Only the gross amounts will be used" (OpenAPI 2.72)."""
+    net_only = [{"account": {"id": 3001920}, "amount": 100.0}, {"account": {"id": 3003000}, "amount": -100.0}]
+    minimal = [
+        {"account": {"id": 3001920}, "amountGross": 100.0, "amountGrossCurrency": 100.0},
+        {"account": {"id": 3003000}, "amountGross": -100.0, "amountGrossCurrency": -100.0},
+    ]
+
+    refused = client.post("/ledger/voucher", json={"date": "2026-11-19", "postings": net_only})
+    accepted = client.post("/ledger/voucher", json={"date": "2026-11-19", "postings": minimal})
+
+    assert refused.status_code == 422
+    assert refused.json()["validationMessages"][0]["field"] == "postings[0].amountGross"
+    assert accepted.status_code == 201, accepted.text
+
+
 def test_a_body_that_is_not_json_is_422_code_22000(client: httpx.Client) -> None:
     answer = client.post("/customer", content=b"{not json", headers={"Content-Type": "application/json"})
     assert (answer.status_code, answer.json()["code"]) == (422, 22000)
