@@ -885,6 +885,24 @@ class TripletexHook(LedgerLinkHook):
         """Who the employee token is and which company it reaches (``GET /token/session/>whoAmI``)."""
         return self.get("/token/session/%3EwhoAmI", fields="*,company(*),employee(*)")
 
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection form's Test: ``whoAmI`` with a session that leaves nothing behind.
+
+        Airflow tests a form under a random, transient connection id, so a session stored under that
+        id would be a Variable nobody reads again. A Test therefore never writes to the credential
+        store, and deletes the session it created (a stored session it reused is left alone).
+        """
+        saving, self.save_sessions = self.save_sessions, False
+        created_before = self.sessions_created
+        try:
+            return super().test_connection()
+        finally:
+            self.save_sessions = saving
+            session = self._session
+            if session is not None and self.sessions_created > created_before and session.source != "store":
+                self._delete_session_quietly(session.token, session)
+                self._session = None
+
     def check_connection(self) -> str:
         info = self.whoami()
         company: Mapping[str, Any] = info["company"] if isinstance(info.get("company"), Mapping) else {}

@@ -518,6 +518,7 @@ class TripletexEmulator(Emulator):
         self.max_window_rows = MAX_WINDOW_ROWS
         self.session_max_requests: int | None = None
         self.session_now: datetime | None = None
+        self.echo_requests = False
         self._lock = threading.RLock()
         self._counts = dict(DEFAULT_SCALE)
         self._started = time.monotonic()
@@ -577,6 +578,8 @@ class TripletexEmulator(Emulator):
             self.max_window_rows = MAX_WINDOW_ROWS
             self.session_max_requests = None
             self.session_now = None
+            self.echo_requests = False
+            """When true, error answers repeat the request's URL (a hostile server, for leak tests)."""
             self._objects: dict[str, dict[int, dict[str, Any]]] = {
                 kind: {}
                 for kind in (
@@ -660,7 +663,15 @@ class TripletexEmulator(Emulator):
             if response is None:
                 raise ApiError(404, 6000, "Objektet ble ikke funnet.", developer=f"No such endpoint: {path}")
         except ApiError as error:
-            response = Response.json(error.body(request_id), error.status, headers=error.headers)
+            body = error.body(request_id)
+            if self.echo_requests:
+                # A hostile answer for tests: the request as received (URL-encoded query included)
+                # in the error's texts, as a server's diagnostics may show it.
+                echo = f"{request.method} {request.path}?{request.query_string}"
+                body["developerMessage"] = f"{body['developerMessage'] or ''} [request: {echo}]"
+                for item in body["validationMessages"] or []:
+                    item["message"] = f"{item['message']} ({echo})"
+            response = Response.json(body, error.status, headers=error.headers)
         response.headers["x-tlx-request-id"] = request_id
         for key, value in rate_headers.items():
             response.headers.setdefault(key, value)

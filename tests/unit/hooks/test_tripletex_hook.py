@@ -752,3 +752,80 @@ def test_tokens_never_reach_logs_or_errors(
     assert "HTTP Request" in caplog.text  # httpx did log the calls …
     for token in [*tokens, "eyJzZWNyZXRlbXBsb3llZSI6MX0="]:
         assert token not in text  # … without any token
+
+
+def _encodings(token: str) -> list[str]:
+    """The forms a token takes in a URL, a JSON body or a Basic header."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    return sorted(
+        {token, quote(token, safe=""), quote_plus(token), base64.b64encode(f"0:{token}".encode()).decode()}
+    )
+
+
+@pytest.mark.parametrize("refused", ["consumerToken", "employeeToken", "500"])
+def test_an_error_answer_echoing_the_session_url_leaks_neither_token(
+    sandbox_clean: Any,
+    emulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    refused: str,
+) -> None:
+    """``PUT /token/session/:create?consumerToken=…&employeeToken=…``: a hostile answer repeats the
+    URL (tokens URL-encoded) in its texts; neither token reaches a log line, stderr or the error."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "httpcore.http11", "httpcore.connection"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    consumer, employee = "cons+umer/sec=ret==", "empl+oyee/sec=ret=="
+    emulator.echo_requests = True
+    if refused == "consumerToken":
+        employee = emulator.employee_token
+    elif refused == "employeeToken":
+        consumer = emulator.consumer_token
+    else:
+        consumer, employee = emulator.consumer_token, emulator.employee_token
+        sandbox_clean.faults.add(
+            status_fault(500, {"status": 500, "code": 1000, "message": "Feil", "developerMessage": "x",
+                               "requestId": "r-1", "echo": "/v2/token/session/:create?consumerToken="
+                               + __import__("urllib.parse").parse.quote(consumer, safe="")
+                               + "&employeeToken=" + __import__("urllib.parse").parse.quote(employee, safe="")},
+                         vendor="tripletex", path=r":create"),
+        )  # fmt: skip
+    use_connection(monkeypatch, sandbox_clean, password=employee, extra={"consumer_token": consumer})
+    hook = make_hook(retry=RetryPolicy(max_attempts=1))
+
+    with pytest.raises(Exception) as caught:
+        hook.whoami()
+    logging.getLogger("airflow.task").error("task failed", exc_info=caught.value)
+
+    captured = capsys.readouterr()
+    surface = "\n".join(
+        [caplog.text, captured.out, captured.err, str(caught.value), repr(caught.value),
+         json.dumps(getattr(caught.value, "details", None), default=str)]
+    )  # fmt: skip
+    assert "token/session/:create" in caplog.text  # the request was logged …
+    for secret in [*_encodings(consumer), *_encodings(employee)]:
+        assert secret not in surface  # … without either token in any encoding
+
+
+def test_a_connection_test_leaves_no_variable_and_no_session_behind(
+    sandbox_clean: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow tests a form under a random connection id: nothing may be stored under it."""
+    from airflow_provider_ledgerlink.core.credentials import VariableCredentialStore
+    from airflow_provider_ledgerlink.core.shared_state import MemoryState
+
+    definition = tripletex_connection_definition(sandbox_clean.tripletex_url)  # store: variable
+    monkeypatch.setenv("AIRFLOW_CONN_K3Q9ZV1XW2", json.dumps(definition))
+    state = MemoryState()
+    hook = TripletexHook("K3Q9ZV1XW2", retry=FAST_RETRY)
+    hook.__dict__["credential_store"] = VariableCredentialStore(state=state)
+
+    ok, message = hook.test_connection()
+
+    assert ok, message
+    assert state.snapshot() == {}
+    assert emulator.counters.sessions_created == 1
+    assert [s.revoked for s in emulator._sessions.values()] == [True]
