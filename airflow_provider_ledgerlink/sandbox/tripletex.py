@@ -108,6 +108,12 @@ DEFAULT_RATE_LIMIT = 1_000
 DEFAULT_RATE_PERIOD = 60
 DEFAULT_PAGE_COUNT = 1_000
 MAX_WINDOW_ROWS = 100_000
+CUSTOMER_SERIES_START = 100_000
+"""Where the company's own customer numbers start: the webshop set-up ("Gå til Kunde – innstillinger,
+sett kundenummer til 100000") is done, so a shop's customers keep their numbers below it."""
+INVOICE_SERIES_START = 50_000
+"""Where Tripletex's invoice series starts: kept clear of the shop's, which starts at 6000 ("Om du er
+usikker sett denne til f.eks 50000")."""
 MAX_SORT_ROWS = 100_000
 
 # Postings come in blocks of four vouchers with 2, 3, 3 and 2 postings: posting ``i`` belongs to
@@ -595,7 +601,9 @@ class TripletexEmulator(Emulator):
                 )
             }
             self._next_id = _RUNTIME_ID_BASE
-            self._next_invoice_number = self.orders + 1
+            self.customer_series_start = CUSTOMER_SERIES_START
+            self.invoice_series_start = INVOICE_SERIES_START
+            self._next_invoice_number = INVOICE_SERIES_START + self.orders
             self._next_voucher_number = self.vouchers + 1
             self._sessions: dict[str, _Session] = {}
             self._revoked_employee_tokens: set[str] = set()
@@ -863,6 +871,15 @@ class TripletexEmulator(Emulator):
                     {"error": f"expected {{'limit', 'period', 'omit_reset_on_429'}}: {error}"}, 400
                 )
             return Response.json({"status": "ok"})
+        if path == "number-series" and request.method in ("POST", "PUT"):
+            try:
+                data = request.json()
+                self.configure_number_series(customer=data.get("customer"), invoice=data.get("invoice"))
+            except (ValueError, TypeError, AttributeError) as error:
+                return Response.json({"error": f"expected {{'customer', 'invoice'}}: {error}"}, 400)
+            return Response.json(
+                {"customer": self.customer_series_start, "invoice": self.invoice_series_start}
+            )
         if path == "sessions/expire" and request.method == "POST":
             return Response.json({"expired": self.expire_sessions()})
         if path == "sessions" and request.method == "GET":
@@ -899,6 +916,21 @@ class TripletexEmulator(Emulator):
             self._rate.clear()
             self.counters.rate_limited = 0
             self.counters.min_remaining = None
+
+    def configure_number_series(self, customer: int | None = None, invoice: int | None = None) -> None:
+        """Tripletex's settings "Kunde – innstillinger: kundenummer" and "Bilagstyper/nummerserier":
+        where the next customer and invoice numbers Tripletex gives start (numbers already given
+        stay as they are)."""
+        with self._lock:
+            if customer is not None:
+                if int(customer) < 1:
+                    raise ValueError("customer must be a positive number")
+                self.customer_series_start = int(customer)
+            if invoice is not None:
+                if int(invoice) < 1:
+                    raise ValueError("invoice must be a positive number")
+                self.invoice_series_start = int(invoice)
+                self._next_invoice_number = int(invoice)
 
     def expire_sessions(self) -> int:
         """End every session now, as if they all reached their expiration date."""
@@ -1109,7 +1141,7 @@ class TripletexEmulator(Emulator):
         slug = re.sub(
             r"[^a-z0-9]+", "", f"{root}{trade}".lower().replace("ø", "o").replace("å", "a").replace("æ", "ae")
         )
-        number = (10_001 if kind == "customer" else 50_001) + k
+        number = (CUSTOMER_SERIES_START if kind == "customer" else 50_001) + k
         changes, version = self._changes_for(kind, k)
         party = {
             "id": ident,
@@ -1268,7 +1300,7 @@ class TripletexEmulator(Emulator):
             "id": ident,
             "version": 1,
             "url": f"{URL_BASE}/invoice/{ident}",
-            "invoiceNumber": k + 1,
+            "invoiceNumber": INVOICE_SERIES_START + k,
             "invoiceDate": day.isoformat(),
             "invoiceDueDate": (day + timedelta(days=14)).isoformat(),
             "customer": order["customer"],
@@ -1741,13 +1773,18 @@ class TripletexEmulator(Emulator):
             return Response.json({"value": self._project("customer", customer, None)}, 201)
 
     def _customer_number_taken(self, number: int) -> bool:
-        if 10_001 <= number < 10_001 + self.customers:
+        if CUSTOMER_SERIES_START <= number < CUSTOMER_SERIES_START + self.customers:
             return True
         return any(obj.get("customerNumber") == number for obj in self._objects["customer"].values())
 
     def _next_customer_number(self) -> int:
         used = [obj.get("customerNumber") or 0 for obj in self._objects["customer"].values()]
-        return max([10_000 + self.customers, *[n for n in used if n < 100_000]]) + 1
+        # Tripletex numbers a customer sent without one from the company's own series.
+        start = self.customer_series_start
+        own = [n for n in used if n >= start]
+        if start <= CUSTOMER_SERIES_START + self.customers - 1:
+            own.append(CUSTOMER_SERIES_START + self.customers - 1)
+        return max(own) + 1 if own else start
 
     def _new_party(self, kind: str, ident: int, body: Mapping[str, Any], number: int) -> dict[str, Any]:
         party: dict[str, Any] = {
@@ -1932,8 +1969,8 @@ class TripletexEmulator(Emulator):
             net = sum(round(line["amountExcludingVatCurrency"] * 100) for line in lines)
             gross = sum(round(line["amountIncludingVatCurrency"] * 100) for line in lines)
             invoice_id = self._new_id()
-            number = self._next_invoice_number
-            self._next_invoice_number += 1
+            number = max(self._next_invoice_number, self.invoice_series_start)
+            self._next_invoice_number = number + 1
             voucher = self._book_invoice_voucher(invoice_date, number, order["customer"]["id"], net, gross)
             invoice = {
                 "id": invoice_id,
