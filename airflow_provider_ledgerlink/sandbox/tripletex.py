@@ -655,6 +655,13 @@ class TripletexEmulator(Emulator):
         add("PUT", r"/order/(?P<ident>\d+)/:invoice", self._auth(self._invoice_order))
         add("GET", r"/invoice", self._auth(self._list_simple("invoice")))
         add("GET", r"/invoice/(?P<ident>\d+)", self._auth(self._get_one("invoice")))
+        add("GET", r"/order/orderline/(?P<ident>\d+)", self._auth(self._get_one("orderLine")))
+        add("GET", r"/ledger/voucher/>externalvouchernumber", self._auth(self._vouchers_by_external_number))
+        for kind in ("vatType", "voucherType", "currency", "country"):
+            add("GET", "/" + _PATHS[kind], self._auth(self._list_catalog(kind)))
+            add("GET", "/" + _PATHS[kind] + r"/(?P<ident>\d+)", self._auth(self._get_one(kind)))
+        add("GET", r"/employee/(?P<ident>\d+)", self._auth(self._get_one("employee")))
+        add("GET", r"/company/(?P<ident>\d+)", self._auth(self._get_one("company")))
 
     def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -1624,6 +1631,39 @@ class TripletexEmulator(Emulator):
         items = [self._voucher_dict(v) for v in range(lo, hi)] + extra
         filters = {name: request.param(name) or "" for name in ("id", "number") if request.param(name)}
         items = [item for item in items if _matches(item, filters)]
+        return self._list_response(request, "voucher", items)
+
+    def _list_catalog(self, kind: str) -> Callable[..., Response]:
+        """The small fixed lists (VAT types, voucher types, currencies, countries), filtered on the
+        query parameters the specification gives them that name a field (``id``, ``number``,
+        ``code``, ``name``)."""
+        idents = {
+            "vatType": list(_VAT_TYPES),
+            "voucherType": list(_VOUCHER_TYPE_IDS.values()),
+            "currency": [NOK_ID],
+            "country": [NORWAY_ID],
+        }[kind]
+
+        def handler(request: Request) -> Response:
+            items = [obj for ident in idents if (obj := self._object(kind, ident)) is not None]
+            filters = {
+                name: request.param(name) or "" for name in ("id", "number", "code") if request.param(name)
+            }
+            items = [item for item in items if _matches(item, filters)]
+            name = request.param("name")
+            if name:
+                items = [item for item in items if name.lower() in str(item.get("name", "")).lower()]
+            return self._list_response(request, kind, items)
+
+        return handler
+
+    def _vouchers_by_external_number(self, request: Request) -> Response:
+        """``GET /ledger/voucher/>externalVoucherNumber?externalVoucherNumber=…``: the vouchers
+        created with that external number (generated vouchers have none)."""
+        wanted = request.param("externalVoucherNumber")
+        if not wanted:
+            raise _invalid("externalVoucherNumber", "Kan ikke være null.", code=15000)
+        items = self._runtime("voucher", lambda v: v.get("externalVoucherNumber") == wanted)
         return self._list_response(request, "voucher", items)
 
     def _list_simple(self, kind: str) -> Callable[..., Response]:

@@ -390,7 +390,7 @@ def test_the_reset_header_can_be_left_off_429_answers(
 # Writes
 # ------------------------------------------------------------------------------------------------
 def test_a_customer_is_created_with_201_and_updated_with_optimistic_locking(client: httpx.Client) -> None:
-    created = client.post("/customer", json={"name": "Haugen Fisk AS", "customerNumber": 100001})
+    created = client.post("/customer", json={"name": "Haugen Fisk AS", "customerNumber": 4711})
     customer = created.json()["value"]
     updated = client.put(
         f"/customer/{customer['id']}", json={"version": customer["version"], "email": "a@b.no"}
@@ -398,7 +398,7 @@ def test_a_customer_is_created_with_201_and_updated_with_optimistic_locking(clie
     stale = client.put(
         f"/customer/{customer['id']}", json={"version": customer["version"], "email": "c@d.no"}
     )
-    taken = client.post("/customer", json={"name": "Kopi AS", "customerNumber": 100001})
+    taken = client.post("/customer", json={"name": "Kopi AS", "customerNumber": 4711})
 
     assert created.status_code == 201
     assert customer["version"] == 1
