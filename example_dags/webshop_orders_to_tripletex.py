@@ -4,13 +4,16 @@
    (``<LEDGERLINK_LAKE>/webshop/orders/<YYYY-MM-DD>.jsonl``). In a real set-up the shop (or an extract
    DAG) puts it there; for this example, when there is none, the task writes a small sample of
    the day's orders, the same every time for the same day.
-2. ``invoice_orders`` reads the file and, for every order, creates or updates the customer (in the
-   shop's customer-number series from 100000), creates the order with its lines and invoices it
-   without sending it (``sendToCustomer`` off). Every step looks first: running the DAG twice for
-   the same day, clearing the task, or a retry after a lost answer creates nothing twice.
+2. ``invoice_orders`` reads the file and, for every order, creates or updates the customer (with the
+   shop's own customer number, below 100000; a customer LedgerLink did not create is never
+   changed), creates the order with its lines and invoices it without sending it
+   (``sendToCustomer`` off). Every write is made at most once: running the DAG twice for the same
+   day, clearing the task, or a retry after a lost answer creates nothing twice.
 
-Before feeding a real Tripletex company, set its number series (docs/tripletex.md): customer numbers
-from 100000, and an invoice number series that cannot collide with the shop's own numbers.
+Before feeding a real Tripletex company, do the webshop set-up in Tripletex (docs/tripletex.md):
+"Kunde – innstillinger: sett kundenummer til 100000", so Tripletex's own customers are numbered from
+100000 and the shop's keep their numbers below it; and in "Regnskap – Regnskapsinnstillinger –
+Bilagstyper/nummerserier" an invoice series clear of the shop's (which starts at 6000), e.g. 50000.
 
 Set ``LEDGERLINK_LAKE`` to the lake's root. The connection ``tripletex_default`` holds the tokens.
 """
@@ -88,6 +91,7 @@ with DAG(
     TripletexCreateInvoicesOperator(
         task_id="invoice_orders",
         records_path=land_orders(),
-        customer_number_offset=100_000,
+        own_customer_series_start=100_000,  # Tripletex's own customer numbers, after the set-up
+        tripletex_invoice_series_start=50_000,  # Tripletex's invoice series, clear of the shop's 6000…
         send_to_customer=False,
     )

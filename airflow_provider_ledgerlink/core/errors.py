@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_ledgerlink.core.compat import AirflowException
-from airflow_provider_ledgerlink.core.redaction import scrub
+from airflow_provider_ledgerlink.core.redaction import scrub, scrub_value
 
 
 class LedgerLinkError(AirflowException):
@@ -47,7 +47,7 @@ class LedgerLinkError(AirflowException):
         self.hint = scrub(hint if hint is not None else self.default_hint)
         self.reference = reference
         self.http_status = status_code
-        self.details = details
+        self.details = scrub_value(details)  # a vendor's error body may echo the request
         super().__init__(self._render())
 
     def _render(self) -> str:

@@ -14,6 +14,7 @@ from airflow_provider_ledgerlink.core.credentials import (
 )
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
 from airflow_provider_ledgerlink.core.http import HttpClient, RetryPolicy, Timeouts
+from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
 from airflow_provider_ledgerlink.core.redaction import scrub
 
 _MISSING = object()
@@ -128,6 +129,7 @@ class LedgerLinkHook(BaseHook):
         self._store_argument = credential_store
         #: Login/password to use instead of the connection's and the store's (a credential on trial).
         self.credential_overrides = dict(credential_overrides) if credential_overrides else None
+        redact_httpx_logs()  # httpx logs every request URL at INFO, credentials in the query included
 
     # -- the connection ---------------------------------------------------------------------------
     @cached_property

@@ -58,10 +58,12 @@ from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error
 from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
 from airflow_provider_ledgerlink.core.jsonparse import loads
+from airflow_provider_ledgerlink.core.once import WriteOnce
 from airflow_provider_ledgerlink.core.paging import fetch_pages
 from airflow_provider_ledgerlink.core.ratelimit import HeaderRateLimiter
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.rotation import RotationResult, iso, verification_failed
+from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState, SharedState
 
 VENDOR = "Tripletex"
 OSLO = ZoneInfo("Europe/Oslo")
@@ -74,7 +76,16 @@ DEFAULT_SESSION_DAYS = 2
 DEFAULT_SESSION_MIN_VALIDITY = timedelta(hours=2)
 DEFAULT_MAX_WINDOW_DAYS = 31
 DEFAULT_RECHECK_DELAY = 5.0
-DEFAULT_CUSTOMER_NUMBER_OFFSET = 100_000
+DEFAULT_WRITE_WAIT = 300.0
+
+#: Tripletex's own customer numbers start here after a webshop set-up ("Sett kundenummer til
+#: 100000"), so the shop's customers keep their own numbers below it.
+OWN_CUSTOMER_SERIES_START = 100_000
+#: Where a webshop's invoice series starts by default ("Nettbutikken sin nummerserie starter som
+#: standard på 6000"); Tripletex's invoice series is kept clear of it.
+SHOP_INVOICE_SERIES_START = 6_000
+#: What the set-up suggests for Tripletex's invoice series when unsure ("sett denne til f.eks 50000").
+SUGGESTED_INVOICE_SERIES_START = 50_000
 
 #: List endpoints that require a date window, and the names of its (from, exclusive to) parameters.
 DATE_WINDOWS: dict[str, tuple[str, str]] = {
@@ -399,6 +410,11 @@ class TripletexHook(LedgerLinkHook):
     :param save_sessions: write a newly created session to the credential store, so that the next
         tasks reuse it instead of creating their own (skipped when the store cannot be written).
     :param recheck_delay: seconds to wait before looking for an object whose create lost its answer.
+    :param own_customer_series_start: where Tripletex's own customer numbers start (the webshop
+        set-up moves them to 100000); LedgerLink's customers keep the shop's numbers below it.
+    :param state: where the records of writes (:class:`~airflow_provider_ledgerlink.core.once.WriteOnce`)
+        live; default: Airflow Variables, which every worker sees.
+    :param write_wait: seconds a write waits for another attempt's outcome before it is ambiguous.
     :param clock: the current time (for tests); UTC-aware.
     """
 
@@ -420,6 +436,9 @@ class TripletexHook(LedgerLinkHook):
         session_min_validity: timedelta = DEFAULT_SESSION_MIN_VALIDITY,
         save_sessions: bool = True,
         recheck_delay: float = DEFAULT_RECHECK_DELAY,
+        own_customer_series_start: int = OWN_CUSTOMER_SERIES_START,
+        state: SharedState | None = None,
+        write_wait: float = DEFAULT_WRITE_WAIT,
         clock: Callable[[], datetime] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -436,6 +455,11 @@ class TripletexHook(LedgerLinkHook):
         self.session_min_validity = session_min_validity
         self.save_sessions = save_sessions
         self.recheck_delay = max(0.0, float(recheck_delay))
+        if own_customer_series_start < 2:
+            raise ValueError("own_customer_series_start must leave room for the shop's numbers below it")
+        self.own_customer_series_start = int(own_customer_series_start)
+        self.state = state if state is not None else AirflowVariableState()
+        self.write_wait = float(write_wait)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._session: Session | None = None
         self._session_lock = threading.Lock()
@@ -885,6 +909,24 @@ class TripletexHook(LedgerLinkHook):
         """Who the employee token is and which company it reaches (``GET /token/session/>whoAmI``)."""
         return self.get("/token/session/%3EwhoAmI", fields="*,company(*),employee(*)")
 
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection form's Test: ``whoAmI`` with a session that leaves nothing behind.
+
+        Airflow tests a form under a random, transient connection id, so a session stored under that
+        id would be a Variable nobody reads again. A Test therefore never writes to the credential
+        store, and deletes the session it created (a stored session it reused is left alone).
+        """
+        saving, self.save_sessions = self.save_sessions, False
+        created_before = self.sessions_created
+        try:
+            return super().test_connection()
+        finally:
+            self.save_sessions = saving
+            session = self._session
+            if session is not None and self.sessions_created > created_before and session.source != "store":
+                self._delete_session_quietly(session.token, session)
+                self._session = None
+
     def check_connection(self) -> str:
         info = self.whoami()
         company: Mapping[str, Any] = info["company"] if isinstance(info.get("company"), Mapping) else {}
@@ -1078,36 +1120,66 @@ class TripletexHook(LedgerLinkHook):
         response = self.request("PUT", path, operation=operation, body=dict(body))
         return _value_of(response, operation)
 
+    @cached_property
+    def write_account(self) -> str:
+        """Which Tripletex company writes go to (never a secret): the records of writes are keyed by
+        it, so every connection and token of one company shares them (``whoAmI``'s company id)."""
+        company = self.company_id or self.whoami().get("companyId") or 0
+        return f"{self.base_url} company {company}"
+
+    def _write_once(self, key: str, label: str) -> WriteOnce:
+        return WriteOnce(
+            vendor=VENDOR,
+            operation=f"create {label}",
+            account=self.write_account,
+            key=key,
+            label=label,
+            state=self.state,
+            wait=self.write_wait,
+        )
+
     def create_once(
         self,
         *,
         label: str,
         find: Callable[[], dict[str, Any] | None],
         create: Callable[[], dict[str, Any]],
+        key: str | None = None,
+        check_hint: str = "",
     ) -> WriteResult:
-        """Create something exactly once, although Tripletex has no idempotency key.
+        """Create something at most once, although Tripletex has no idempotency key.
 
-        ``find`` looks the object up by the caller's external key. When it exists, nothing is
-        sent. When the create's answer is lost (timeout, reset, 502/504), the request may or may
-        not have been carried out: after ``recheck_delay`` seconds ``find`` looks again, and only if
-        the object is still absent is the create sent once more. A second lost answer raises
-        :class:`AmbiguousWriteError`; a later run's ``find`` then settles it.
+        ``find`` looks the object up by the caller's external key; when it exists, nothing is sent.
+        Otherwise the create goes through :class:`~airflow_provider_ledgerlink.core.once.WriteOnce`
+        (keyed on ``key``, default ``label``): one attempt sends it, across retries, reruns and
+        processes. When its answer is lost (timeout, reset, 502/504, a 5xx Tripletex does not
+        explain), ``find`` looks again after ``recheck_delay`` seconds; found, the write is recorded
+        as done; not found, :class:`AmbiguousWriteError` says how to check in Tripletex, and it is
+        never sent again by itself.
         """
         existing = find()
         if existing is not None:
             return WriteResult("existing", existing)
-        try:
-            return WriteResult("created", create())
-        except AmbiguousWriteError as error:
-            self.log.warning("%s: %s; looking for it before sending again", label, error.message)
-        if self.recheck_delay:
-            time.sleep(self.recheck_delay)
-        found = find()
-        if found is not None:
-            self.log.info("%s: it had been created; not sending it again", label)
-            return WriteResult("created", found)
-        self.log.info("%s: not found at Tripletex; sending it again", label)
-        return WriteResult("created", create())
+        once = self._write_once(key or label, label)
+
+        def send() -> dict[str, Any]:
+            try:
+                return create()
+            except AmbiguousWriteError as error:
+                self.log.warning("%s: %s; looking for it", label, error.message)
+                if self.recheck_delay:
+                    time.sleep(self.recheck_delay)
+                found = find()
+                if found is None:
+                    raise
+                self.log.info("%s: it had been created", label)
+                return found
+
+        outcome = once.run(send, check_hint=check_hint or f"Look for the {label} in Tripletex")
+        if not outcome.sent:
+            self.log.info("%s was created by an earlier attempt; not sending it again", label)
+            return WriteResult("existing", outcome.result)
+        return WriteResult("created", outcome.result)
 
     # customers ---------------------------------------------------------------------------------
     def find_customers(self, **filters: Any) -> list[dict[str, Any]]:
@@ -1148,24 +1220,38 @@ class TripletexHook(LedgerLinkHook):
         return candidates[0] if candidates else None
 
     def upsert_customer(self, customer: Mapping[str, Any], *, match: str = "customerNumber") -> WriteResult:
-        """Create the customer, or update the fields that differ, matched on ``match``.
+        """Create the customer, or update the fields that differ, matched on ``match``; a customer
+        LedgerLink did not create is never changed.
 
-        ``customer`` is a Tripletex customer body (``name``, ``customerNumber``, ``email`` …). A
-        rerun finds the customer and sends nothing (``unchanged``). An update carries the
+        ``customer`` is a Tripletex customer body (``name``, ``customerNumber``, ``email`` …). The
+        shop's customers keep the shop's numbers, below :attr:`own_customer_series_start` (the
+        webshop set-up moves Tripletex's own numbers to 100000). A customer counts as LedgerLink's
+        when its number is below that start (or it has none) *and* LedgerLink's record of the create
+        (:class:`~airflow_provider_ledgerlink.core.once.WriteOnce`, in the shared state) names its
+        id. Anything else (a customer made by hand, by another integration, or before the set-up)
+        is refused with an error naming it, and left as it is.
+
+        A rerun finds the customer and sends nothing (``unchanged``). An update carries the
         ``version`` that was read; when someone changed the customer in the meantime (409 / 8000),
         the customer is read again and the update retried, up to three times.
         """
         value = customer.get(match)
         if value in (None, ""):
             raise ValidationError(VENDOR, "upsert customer", f"the customer has no {match} to match on")
+        number = customer.get("customerNumber")
+        if number is not None:
+            self._check_shop_customer_number(number)
         label = f"customer {match}={value}"
-        result = self.create_once(
-            label=label,
-            find=lambda: self.find_customer(match=match, value=value),
-            create=lambda: self.create("/customer", customer, operation=f"create {label}"),
-        )
-        if result.action == "created":
-            return result
+        once = self._write_once(f"customer {match}={value}", label)
+        existing = self.find_customer(match=match, value=value)
+        if existing is None:
+            outcome = once.run(
+                lambda: self._create_customer(customer, match, value, label),
+                check_hint=f"Look in Tripletex (Kunde) for the customer with {match} {value}",
+            )
+            return WriteResult("created" if outcome.sent else "existing", outcome.result)
+        self._ensure_created_by_ledgerlink(once, existing, label)
+        result = WriteResult("existing", existing)
         for _attempt in range(3):
             current = result.value
             changes = {
@@ -1192,6 +1278,62 @@ class TripletexHook(LedgerLinkHook):
             VENDOR, f"update {label}", "the customer kept changing while being updated",
             hint="Someone is editing it right now; run the task again later",
         )  # fmt: skip
+
+    def _check_shop_customer_number(self, number: Any) -> None:
+        start = self.own_customer_series_start
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < start:
+            raise ValidationError(
+                VENDOR,
+                "upsert customer",
+                f"customerNumber {number!r} is not a shop customer number (a whole number from 1 to {start - 1})",
+                hint=(
+                    f"Tripletex's own customer numbers start at {start} after the webshop set-up "
+                    "(Kunde – innstillinger: kundenummer 100000); the shop's customers keep their "
+                    "numbers below it"
+                ),
+            )
+
+    def _create_customer(
+        self, customer: Mapping[str, Any], match: str, value: Any, label: str
+    ) -> dict[str, Any]:
+        try:
+            return self.create("/customer", customer, operation=f"create {label}")
+        except AmbiguousWriteError:
+            if self.recheck_delay:
+                time.sleep(self.recheck_delay)
+            found = self.find_customer(match=match, value=value)
+            if found is None:
+                raise
+            return found
+
+    def _ensure_created_by_ledgerlink(self, once: WriteOnce, existing: Mapping[str, Any], label: str) -> None:
+        record = once.record() or {}
+        stored = record.get("result")
+        result: Mapping[str, Any] = stored if isinstance(stored, Mapping) else {}
+        number = existing.get("customerNumber")
+        in_shop_range = not number or (isinstance(number, int) and number < self.own_customer_series_start)
+        if in_shop_range and record.get("state") == "done" and result.get("id") == existing.get("id"):
+            return
+        if in_shop_range and record.get("state") == "sending":
+            # LedgerLink's create lost its answer, and now the customer exists: it was applied.
+            once.mark_done(dict(existing))
+            return
+        reason = (
+            f"its number {number} is in Tripletex's own series (from {self.own_customer_series_start})"
+            if not in_shop_range
+            else "LedgerLink has no record of creating it"
+        )
+        raise ValidationError(
+            VENDOR,
+            f"update {label}",
+            f"Tripletex customer {existing.get('id')} ({label}) was not created by LedgerLink ({reason}); "
+            "LedgerLink does not change it",
+            hint=(
+                "A customer made by hand or by another integration holds this number. Give it another "
+                "number in Tripletex, or match the shop's customers on another field. LedgerLink's "
+                f"record of the create is the Airflow Variable '{once.record_key}'"
+            ),
+        )
 
     # orders and invoices -------------------------------------------------------------------------
     def find_order(self, *, customer_id: int, order_date: date, reference: str) -> dict[str, Any] | None:
@@ -1224,6 +1366,7 @@ class TripletexHook(LedgerLinkHook):
             label=label,
             find=lambda: self.find_order(customer_id=customer_id, order_date=order_date, reference=reference),
             create=lambda: self.create("/order", body, operation=f"create {label}"),
+            check_hint=f"Look in Tripletex for an order of customer {customer_id} on {order_date} with reference {reference}",
         )
 
     def find_invoice(self, *, order_id: int, customer_id: int, invoice_date: date) -> dict[str, Any] | None:
@@ -1276,6 +1419,7 @@ class TripletexHook(LedgerLinkHook):
                 order_id=order_id, customer_id=customer_id, invoice_date=invoice_date
             ),
             create=create,
+            check_hint=f"Look in Tripletex for an invoice of order {order_id} dated {invoice_date}",
         )
 
     # vouchers ----------------------------------------------------------------------------------
@@ -1301,6 +1445,7 @@ class TripletexHook(LedgerLinkHook):
                 "the voucher needs externalVoucherNumber and date",
                 hint="externalVoucherNumber is how a rerun finds the voucher instead of posting it twice",
             )
+        voucher = {**voucher, "postings": _gross_postings(voucher.get("postings"), external)}
         params = (
             {"sendToLedger": "true" if send_to_ledger else "false"} if send_to_ledger is not None else None
         )
@@ -1311,7 +1456,37 @@ class TripletexHook(LedgerLinkHook):
             create=lambda: self.create(
                 "/ledger/voucher", voucher, operation=f"create {label}", params=params
             ),
+            check_hint=f"Look in Tripletex for a voucher dated {voucher_date} with external number {external}",
         )
+
+
+def _gross_postings(postings: Any, external: str) -> list[dict[str, Any]]:
+    """Postings as ``POST /ledger/voucher`` reads them: "Only the gross amounts will be used", so
+    each needs ``amountGross``; ``amountGrossCurrency`` is the same amount when not given (a NOK
+    posting), as in Tripletex's own minimal example. ``amount`` alone is refused here, never sent."""
+    operation = f"create voucher {external}"
+    if not isinstance(postings, list) or len(postings) < 2:
+        raise ValidationError(
+            VENDOR, operation, "the voucher needs a list of at least two postings",
+            hint="postings: [{account: {id}, amountGross}, …] that add up to zero",
+        )  # fmt: skip
+    result = []
+    for index, posting in enumerate(postings):
+        if not isinstance(posting, Mapping):
+            raise ValidationError(VENDOR, operation, f"postings[{index}] is not an object")
+        if posting.get("amountGross") is None:
+            given = (
+                " (it has 'amount', which Tripletex does not use for vouchers)" if "amount" in posting else ""
+            )
+            raise ValidationError(
+                VENDOR, operation, f"postings[{index}] has no amountGross{given}",
+                hint="Give each posting amountGross (and amountGrossCurrency for a foreign currency)",
+            )  # fmt: skip
+        body = dict(posting)
+        body.setdefault("amountGrossCurrency", body["amountGross"])
+        body.setdefault("row", index + 1)
+        result.append(body)
+    return result
 
 
 # ------------------------------------------------------------------------------------------------

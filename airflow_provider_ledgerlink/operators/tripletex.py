@@ -15,11 +15,13 @@ from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, 
 from airflow_provider_ledgerlink.core.landed import iter_landed_records
 from airflow_provider_ledgerlink.core.sinks import MANIFEST_NAME, read_manifest
 from airflow_provider_ledgerlink.hooks.tripletex import (
-    DEFAULT_CUSTOMER_NUMBER_OFFSET,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_WINDOW_DAYS,
     DEFAULT_PAGE_SIZE,
     DEFAULT_RECHECK_DELAY,
+    OWN_CUSTOMER_SERIES_START,
+    SHOP_INVOICE_SERIES_START,
+    SUGGESTED_INVOICE_SERIES_START,
     VENDOR,
     Page,
     TripletexHook,
@@ -353,15 +355,18 @@ def _text(record: Mapping[str, Any], key: str) -> str | None:
 
 
 def customer_body(
-    customer: Mapping[str, Any], *, number_offset: int = DEFAULT_CUSTOMER_NUMBER_OFFSET, match: str = "number"
+    customer: Mapping[str, Any],
+    *,
+    own_series_start: int = OWN_CUSTOMER_SERIES_START,
+    match: str = "number",
 ) -> tuple[dict[str, Any], str]:
     """A Tripletex customer body from a shop's customer record, and the field to match it on.
 
-    The record: ``key`` (the shop's customer id; required), ``name`` (required), ``email``,
+    The record: ``key`` (the shop's customer number; required), ``name`` (required), ``email``,
     ``organization_number``, ``phone``, ``mobile``, ``private`` (a person rather than a company),
     ``address`` (``line1``, ``line2``, ``postal_code``, ``city``). With ``match="number"`` the
-    customer number is ``number_offset + key``: the shop's customers get a number series of their
-    own (webshop integrations use 100000), which never collides with numbers people give by hand.
+    Tripletex customer number *is* the shop's: the webshop set-up moves Tripletex's own customer
+    numbers to ``own_series_start`` (100000), so the shop's customers keep their numbers below it.
     """
     if not isinstance(customer, Mapping):
         raise ValueError("customer must be an object")
@@ -385,12 +390,13 @@ def customer_body(
         body["isPrivateIndividual"] = bool(customer["private"])
     key = _text(customer, "key")
     if match == "number":
-        if key is None or not key.isdigit():
+        if key is None or not key.isdigit() or not 0 < int(key) < own_series_start:
             raise ValueError(
-                f"customer.key {key!r} must be a whole number to map into the customer-number series "
+                f"customer.key {key!r} must be the shop's customer number, a whole number from 1 to "
+                f"{own_series_start - 1}: Tripletex's own customer numbers start at {own_series_start} "
                 "(or match customers on email or organization_number)"
             )
-        body["customerNumber"] = number_offset + int(key)
+        body["customerNumber"] = int(key)
     address = customer.get("address")
     if isinstance(address, Mapping):
         postal = {
@@ -483,7 +489,7 @@ class ShopOrder:
 def shop_order(
     record: Mapping[str, Any],
     *,
-    number_offset: int = DEFAULT_CUSTOMER_NUMBER_OFFSET,
+    own_series_start: int = OWN_CUSTOMER_SERIES_START,
     customer_match: str = "number",
     vat_type_id: int = 3,
 ) -> ShopOrder:
@@ -502,7 +508,7 @@ def shop_order(
         raise ValueError("order_key is missing")
     order_date = _record_date(record, "order_date")
     customer, match = customer_body(
-        record.get("customer") or {}, number_offset=number_offset, match=customer_match
+        record.get("customer") or {}, own_series_start=own_series_start, match=customer_match
     )
     order: dict[str, Any] = {
         "orderDate": order_date.isoformat(),
@@ -542,9 +548,11 @@ class _TripletexRecordsOperator(BaseOperator):
         continue_on_error: bool = False,
         recheck_delay: float = DEFAULT_RECHECK_DELAY,
         tripletex_conn_id: str = TripletexHook.default_conn_name,
+        own_customer_series_start: int = OWN_CUSTOMER_SERIES_START,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.own_customer_series_start = own_customer_series_start
         if (records is None) == (records_path is None):
             raise ValueError("give either records or records_path")
         self.records = records
@@ -555,7 +563,11 @@ class _TripletexRecordsOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> TripletexHook:
-        return TripletexHook(self.tripletex_conn_id, recheck_delay=self.recheck_delay)
+        return TripletexHook(
+            self.tripletex_conn_id,
+            recheck_delay=self.recheck_delay,
+            own_customer_series_start=self.own_customer_series_start,
+        )
 
     def _iter_records(self) -> Iterator[Any]:
         if self.records_path:
@@ -622,8 +634,10 @@ class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
 
     For every order record (see :func:`shop_order` for its shape):
 
-    1. the customer is created, or updated where its fields differ, matched on the customer-number
-       series (``customer_number_offset + key``), e-mail or organisation number;
+    1. the customer is created, or updated where its fields differ, matched on the shop's customer
+       number (kept as the Tripletex customer number, below Tripletex's own series, which the
+       webshop set-up moves to 100000), e-mail or organisation number; a customer LedgerLink did
+       not create is never changed (see :meth:`TripletexHook.upsert_customer`);
     2. the order is created with its lines, its ``reference`` set to the shop's ``order_key``, unless
        the customer already has an order of that date with that reference;
     3. the order is invoiced (``PUT /order/{id}/:invoice``) on its invoice date, unless an invoice of
@@ -636,11 +650,15 @@ class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
     :param records: the order records (templated; a list or an upstream XCom).
     :param records_path: or a landed file with them (templated): JSON Lines (``.gz`` too), a JSON
         list, or a LedgerLink extract folder.
-    :param customer_number_offset: the start of the shop's customer-number series.
-    :param customer_match: ``number`` (the series), ``email`` or ``organization_number``.
+    :param own_customer_series_start: where Tripletex's own customer numbers start (100000 after
+        the webshop set-up); the shop's customer numbers must be below it.
+    :param customer_match: ``number`` (the shop's number), ``email`` or ``organization_number``.
     :param invoice: also invoice the orders (``False``: orders only).
     :param send_to_customer: let Tripletex send the invoice to the customer.
     :param vat_type_id: the Tripletex VAT type of lines that name none (3: 25 % output VAT).
+    :param tripletex_invoice_series_start: where Tripletex's invoice series starts (the set-up
+        suggests 50000); an invoice numbered below it is reported, as it may collide with the
+        shop's own invoice numbers (from ``shop_invoice_series_start``, 6000 by default).
     :param continue_on_error: write the remaining records after a failure (the task still fails).
     :param recheck_delay: seconds before looking for a write whose answer was lost.
     :param tripletex_conn_id: the Airflow connection.
@@ -653,17 +671,24 @@ class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
     def __init__(
         self,
         *,
-        customer_number_offset: int = DEFAULT_CUSTOMER_NUMBER_OFFSET,
         customer_match: str = "number",
         invoice: bool = True,
         send_to_customer: bool = False,
         vat_type_id: int = 3,
+        tripletex_invoice_series_start: int = SUGGESTED_INVOICE_SERIES_START,
+        shop_invoice_series_start: int = SHOP_INVOICE_SERIES_START,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if customer_match not in CUSTOMER_MATCHES:
             raise ValueError(f"customer_match must be one of {', '.join(CUSTOMER_MATCHES)}")
-        self.customer_number_offset = customer_number_offset
+        if tripletex_invoice_series_start <= shop_invoice_series_start:
+            raise ValueError(
+                "tripletex_invoice_series_start must lie above shop_invoice_series_start, so the two "
+                "invoice series cannot meet"
+            )
+        self.tripletex_invoice_series_start = tripletex_invoice_series_start
+        self.shop_invoice_series_start = shop_invoice_series_start
         self.customer_match = customer_match
         self.invoice = invoice
         self.send_to_customer = send_to_customer
@@ -672,7 +697,7 @@ class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
     def write_record(self, record: Any, index: int) -> dict[str, Any]:
         order = shop_order(
             record,
-            number_offset=self.customer_number_offset,
+            own_series_start=self.own_customer_series_start,
             customer_match=self.customer_match,
             vat_type_id=self.vat_type_id,
         )
@@ -704,11 +729,16 @@ class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
                 invoice_date=order.invoice_date,
                 send_to_customer=self.send_to_customer,
             )
-            result.update(
-                invoice_id=invoice.id,
-                invoice_number=invoice.value.get("invoiceNumber"),
-                invoice=invoice.action,
-            )
+            number = invoice.value.get("invoiceNumber")
+            result.update(invoice_id=invoice.id, invoice_number=number, invoice=invoice.action)
+            if isinstance(number, int) and number < self.tripletex_invoice_series_start:
+                self.log.warning(
+                    "Tripletex numbered invoice %s below %d: its invoice series may run into the shop's, "
+                    "which starts at %d. In Tripletex, Regnskap – Regnskapsinnstillinger – "
+                    "Bilagstyper/nummerserier, set the invoice series to %d",
+                    number, self.tripletex_invoice_series_start, self.shop_invoice_series_start,
+                    self.tripletex_invoice_series_start,
+                )  # fmt: skip
             created = created or invoice.action == "created"
         result["status"] = "created" if created else "existing"
         return result
@@ -716,9 +746,11 @@ class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
 
 class TripletexUpsertCustomersOperator(_TripletexRecordsOperator):
     """Create or update customers from a shop's customer records (see :func:`customer_body`),
-    matched on the customer-number series, e-mail or organisation number; safe to rerun.
+    matched on the shop's customer number, e-mail or organisation number; safe to rerun. A customer
+    LedgerLink did not create is never changed (the record fails and names it).
 
-    :param customer_number_offset: the start of the shop's customer-number series.
+    :param own_customer_series_start: where Tripletex's own customer numbers start (100000 after
+        the webshop set-up); the shop's customer numbers must be below it.
     :param customer_match: ``number``, ``email`` or ``organization_number``.
     :return: per record ``status`` (``created``, ``updated``, ``unchanged``), id and number.
     """
@@ -729,19 +761,17 @@ class TripletexUpsertCustomersOperator(_TripletexRecordsOperator):
     def __init__(
         self,
         *,
-        customer_number_offset: int = DEFAULT_CUSTOMER_NUMBER_OFFSET,
         customer_match: str = "number",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if customer_match not in CUSTOMER_MATCHES:
             raise ValueError(f"customer_match must be one of {', '.join(CUSTOMER_MATCHES)}")
-        self.customer_number_offset = customer_number_offset
         self.customer_match = customer_match
 
     def write_record(self, record: Any, index: int) -> dict[str, Any]:
         body, match = customer_body(
-            record, number_offset=self.customer_number_offset, match=self.customer_match
+            record, own_series_start=self.own_customer_series_start, match=self.customer_match
         )
         result = self.hook.upsert_customer(body, match=match)
         status = "unchanged" if result.action in ("existing", "unchanged") else result.action

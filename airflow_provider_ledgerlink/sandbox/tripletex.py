@@ -71,6 +71,12 @@ from airflow_provider_ledgerlink.sandbox.data import (
     wallclock_seconds,
 )
 from airflow_provider_ledgerlink.sandbox.server import Emulator, Request, Response, Router
+from airflow_provider_ledgerlink.sandbox.tripletex_model import (
+    complete,
+    field_names,
+    missing_defaults,
+    references,
+)
 
 __all__ = [
     "ANCHOR",
@@ -102,6 +108,12 @@ DEFAULT_RATE_LIMIT = 1_000
 DEFAULT_RATE_PERIOD = 60
 DEFAULT_PAGE_COUNT = 1_000
 MAX_WINDOW_ROWS = 100_000
+CUSTOMER_SERIES_START = 100_000
+"""Where the company's own customer numbers start: the webshop set-up ("Gå til Kunde – innstillinger,
+sett kundenummer til 100000") is done, so a shop's customers keep their numbers below it."""
+INVOICE_SERIES_START = 50_000
+"""Where Tripletex's invoice series starts: kept clear of the shop's, which starts at 6000 ("Om du er
+usikker sett denne til f.eks 50000")."""
 MAX_SORT_ROWS = 100_000
 
 # Postings come in blocks of four vouchers with 2, 3, 3 and 2 postings: posting ``i`` belongs to
@@ -189,43 +201,26 @@ _PRODUCTS = (
 _MONTHS = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september",
            "oktober", "november", "desember")  # fmt: skip
 
-# Which references point at which kind of object, per kind (for ``fields`` expansions).
-_REFERENCES: dict[str, dict[str, str]] = {
-    "posting": {
-        "voucher": "voucher", "account": "account", "customer": "customer", "supplier": "supplier",
-        "employee": "employee", "project": "project", "product": "product", "department": "department",
-        "vatType": "vatType", "currency": "currency", "closeGroup": "closeGroup",
-    },
-    "voucher": {"voucherType": "voucherType", "reverseVoucher": "voucher", "postings": "posting",
-                "document": "document", "attachment": "document"},
-    "account": {"vatType": "vatType", "currency": "currency"},
-    "customer": {"postalAddress": "address", "physicalAddress": "address", "currency": "currency",
-                 "accountManager": "employee", "ledgerAccount": "account"},
-    "supplier": {"postalAddress": "address", "physicalAddress": "address", "currency": "currency",
-                 "accountManager": "employee", "ledgerAccount": "account"},
-    "product": {"vatType": "vatType", "currency": "currency", "account": "account", "supplier": "supplier"},
-    "order": {"customer": "customer", "currency": "currency", "orderLines": "orderLine",
-              "ourContactEmployee": "employee", "deliveryAddress": "address"},
-    "orderLine": {"product": "product", "vatType": "vatType", "currency": "currency", "order": "order"},
-    "invoice": {"customer": "customer", "orders": "order", "orderLines": "orderLine", "voucher": "voucher",
-                "currency": "currency", "postings": "posting"},
-    "address": {"country": "country"},
-    "employee": {},
-    "company": {"currency": "currency"},
-    "client": {"currency": "currency"},
-    "whoAmI": {"employee": "employee", "company": "company"},
-    "vatType": {},
-    "currency": {},
-    "country": {},
-    "voucherType": {},
+# The schema of the Tripletex specification each kind of object follows (its fields, in order, and
+# which of them refer to other objects come from the specification: see ``tripletex_model``).
+_SCHEMAS: dict[str, str] = {
+    "posting": "Posting", "voucher": "Voucher", "account": "Account", "customer": "Customer",
+    "supplier": "Supplier", "product": "Product", "order": "Order", "orderLine": "OrderLine",
+    "invoice": "Invoice", "address": "Address", "employee": "Employee", "company": "Company",
+    "client": "Client", "whoAmI": "LoggedInUserInfo", "vatType": "VatType", "currency": "Currency",
+    "country": "Country", "voucherType": "VoucherType", "session": "SessionToken",
+    "paymentType": "PaymentType", "productUnit": "ProductUnit", "accountingPeriod": "AccountingPeriod",
+    "change": "Change",
 }  # fmt: skip
+_KIND_OF_SCHEMA = {schema: kind for kind, schema in _SCHEMAS.items() if kind != "client"}
 _PATHS = {
     "posting": "ledger/posting", "voucher": "ledger/voucher", "account": "ledger/account",
     "customer": "customer", "supplier": "supplier", "product": "product", "order": "order",
     "orderLine": "order/orderline", "invoice": "invoice", "address": "address", "employee": "employee",
     "company": "company", "vatType": "ledger/vatType", "currency": "currency", "country": "country",
     "voucherType": "ledger/voucherType", "project": "project", "department": "department",
-    "closeGroup": "ledger/closeGroup", "document": "document",
+    "closeGroup": "ledger/closeGroup", "document": "document", "paymentType": "invoice/paymentType",
+    "productUnit": "product/unit", "accountingPeriod": "ledger/accountingPeriod",
 }  # fmt: skip
 
 
@@ -529,6 +524,7 @@ class TripletexEmulator(Emulator):
         self.max_window_rows = MAX_WINDOW_ROWS
         self.session_max_requests: int | None = None
         self.session_now: datetime | None = None
+        self.echo_requests = False
         self._lock = threading.RLock()
         self._counts = dict(DEFAULT_SCALE)
         self._started = time.monotonic()
@@ -588,6 +584,8 @@ class TripletexEmulator(Emulator):
             self.max_window_rows = MAX_WINDOW_ROWS
             self.session_max_requests = None
             self.session_now = None
+            self.echo_requests = False
+            """When true, error answers repeat the request's URL (a hostile server, for leak tests)."""
             self._objects: dict[str, dict[int, dict[str, Any]]] = {
                 kind: {}
                 for kind in (
@@ -603,7 +601,9 @@ class TripletexEmulator(Emulator):
                 )
             }
             self._next_id = _RUNTIME_ID_BASE
-            self._next_invoice_number = self.orders + 1
+            self.customer_series_start = CUSTOMER_SERIES_START
+            self.invoice_series_start = INVOICE_SERIES_START
+            self._next_invoice_number = INVOICE_SERIES_START + self.orders
             self._next_voucher_number = self.vouchers + 1
             self._sessions: dict[str, _Session] = {}
             self._revoked_employee_tokens: set[str] = set()
@@ -611,6 +611,8 @@ class TripletexEmulator(Emulator):
             self._mutations = 0
             self.counters = _Counters()
             self.sent_invoices: list[int] = []
+            self.received: list[dict[str, Any]] = []
+            """The write requests' bodies as received (raw bytes), oldest first."""
             self._started = time.monotonic()
 
     # -- clocks ------------------------------------------------------------------------------------
@@ -653,6 +655,13 @@ class TripletexEmulator(Emulator):
         add("PUT", r"/order/(?P<ident>\d+)/:invoice", self._auth(self._invoice_order))
         add("GET", r"/invoice", self._auth(self._list_simple("invoice")))
         add("GET", r"/invoice/(?P<ident>\d+)", self._auth(self._get_one("invoice")))
+        add("GET", r"/order/orderline/(?P<ident>\d+)", self._auth(self._get_one("orderLine")))
+        add("GET", r"/ledger/voucher/>externalvouchernumber", self._auth(self._vouchers_by_external_number))
+        for kind in ("vatType", "voucherType", "currency", "country"):
+            add("GET", "/" + _PATHS[kind], self._auth(self._list_catalog(kind)))
+            add("GET", "/" + _PATHS[kind] + r"/(?P<ident>\d+)", self._auth(self._get_one(kind)))
+        add("GET", r"/employee/(?P<ident>\d+)", self._auth(self._get_one("employee")))
+        add("GET", r"/company/(?P<ident>\d+)", self._auth(self._get_one("company")))
 
     def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -669,7 +678,15 @@ class TripletexEmulator(Emulator):
             if response is None:
                 raise ApiError(404, 6000, "Objektet ble ikke funnet.", developer=f"No such endpoint: {path}")
         except ApiError as error:
-            response = Response.json(error.body(request_id), error.status, headers=error.headers)
+            body = error.body(request_id)
+            if self.echo_requests:
+                # A hostile answer for tests: the request as received (URL-encoded query included)
+                # in the error's texts, as a server's diagnostics may show it.
+                echo = f"{request.method} {request.path}?{request.query_string}"
+                body["developerMessage"] = f"{body['developerMessage'] or ''} [request: {echo}]"
+                for item in body["validationMessages"] or []:
+                    item["message"] = f"{item['message']} ({echo})"
+            response = Response.json(body, error.status, headers=error.headers)
         response.headers["x-tlx-request-id"] = request_id
         for key, value in rate_headers.items():
             response.headers.setdefault(key, value)
@@ -861,6 +878,15 @@ class TripletexEmulator(Emulator):
                     {"error": f"expected {{'limit', 'period', 'omit_reset_on_429'}}: {error}"}, 400
                 )
             return Response.json({"status": "ok"})
+        if path == "number-series" and request.method in ("POST", "PUT"):
+            try:
+                data = request.json()
+                self.configure_number_series(customer=data.get("customer"), invoice=data.get("invoice"))
+            except (ValueError, TypeError, AttributeError) as error:
+                return Response.json({"error": f"expected {{'customer', 'invoice'}}: {error}"}, 400)
+            return Response.json(
+                {"customer": self.customer_series_start, "invoice": self.invoice_series_start}
+            )
         if path == "sessions/expire" and request.method == "POST":
             return Response.json({"expired": self.expire_sessions()})
         if path == "sessions" and request.method == "GET":
@@ -897,6 +923,21 @@ class TripletexEmulator(Emulator):
             self._rate.clear()
             self.counters.rate_limited = 0
             self.counters.min_remaining = None
+
+    def configure_number_series(self, customer: int | None = None, invoice: int | None = None) -> None:
+        """Tripletex's settings "Kunde – innstillinger: kundenummer" and "Bilagstyper/nummerserier":
+        where the next customer and invoice numbers Tripletex gives start (numbers already given
+        stay as they are)."""
+        with self._lock:
+            if customer is not None:
+                if int(customer) < 1:
+                    raise ValueError("customer must be a positive number")
+                self.customer_series_start = int(customer)
+            if invoice is not None:
+                if int(invoice) < 1:
+                    raise ValueError("invoice must be a positive number")
+                self.invoice_series_start = int(invoice)
+                self._next_invoice_number = int(invoice)
 
     def expire_sessions(self) -> int:
         """End every session now, as if they all reached their expiration date."""
@@ -1018,7 +1059,7 @@ class TripletexEmulator(Emulator):
                 f'"amount":{amount},"amountCurrency":{amount},"amountGross":{amount},"amountGrossCurrency":{amount},'
                 f'"currency":{_NOK_JSON},"closeGroup":null,'
                 f'"invoiceNumber":"{invoice_number}","termOfPayment":"{day}","row":{row + 1},"type":{type_json},'
-                f'"externalRef":"","systemGenerated":{system},"matched":false}}'
+                f'"externalRef":"","systemGenerated":{system},"matched":false{_posting_tail()}}}'
             )
         result = tuple(fragments)
         self._fragment_cache = (v, result)
@@ -1107,7 +1148,7 @@ class TripletexEmulator(Emulator):
         slug = re.sub(
             r"[^a-z0-9]+", "", f"{root}{trade}".lower().replace("ø", "o").replace("å", "a").replace("æ", "ae")
         )
-        number = (10_001 if kind == "customer" else 50_001) + k
+        number = (CUSTOMER_SERIES_START if kind == "customer" else 50_001) + k
         changes, version = self._changes_for(kind, k)
         party = {
             "id": ident,
@@ -1266,7 +1307,7 @@ class TripletexEmulator(Emulator):
             "id": ident,
             "version": 1,
             "url": f"{URL_BASE}/invoice/{ident}",
-            "invoiceNumber": k + 1,
+            "invoiceNumber": INVOICE_SERIES_START + k,
             "invoiceDate": day.isoformat(),
             "invoiceDueDate": (day + timedelta(days=14)).isoformat(),
             "customer": order["customer"],
@@ -1380,27 +1421,33 @@ class TripletexEmulator(Emulator):
 
     # -- field projection --------------------------------------------------------------------------
     def _project(self, kind: str, obj: Mapping[str, Any], tree: FieldTree | None) -> dict[str, Any]:
+        """``obj`` with every field of its schema, cut down to ``fields`` (``tree``)."""
+        schema = _SCHEMAS[kind]
+        return self._project_schema(schema, complete(schema, obj), tree)
+
+    def _project_schema(self, schema: str, obj: Mapping[str, Any], tree: FieldTree | None) -> dict[str, Any]:
         if tree is None:
             return {key: value for key, value in obj.items() if key != "changes"}
         result: dict[str, Any] = {}
         if "*" in tree:
             result.update((key, value) for key, value in obj.items() if key != "changes")
-        references = _REFERENCES.get(kind, {})
+        known = field_names(schema)
+        targets = references(schema)
         for name, sub in tree.items():
             if name == "*":
                 continue
-            if name not in obj:
+            if name not in known:
                 raise ApiError(
                     400,
                     11000,
                     "Ugyldig felt i filteret.",
-                    developer=f"Illegal field in fields filter: {name}. {name} does not match a field in the model: {kind[0].upper()}{kind[1:]}DTO",
+                    developer=f"Illegal field in fields filter: {name}. {name} does not match a field in the model: {schema}DTO",
                 )
-            value = obj[name]
+            value = obj.get(name, [] if name == "changes" else None)
             if sub is None or value is None:
                 result[name] = value
                 continue
-            target = references.get(name)
+            target = targets.get(name)
             if target is None:
                 raise ApiError(
                     400,
@@ -1414,13 +1461,15 @@ class TripletexEmulator(Emulator):
                 result[name] = self._expand(target, value, sub)
         return result
 
-    def _expand(self, kind: str, ref: Any, tree: FieldTree) -> Any:
-        if not isinstance(ref, dict) or "id" not in ref:
-            return ref
-        obj = self._object(kind, int(ref["id"]))
-        if obj is None:
-            return ref
-        return self._project(kind, obj, tree)
+    def _expand(self, schema: str, value: Any, tree: FieldTree) -> Any:
+        """A referenced object (``{id, url}``) looked up and projected, or an embedded one projected."""
+        if not isinstance(value, dict):
+            return value
+        kind = _KIND_OF_SCHEMA.get(schema)
+        found = None
+        if kind is not None and "id" in value and set(value) <= {"id", "url"}:
+            found = self._object(kind, int(value["id"]))
+        return self._project_schema(schema, complete(schema, found if found is not None else value), tree)
 
     # ==============================================================================================
     # Lists
@@ -1464,16 +1513,16 @@ class TripletexEmulator(Emulator):
         except _NotModified:
             return Response.empty(304, None)
         tree = parse_fields(request.param("fields"))
-        items = self._sorted(items, request.param("sorting"))
+        items = self._sorted(kind, items, request.param("sorting"))
         start, count = self._paging(request)
         page = items[start : start + count]
         values = [_dumps(self._project(kind, item, tree)) for item in page]
         return self._envelope(start, values, len(items), count, digest)
 
-    def _sorted(self, items: list[dict[str, Any]], sorting: str | None) -> list[dict[str, Any]]:
+    def _sorted(self, kind: str, items: list[dict[str, Any]], sorting: str | None) -> list[dict[str, Any]]:
         for name, descending in reversed(_parse_sorting(sorting)):
             top = name.split(".", 1)[0]
-            if items and top not in items[0]:
+            if top not in field_names(_SCHEMAS[kind]):
                 raise ApiError(422, 17000, "Ugyldig sortering.", developer=f"Illegal sorting field: {name}")
 
             path = name.split(".")
@@ -1584,6 +1633,39 @@ class TripletexEmulator(Emulator):
         items = [item for item in items if _matches(item, filters)]
         return self._list_response(request, "voucher", items)
 
+    def _list_catalog(self, kind: str) -> Callable[..., Response]:
+        """The small fixed lists (VAT types, voucher types, currencies, countries), filtered on the
+        query parameters the specification gives them that name a field (``id``, ``number``,
+        ``code``, ``name``)."""
+        idents = {
+            "vatType": list(_VAT_TYPES),
+            "voucherType": list(_VOUCHER_TYPE_IDS.values()),
+            "currency": [NOK_ID],
+            "country": [NORWAY_ID],
+        }[kind]
+
+        def handler(request: Request) -> Response:
+            items = [obj for ident in idents if (obj := self._object(kind, ident)) is not None]
+            filters = {
+                name: request.param(name) or "" for name in ("id", "number", "code") if request.param(name)
+            }
+            items = [item for item in items if _matches(item, filters)]
+            name = request.param("name")
+            if name:
+                items = [item for item in items if name.lower() in str(item.get("name", "")).lower()]
+            return self._list_response(request, kind, items)
+
+        return handler
+
+    def _vouchers_by_external_number(self, request: Request) -> Response:
+        """``GET /ledger/voucher/>externalVoucherNumber?externalVoucherNumber=…``: the vouchers
+        created with that external number (generated vouchers have none)."""
+        wanted = request.param("externalVoucherNumber")
+        if not wanted:
+            raise _invalid("externalVoucherNumber", "Kan ikke være null.", code=15000)
+        items = self._runtime("voucher", lambda v: v.get("externalVoucherNumber") == wanted)
+        return self._list_response(request, "voucher", items)
+
     def _list_simple(self, kind: str) -> Callable[..., Response]:
         def handler(request: Request) -> Response:
             return self._list_response(request, kind, self._candidates(kind, request))
@@ -1684,6 +1766,8 @@ class TripletexEmulator(Emulator):
     # Writes
     # ==============================================================================================
     def _body(self, request: Request) -> dict[str, Any]:
+        with self._lock:
+            self.received.append({"method": request.method, "path": request.subpath, "body": request.body})
         try:
             body = request.json()
         except ValueError:
@@ -1729,13 +1813,18 @@ class TripletexEmulator(Emulator):
             return Response.json({"value": self._project("customer", customer, None)}, 201)
 
     def _customer_number_taken(self, number: int) -> bool:
-        if 10_001 <= number < 10_001 + self.customers:
+        if CUSTOMER_SERIES_START <= number < CUSTOMER_SERIES_START + self.customers:
             return True
         return any(obj.get("customerNumber") == number for obj in self._objects["customer"].values())
 
     def _next_customer_number(self) -> int:
         used = [obj.get("customerNumber") or 0 for obj in self._objects["customer"].values()]
-        return max([10_000 + self.customers, *[n for n in used if n < 100_000]]) + 1
+        # Tripletex numbers a customer sent without one from the company's own series.
+        start = self.customer_series_start
+        own = [n for n in used if n >= start]
+        if start <= CUSTOMER_SERIES_START + self.customers - 1:
+            own.append(CUSTOMER_SERIES_START + self.customers - 1)
+        return max(own) + 1 if own else start
 
     def _new_party(self, kind: str, ident: int, body: Mapping[str, Any], number: int) -> dict[str, Any]:
         party: dict[str, Any] = {
@@ -1920,8 +2009,8 @@ class TripletexEmulator(Emulator):
             net = sum(round(line["amountExcludingVatCurrency"] * 100) for line in lines)
             gross = sum(round(line["amountIncludingVatCurrency"] * 100) for line in lines)
             invoice_id = self._new_id()
-            number = self._next_invoice_number
-            self._next_invoice_number += 1
+            number = max(self._next_invoice_number, self.invoice_series_start)
+            self._next_invoice_number = number + 1
             voucher = self._book_invoice_voucher(invoice_date, number, order["customer"]["id"], net, gross)
             invoice = {
                 "id": invoice_id,
@@ -1998,10 +2087,23 @@ class TripletexEmulator(Emulator):
             if not isinstance(posting, dict):
                 raise _invalid(where, "Må være et objekt.", code=16000)
             account = self._ref_id(posting, "account", "account", required=True)
-            gross = posting.get("amountGross", posting.get("amount"))
+            # POST /ledger/voucher: "Only the gross amounts will be used" (OpenAPI 2.72); Tripletex's
+            # own minimal example sends amountGross and amountGrossCurrency. A posting with only
+            # ``amount`` is refused, never read as gross.
+            gross = posting.get("amountGross")
             if gross is None:
                 raise _invalid(f"{where}.amountGross", "Kan ikke være null.", code=15000)
             cents = _to_cents(gross, f"{where}.amountGross")
+            currency_gross = posting.get("amountGrossCurrency")
+            if (
+                currency_gross is not None
+                and _to_cents(currency_gross, f"{where}.amountGrossCurrency") != cents
+            ):
+                raise _invalid(
+                    f"{where}.amountGrossCurrency",
+                    "Beløp i valuta må være lik beløpet i NOK når posteringen er i NOK.",
+                    code=15000,
+                )
             total += cents
             prepared.append((posting, account, cents))
         if total != 0:
@@ -2107,6 +2209,16 @@ def _posting(
         "systemGenerated": system_generated,
         "matched": False,
     }
+
+
+@lru_cache(maxsize=1)
+def _posting_tail() -> str:
+    """The JSON of the Posting fields the generator has no values for (``,"name":value…``), so that
+    the hot path writes every field of the schema too."""
+    present = frozenset(_posting(0, voucher=0, day="", description="", account=None, cents=0, customer=None,
+                                 supplier=None, vat=0, row=1))  # fmt: skip
+    extra = missing_defaults("Posting", present)
+    return "".join(f",{json.dumps(name)}:{_dumps(value)}" for name, value in extra.items())
 
 
 def _dumps(value: Any) -> str:

@@ -27,6 +27,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
 )
 from airflow_provider_ledgerlink.core.http import RetryPolicy, Timeouts
+from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.hooks.tripletex import (
     STORE_EXPIRES_AT,
     STORE_SESSION_OWNER,
@@ -65,8 +66,19 @@ class MemoryStore(CredentialStore):
         self.values[conn_id] = {k: v for k, v in merged.items() if v is not None}
 
 
+WRITES: list[MemoryState] = [MemoryState()]
+"""Where this test's hooks keep their write records (Airflow Variables in a deployment)."""
+
+
+@pytest.fixture(autouse=True)
+def fresh_write_records() -> None:
+    WRITES[0] = MemoryState()
+
+
 def make_hook(store: CredentialStore | None = None, **kwargs: Any) -> TripletexHook:
     kwargs.setdefault("recheck_delay", 0)
+    kwargs.setdefault("state", WRITES[0])
+    kwargs.setdefault("write_wait", 0.2)
     kwargs.setdefault("retry", FAST_RETRY)
     hook = TripletexHook(**kwargs)
     if store is not None:
@@ -479,7 +491,7 @@ def test_checksums_tell_whether_a_list_changed(hook: TripletexHook) -> None:
     assert len(digests) == -(-len(first) // 50) + (1 if len(first) % 50 == 0 else 0)
     assert hook.pages_unchanged("/customer", digests, page_size=50)
 
-    hook.upsert_customer({"name": "Ny Kunde AS", "customerNumber": 100001})
+    hook.upsert_customer({"name": "Ny Kunde AS", "customerNumber": 1})
     assert not hook.pages_unchanged("/customer", digests, page_size=50)
 
 
@@ -555,7 +567,7 @@ def test_a_missing_object_is_not_found_with_the_request_id(hook: TripletexHook) 
 # Writing
 # ------------------------------------------------------------------------------------------------
 def test_a_customer_is_created_then_left_alone_then_updated(hook: TripletexHook) -> None:
-    body = {"name": "Fjell Sport AS", "customerNumber": 100042, "email": "post@fjellsport.no"}
+    body = {"name": "Fjell Sport AS", "customerNumber": 42, "email": "post@fjellsport.no"}
 
     created = hook.upsert_customer(body)
     again = hook.upsert_customer(body)
@@ -568,10 +580,10 @@ def test_a_customer_is_created_then_left_alone_then_updated(hook: TripletexHook)
 
 
 def test_an_inactive_customer_is_found_and_not_created_again(hook: TripletexHook) -> None:
-    created = hook.upsert_customer({"name": "Vik Bakeri AS", "customerNumber": 100007})
+    created = hook.upsert_customer({"name": "Vik Bakeri AS", "customerNumber": 7})
     hook.update(f"/customer/{created.id}", {"isInactive": True}, operation="deactivate")
 
-    again = hook.upsert_customer({"name": "Vik Bakeri AS", "customerNumber": 100007})
+    again = hook.upsert_customer({"name": "Vik Bakeri AS", "customerNumber": 7})
 
     assert again.id == created.id
     assert again.action == "unchanged"
@@ -580,8 +592,8 @@ def test_an_inactive_customer_is_found_and_not_created_again(hook: TripletexHook
 def test_a_stale_version_is_refused_and_the_upsert_reads_again(
     hook: TripletexHook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    created = hook.upsert_customer({"name": "Lie Rør AS", "customerNumber": 100050})
-    stale = dict(hook.find_customer(match="customerNumber", value=100050) or {})
+    created = hook.upsert_customer({"name": "Lie Rør AS", "customerNumber": 50})
+    stale = dict(hook.find_customer(match="customerNumber", value=50) or {})
     hook.update(f"/customer/{created.id}", {"phoneNumber": "+47 22222222"}, operation="someone else")
 
     with pytest.raises(TripletexVersionConflictError) as caught:
@@ -591,7 +603,7 @@ def test_a_stale_version_is_refused_and_the_upsert_reads_again(
     real_find = hook.find_customer
     answers = iter([stale])
     monkeypatch.setattr(hook, "find_customer", lambda **kw: next(answers, None) or real_find(**kw))
-    result = hook.upsert_customer({"name": "Lie Rør Service AS", "customerNumber": 100050})
+    result = hook.upsert_customer({"name": "Lie Rør Service AS", "customerNumber": 50})
 
     assert result.action == "updated"
     assert result.value["name"] == "Lie Rør Service AS"
@@ -620,7 +632,7 @@ def test_a_write_whose_answer_was_lost_is_never_created_twice(
     hook: TripletexHook, emulator: Any, sandbox_clean: Any, what: str, path: str, method: str
 ) -> None:
     customer = (
-        hook.upsert_customer({"name": "Strand Handel AS", "customerNumber": 100300})
+        hook.upsert_customer({"name": "Strand Handel AS", "customerNumber": 300})
         if what != "customer"
         else None
     )
@@ -634,7 +646,7 @@ def test_a_write_whose_answer_was_lost_is_never_created_twice(
     )
 
     if what == "customer":
-        result = hook.upsert_customer({"name": "Strand Handel AS", "customerNumber": 100300})
+        result = hook.upsert_customer({"name": "Strand Handel AS", "customerNumber": 300})
     elif what == "order":
         result = hook.create_order(an_order(customer.id), reference="WS-301")  # type: ignore[union-attr]
     elif what == "invoice":
@@ -662,7 +674,7 @@ def test_a_write_that_timed_out_is_looked_for_before_it_is_sent_again(
     tripletex_connection: str, emulator: Any, sandbox_clean: Any
 ) -> None:
     hook = make_hook(timeouts=Timeouts(read=0.3), recheck_delay=3.0)
-    customer = hook.upsert_customer({"name": "Dahl Maskin AS", "customerNumber": 100400})
+    customer = hook.upsert_customer({"name": "Dahl Maskin AS", "customerNumber": 400})
     sandbox_clean.faults.add(
         latency_fault(1000, vendor="tripletex", path=r"^/v2/order$", method="POST", nth=[1])
     )
@@ -676,21 +688,28 @@ def test_a_write_that_timed_out_is_looked_for_before_it_is_sent_again(
 def test_a_write_that_can_not_be_settled_fails_without_a_duplicate(
     hook: TripletexHook, emulator: Any, sandbox_clean: Any
 ) -> None:
-    customer = hook.upsert_customer({"name": "Moen Data AS", "customerNumber": 100500})
-    sandbox_clean.faults.add(reset_fault(vendor="tripletex", path=r"^/v2/order$", method="POST", nth=[1, 2]))
+    customer = hook.upsert_customer({"name": "Moen Data AS", "customerNumber": 500})
+    sandbox_clean.faults.add(reset_fault(vendor="tripletex", path=r"^/v2/order$", method="POST", nth=[1]))
 
-    with pytest.raises(AmbiguousWriteError):
+    with pytest.raises(AmbiguousWriteError, match="Look in Tripletex for an order"):
         hook.create_order(an_order(customer.id), reference="WS-500")
     assert emulator.created("order") == []
+    with pytest.raises(AmbiguousWriteError, match="it was not sent again"):
+        make_hook().create_order(an_order(customer.id), reference="WS-500")  # the task's retry
+    assert emulator.created("order") == []
 
-    result = hook.create_order(an_order(customer.id), reference="WS-500")  # the task's retry
-    again = hook.create_order(an_order(customer.id), reference="WS-500")  # and a rerun
+    # A person looked in Tripletex, found no order, and allowed one new attempt, as the error says.
+    record = hook._write_once("order WS-500", "order WS-500").record_key
+    assert WRITES[0].get_json(record)["state"] == "sending"  # type: ignore[index]
+    WRITES[0].set_json(record, {"state": "open", "round": 1})
+    result = make_hook().create_order(an_order(customer.id), reference="WS-500")
+    again = make_hook().create_order(an_order(customer.id), reference="WS-500")  # and a rerun
     assert (result.action, again.action) == ("created", "existing")
     assert len(emulator.created("order")) == 1
 
 
 def test_invoices_are_not_sent_to_the_customer_unless_asked(hook: TripletexHook, emulator: Any) -> None:
-    customer = hook.upsert_customer({"name": "Olsen Eiendom AS", "customerNumber": 100600})
+    customer = hook.upsert_customer({"name": "Olsen Eiendom AS", "customerNumber": 600})
     quiet = hook.create_order(an_order(customer.id), reference="WS-600")
     sent = hook.create_order(an_order(customer.id), reference="WS-601")
 
@@ -705,6 +724,24 @@ def test_invoices_are_not_sent_to_the_customer_unless_asked(hook: TripletexHook,
 def test_a_voucher_needs_its_external_number(hook: TripletexHook) -> None:
     with pytest.raises(ValidationError, match="externalVoucherNumber"):
         hook.create_voucher({"date": "2026-11-19", "postings": []})
+
+
+def test_voucher_postings_are_sent_gross_and_a_net_only_posting_is_refused_unsent(
+    hook: TripletexHook, emulator: Any, sandbox_clean: Any
+) -> None:
+    with pytest.raises(ValidationError, match=r"postings\[1\] has no amountGross.*'amount'"):
+        hook.create_voucher(
+            {"date": "2026-11-19", "externalVoucherNumber": "NET-1",
+             "postings": [{"account": {"id": 3001920}, "amountGross": 10.0}, {"account": {"id": 3003000}, "amount": -10.0}]}
+        )  # fmt: skip
+
+    hook.create_voucher(
+        {"date": "2026-11-19", "externalVoucherNumber": "GROSS-1",
+         "postings": [{"account": {"id": 3001920}, "amountGross": 10.0}, {"account": {"id": 3003000}, "amountGross": -10.0}]}
+    )  # fmt: skip
+
+    sent = [json.loads(r["body"]) for r in emulator.received if r["path"].endswith("/ledger/voucher")]
+    assert [[p["amountGrossCurrency"] for p in body["postings"]] for body in sent] == [[10.0, -10.0]]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -734,3 +771,185 @@ def test_tokens_never_reach_logs_or_errors(
     assert "HTTP Request" in caplog.text  # httpx did log the calls …
     for token in [*tokens, "eyJzZWNyZXRlbXBsb3llZSI6MX0="]:
         assert token not in text  # … without any token
+
+
+def _encodings(token: str) -> list[str]:
+    """The forms a token takes in a URL, a JSON body or a Basic header."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    return sorted(
+        {token, quote(token, safe=""), quote_plus(token), base64.b64encode(f"0:{token}".encode()).decode()}
+    )
+
+
+@pytest.mark.parametrize("refused", ["consumerToken", "employeeToken", "500"])
+def test_an_error_answer_echoing_the_session_url_leaks_neither_token(
+    sandbox_clean: Any,
+    emulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    refused: str,
+) -> None:
+    """``PUT /token/session/:create?consumerToken=…&employeeToken=…``: a hostile answer repeats the
+    URL (tokens URL-encoded) in its texts; neither token reaches a log line, stderr or the error."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "httpcore.http11", "httpcore.connection"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    consumer, employee = "cons+umer/sec=ret==", "empl+oyee/sec=ret=="
+    emulator.echo_requests = True
+    if refused == "consumerToken":
+        employee = emulator.employee_token
+    elif refused == "employeeToken":
+        consumer = emulator.consumer_token
+    else:
+        consumer, employee = emulator.consumer_token, emulator.employee_token
+        sandbox_clean.faults.add(
+            status_fault(500, {"status": 500, "code": 1000, "message": "Feil", "developerMessage": "x",
+                               "requestId": "r-1", "echo": "/v2/token/session/:create?consumerToken="
+                               + __import__("urllib.parse").parse.quote(consumer, safe="")
+                               + "&employeeToken=" + __import__("urllib.parse").parse.quote(employee, safe="")},
+                         vendor="tripletex", path=r":create"),
+        )  # fmt: skip
+    use_connection(monkeypatch, sandbox_clean, password=employee, extra={"consumer_token": consumer})
+    hook = make_hook(retry=RetryPolicy(max_attempts=1))
+
+    with pytest.raises(Exception) as caught:
+        hook.whoami()
+    logging.getLogger("airflow.task").error("task failed", exc_info=caught.value)
+
+    captured = capsys.readouterr()
+    surface = "\n".join(
+        [caplog.text, captured.out, captured.err, str(caught.value), repr(caught.value),
+         json.dumps(getattr(caught.value, "details", None), default=str)]
+    )  # fmt: skip
+    assert "token/session/:create" in caplog.text  # the request was logged …
+    for secret in [*_encodings(consumer), *_encodings(employee)]:
+        assert secret not in surface  # … without either token in any encoding
+
+
+def test_a_connection_test_leaves_no_variable_and_no_session_behind(
+    sandbox_clean: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow tests a form under a random connection id: nothing may be stored under it."""
+    from airflow_provider_ledgerlink.core.credentials import VariableCredentialStore
+    from airflow_provider_ledgerlink.core.shared_state import MemoryState
+
+    definition = tripletex_connection_definition(sandbox_clean.tripletex_url)  # store: variable
+    monkeypatch.setenv("AIRFLOW_CONN_K3Q9ZV1XW2", json.dumps(definition))
+    state = MemoryState()
+    hook = TripletexHook("K3Q9ZV1XW2", retry=FAST_RETRY)
+    hook.__dict__["credential_store"] = VariableCredentialStore(state=state)
+
+    ok, message = hook.test_connection()
+
+    assert ok, message
+    assert state.snapshot() == {}
+    assert emulator.counters.sessions_created == 1
+    assert [s.revoked for s in emulator._sessions.values()] == [True]
+
+
+# ------------------------------------------------------------------------------------------------
+# Number series and customers LedgerLink did not create
+# ------------------------------------------------------------------------------------------------
+def test_a_customer_made_by_hand_is_never_changed(
+    hook: TripletexHook, emulator: Any, sandbox_clean: Any
+) -> None:
+    """A clerk made customer 4711 in Tripletex; the shop's customer 4711 must not overwrite it."""
+    clerk = make_hook(state=MemoryState())  # someone else, with no LedgerLink record
+    by_hand = clerk.create("/customer", {"name": "Håndlaget AS", "customerNumber": 4711}, operation="clerk")
+
+    with pytest.raises(ValidationError, match="was not created by LedgerLink") as caught:
+        hook.upsert_customer({"name": "Nettkunde AS", "customerNumber": 4711, "email": "x@nett.no"})
+
+    stored = emulator._objects["customer"][by_hand["id"]]
+    assert (stored["name"], stored["version"]) == ("Håndlaget AS", by_hand["version"])
+    assert "ledgerlink_once_tripletex_" in str(caught.value)
+
+
+def test_a_customer_ledgerlink_created_is_updated_on_a_later_run(hook: TripletexHook, emulator: Any) -> None:
+    created = hook.upsert_customer({"name": "Berg Blomster AS", "customerNumber": 812})
+    updated = make_hook().upsert_customer(
+        {"name": "Berg Blomster AS", "customerNumber": 812, "email": "ny@berg.no"}
+    )
+
+    assert (created.action, updated.action) == ("created", "updated")
+    assert updated.value["email"] == "ny@berg.no"
+    assert len(emulator.created("customer")) == 1
+
+
+@pytest.mark.parametrize("number", [100_000, 123_456, 0, "42"])
+def test_a_shop_customer_number_in_tripletex_own_series_is_refused_unsent(
+    hook: TripletexHook, emulator: Any, number: Any
+) -> None:
+    """The set-up moves Tripletex's own numbers to 100000 ("Sett kundenummer til 100000")."""
+    with pytest.raises(ValidationError, match="from 1 to 99999"):
+        hook.upsert_customer({"name": "Feil AS", "customerNumber": number})
+    assert emulator.received == []
+
+
+def test_tripletex_own_customers_and_invoices_are_numbered_clear_of_the_shop(
+    client_hook: TripletexHook,
+) -> None:
+    customers = list(client_hook.get_all("/customer", fields="customerNumber"))
+    invoices = list(
+        client_hook.get_all(
+            "/invoice", window=(date(2026, 9, 21), date(2026, 11, 20)), fields="invoiceNumber"
+        )
+    )
+    own = client_hook.create("/customer", {"name": "Uten Nummer AS"}, operation="create")
+
+    assert min(c["customerNumber"] for c in customers) >= 100_000
+    assert min(i["invoiceNumber"] for i in invoices) >= 50_000
+    assert own["customerNumber"] >= 100_000
+
+
+@pytest.fixture
+def client_hook(tripletex_connection: str) -> Iterator[TripletexHook]:
+    made = make_hook()
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize(
+    ("what", "path", "method"),
+    [
+        ("customer", r"^/v2/customer$", "POST"),
+        ("order", r"^/v2/order$", "POST"),
+        ("invoice", r"/:invoice", "PUT"),
+        ("voucher", r"^/v2/ledger/voucher", "POST"),
+    ],
+)
+def test_a_500_after_booking_is_settled_by_looking_and_a_rerun_books_nothing(
+    hook: TripletexHook, emulator: Any, sandbox_clean: Any, what: str, path: str, method: str
+) -> None:
+    """A 5xx Tripletex does not explain may come after the write was applied (ambiguous): LedgerLink
+    looks for it instead of sending it again, and a rerun books nothing."""
+
+    def write(h: TripletexHook) -> Any:
+        customer = h.upsert_customer({"name": "Strand Handel AS", "customerNumber": 300})
+        if what == "customer":
+            return customer
+        order = h.create_order(an_order(customer.id), reference="WS-300")
+        if what == "order":
+            return order
+        if what == "invoice":
+            return h.invoice_order(order.id, customer_id=customer.id, invoice_date=date(2026, 11, 19))  # type: ignore[arg-type]
+        return h.create_voucher(
+            {"date": "2026-11-19", "externalVoucherNumber": "POS-300",
+             "postings": [{"account": {"id": 3001920}, "amountGross": 5.0}, {"account": {"id": 3003000}, "amountGross": -5.0}]}
+        )  # fmt: skip
+
+    sandbox_clean.faults.add(
+        status_fault(500, {"status": 500, "code": 1000, "message": "Intern feil"}, vendor="tripletex",
+                     path=path, method=method, when="after", nth=[1])
+    )  # fmt: skip
+
+    first = write(hook)
+    counts = httpx.get(sandbox_clean.url + "/_sandbox/tripletex/objects").json()
+    again = write(make_hook())
+
+    assert first.action == "created" and again.action in ("existing", "unchanged")
+    assert httpx.get(sandbox_clean.url + "/_sandbox/tripletex/objects").json() == counts
+    assert len(emulator.created(what)) == 1

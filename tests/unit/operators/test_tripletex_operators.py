@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
 from airflow_provider_ledgerlink.core.errors import ConfigurationError, ValidationError
+from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
 from airflow_provider_ledgerlink.hooks.tripletex import OSLO, TripletexHook, last_change
 from airflow_provider_ledgerlink.operators.tripletex import (
@@ -46,6 +47,14 @@ def extract(
     manifest = read_manifest(folder)
     assert manifest is not None
     return summary, list(read_rows(folder)), manifest
+
+
+@pytest.fixture(autouse=True)
+def write_records(monkeypatch: pytest.MonkeyPatch) -> MemoryState:
+    """The operators' hooks keep their write records here instead of in Airflow Variables."""
+    state = MemoryState()
+    monkeypatch.setattr("airflow_provider_ledgerlink.hooks.tripletex.AirflowVariableState", lambda: state)
+    return state
 
 
 @pytest.fixture
@@ -97,8 +106,8 @@ def test_customers_land_in_the_window_of_their_last_change_active_and_inactive(
     tmp_path: Path, hook: TripletexHook
 ) -> None:
     # Customers made now are stamped by the sandbox clock, which starts on 2026-11-20 in Oslo.
-    active = hook.upsert_customer({"name": "Aktiv AS", "customerNumber": 100001})
-    inactive = hook.upsert_customer({"name": "Passiv AS", "customerNumber": 100002})
+    active = hook.upsert_customer({"name": "Aktiv AS", "customerNumber": 1})
+    inactive = hook.upsert_customer({"name": "Passiv AS", "customerNumber": 2})
     hook.update(f"/customer/{inactive.id}", {"isInactive": True}, operation="deactivate")
     start, end = oslo_day(date(2026, 11, 20))
 
@@ -135,7 +144,7 @@ def test_an_unchanged_snapshot_is_kept_and_a_changed_one_replaced(
     assert kept["unchanged"] is True
     assert kept_manifest["run_id"] == manifest["run_id"]
 
-    hook.upsert_customer({"name": "Endring AS", "customerNumber": 100003})  # the emulator's checksums move on
+    hook.upsert_customer({"name": "Endring AS", "customerNumber": 3})  # the emulator's checksums move on
     again, _rows, new_manifest = extract(tmp_path, "accounts", page_size=10)
     assert "unchanged" not in again
     assert new_manifest["run_id"] != manifest["run_id"]
@@ -186,7 +195,7 @@ def test_a_shop_order_becomes_tripletex_bodies() -> None:
         "email": "post@fjordkafe.no",
         "invoiceEmail": "post@fjordkafe.no",
         "organizationNumber": "921654987",
-        "customerNumber": 100042,
+        "customerNumber": 42,
         "postalAddress": {"addressLine1": "Strandkaien 4", "postalCode": "5013", "city": "BERGEN"},
     }
     assert order.customer_match == "customerNumber"
@@ -210,6 +219,8 @@ def test_a_shop_order_becomes_tripletex_bodies() -> None:
         ({"lines": [{"quantity": 1}]}, "unit_price"),
         ({"lines": [{"quantity": 0, "unit_price": 1}]}, "more than 0"),
         ({"customer": {"key": "abc", "name": "X"}}, "whole number"),
+        ({"customer": {"key": "100000", "name": "X"}}, "own customer numbers start at 100000"),
+        ({"customer": {"key": "0", "name": "X"}}, "from 1 to 99999"),
         ({"customer": {"key": "1"}}, "customer.name"),
     ],
 )
@@ -316,7 +327,7 @@ def test_customers_are_upserted(tripletex_connection: str) -> None:
     ).execute(context())  # type: ignore[dict-item]
 
     assert [first["created"], second["unchanged"], third["updated"]] == [1, 1, 1]
-    assert first["results"][0]["customer_number"] == 100042
+    assert first["results"][0]["customer_number"] == 42
 
 
 def test_vouchers_are_posted_once_with_accounts_by_number(
