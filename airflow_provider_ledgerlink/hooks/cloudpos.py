@@ -113,8 +113,9 @@ FUNCTIONS: dict[str, Function] = {
         "get-confirmedweborder",
         "confirmed weborder",
         filters=("weborderid",),
-        # 2000 ("no confirmed weborder found") is read as "not confirmed yet": never fail on it.
-        codes={2000: "pending", 2001: "not_found", 2002: "pending", 2003: "refused"},
+        # The reference: 2001 "weborder not confirmed", 2002 "weborderid can not be empty",
+        # 2003 "weborderid does not exist".
+        codes={2001: "pending", 2002: "no_weborderid", 2003: "not_found"},
     ),
     "signed_documents": Function("get-invoicesigned", "signed documents", filters=_RANGE_FILTERS),
     "reservations": Function("get-reservations", "reservations", filters=("datefrom", "dateto")),
@@ -200,8 +201,8 @@ class WeborderNotFoundError(NotFoundError, AirflowFailException):
     """The weborder does not exist at CloudPOS; waiting longer cannot help (no task retry)."""
 
 
-class WeborderRefusedError(ValidationError, AirflowFailException):
-    """The restaurant refused the weborder; waiting longer cannot help (no task retry)."""
+class WeborderIdMissingError(ConfigurationError, AirflowFailException):
+    """CloudPOS received no weborderid (2002): a configuration error, waiting cannot help (no retry)."""
 
 
 @dataclass(frozen=True)
@@ -571,7 +572,8 @@ class _AsyncGatedTransport(httpx.AsyncBaseTransport):
 class WeborderStatus:
     """What ``get-confirmedweborder`` said about one weborder.
 
-    ``state`` is ``confirmed``, ``pending`` (not confirmed yet), ``not_found`` or ``refused``.
+    ``state`` is ``confirmed``, ``pending`` (2001, not confirmed yet), ``no_weborderid`` (2002, the
+    weborderid reached CloudPOS empty) or ``not_found`` (2003, the weborderid does not exist).
     """
 
     weborder_id: str
@@ -581,12 +583,9 @@ class WeborderStatus:
 
     @property
     def confirmed_time(self) -> datetime | None:
-        """The pick-up or delivery time the restaurant confirmed (Brussels time)."""
-        for key in ("deliverydatetime", "pickupdatetime", "confirmedtime", "confirmeddatetime"):
-            moment = parse_vendor_time(self.record.get(key))
-            if moment is not None:
-                return moment.astimezone(BRUSSELS)
-        return None
+        """``webordertime``: the pick-up or delivery time the restaurant confirmed (Brussels time)."""
+        moment = parse_vendor_time(self.record.get("webordertime"))
+        return moment.astimezone(BRUSSELS) if moment is not None else None
 
     def as_event(self) -> dict[str, Any]:
         """A JSON-safe summary (for XCom and trigger events)."""
@@ -602,12 +601,9 @@ class WeborderStatus:
 
 
 def weborder_status(weborder_id: str, envelope: Envelope, operation: str) -> WeborderStatus:
-    """Interpret ``get-confirmedweborder``: 2001 unknown, 2000/2002 not confirmed, 2003 refused."""
+    """Interpret ``get-confirmedweborder``: ``"success" = 1`` with ``webordertime``, or 2001/2002/2003."""
     if envelope.code is None:
         record = envelope.records[0] if envelope.records else {}
-        flag = record.get("confirmed", 1)
-        if str(flag).strip().lower() in ("0", "false", "no"):
-            return WeborderStatus(weborder_id, "pending", envelope.message or "not confirmed yet", record)
         return WeborderStatus(weborder_id, "confirmed", envelope.message, record)
     meaning = FUNCTIONS["confirmed_weborder"].codes.get(envelope.code)
     if meaning is not None:

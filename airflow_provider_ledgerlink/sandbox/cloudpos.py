@@ -17,11 +17,12 @@ following CloudPOS's V1 page where it says something and LedgerLink's documented
   vendor's spelling). The address is ``X-Forwarded-For`` when sent, else ``127.0.0.1``.
 - 1005 for functions switched off with ``POST /_sandbox/cloudpos/config {"unlicensed": [...]}``;
   2000 ``No … found`` for an empty result.
-- Weborders: ``get-confirmedweborder`` with ``weborderid`` answers 2001 (does not exist), 2002 (not
-  confirmed) or 2003 (refused), or the confirmation with ``deliverydatetime``. Weborders created
-  through V2 are confirmed ``confirm_after_seconds`` after creation (0 by default; ``null``: never);
-  ``/_sandbox/cloudpos/weborders/<id>`` forces a state. Fixtures: 7001 confirmed, 7002 never
-  confirmed, 7003 refused.
+- Weborders (the reference's ``get-confirmedweborder``, Post filter ``weborderid``): 2001 ``weborder
+  not confirmed``, 2002 ``weborderid can not be empty``, 2003 ``weborderid does not exist``, or
+  ``{"success": 1, "webordertime": "YYYY-MM-DD HH:MM:SS"}``, the confirmed pick-up or delivery time.
+  Weborders created through V2 are confirmed ``confirm_after_seconds`` after creation (0 by default;
+  ``null``: never); ``/_sandbox/cloudpos/weborders/<id>`` forces ``confirmed`` or ``pending``.
+  Fixtures: 7001 confirmed, 7002 never confirmed.
 - V2 ``POST /api/v2/weborder.insert`` with the ``Licensename`` and ``Token`` headers and a JSON body;
   answers ``{"weborderid": N}``, errors as ``{"error_code": N, "message": "…"}`` with a 4xx status.
 
@@ -63,7 +64,6 @@ __all__ = [
     "CONFIRMED_WEBORDER",
     "LICENCE",
     "PENDING_WEBORDER",
-    "REFUSED_WEBORDER",
     "CloudPosEmulator",
     "cloudpos_connection_definition",
     "sandbox_cloudpos_token",
@@ -80,7 +80,6 @@ BLOCK_MINUTES = 30
 MAX_ROWS_PER_CALL = 500
 CONFIRMED_WEBORDER = 7001
 PENDING_WEBORDER = 7002
-REFUSED_WEBORDER = 7003
 FIRST_CREATED_WEBORDER = 8001
 DEFAULT_SCALE = {"cloudpos_orders": 40 * HISTORY_DAYS, "cloudpos_customers": 300, "cloudpos_products": 120}
 
@@ -425,7 +424,7 @@ class _Weborder:
     created: float
     body: dict[str, Any] = field(default_factory=dict)
     state: str | None = None
-    """Forced state (``confirmed``, ``pending``, ``refused``); ``None`` follows the confirm delay."""
+    """Forced state (``confirmed``, ``pending``); ``None`` follows the confirm delay."""
     confirm_after: float | None = 0.0
 
 
@@ -490,7 +489,6 @@ class CloudPosEmulator(Emulator):
                     state="confirmed",
                 ),
                 PENDING_WEBORDER: _Weborder(PENDING_WEBORDER, now, state="pending"),
-                REFUSED_WEBORDER: _Weborder(REFUSED_WEBORDER, now, state="refused"),
             }
             self.next_weborder = FIRST_CREATED_WEBORDER
 
@@ -601,6 +599,8 @@ class CloudPosEmulator(Emulator):
         if not records:
             label = function.removeprefix("get-")
             return _v1_error(_Refusal(2000, f"No {label} found"))
+        if isinstance(records, dict):  # a single answer (webordertime): its fields beside "success"
+            return Response.json({"success": 1, **records})
         return Response.json({"success": 1, "data": records})
 
     def _functions(self) -> dict[str, Callable[[Mapping[str, str]], Any]]:
@@ -636,32 +636,29 @@ class CloudPosEmulator(Emulator):
         }
 
     def _confirmed_weborder(self, filters: Mapping[str, str]) -> dict[str, Any]:
+        # The reference: Post filter "weborderid"; 2001 weborder not confirmed, 2002 weborderid can
+        # not be empty, 2003 weborderid does not exist; success carries "webordertime".
+        raw = (filters.get("weborderid") or "").strip()
+        if not raw:
+            raise _Refusal(2002, "weborderid can not be empty")
         try:
-            weborder_id = int(filters.get("weborderid") or 0)
+            weborder_id = int(raw)
         except ValueError:
-            weborder_id = 0
+            raise _Refusal(2003, "weborderid does not exist") from None
         with self._lock:
             weborder = self.weborders.get(weborder_id)
             if weborder is None:
-                raise _Refusal(2001, "Weborder does not exist")
+                raise _Refusal(2003, "weborderid does not exist")
             state = self._state_of(weborder)
-        if state == "refused":
-            raise _Refusal(2003, "Weborder refused")
         if state != "confirmed":
-            raise _Refusal(2002, "Weborder not confirmed")
+            raise _Refusal(2001, "weborder not confirmed")
         confirmed = weborder.created + (weborder.confirm_after or 0.0)
         confirmed_at = datetime.fromtimestamp(confirmed, tz=BRUSSELS)
         planned = weborder.body.get("plannedorderdatetime") if weborder.body.get("plannedorder") else None
         delivery = (
             str(planned) if planned else (confirmed_at + timedelta(minutes=20)).strftime("%Y-%m-%d %H:%M:%S")
         )
-        return {
-            "weborderid": weborder.id,
-            "confirmed": 1,
-            "confirmeddatetime": confirmed_at.strftime("%Y-%m-%d %H:%M:%S"),
-            "deliverydatetime": delivery,
-            "delivery": int(weborder.body.get("delivery") or 0),
-        }
+        return {"webordertime": delivery}
 
     def _state_of(self, weborder: _Weborder) -> str:
         if weborder.state is not None:
@@ -780,10 +777,10 @@ class CloudPosEmulator(Emulator):
         try:
             weborder_id = int(raw_id)
             state = str(request.json()["state"])
-            if state not in ("confirmed", "pending", "refused"):
+            if state not in ("confirmed", "pending"):
                 raise ValueError(state)
         except (ValueError, KeyError, TypeError):
-            return Response.json({"error": "expected {'state': 'confirmed'|'pending'|'refused'}"}, 400)
+            return Response.json({"error": "expected {'state': 'confirmed'|'pending'}"}, 400)
         with self._lock:
             weborder = self.weborders.setdefault(weborder_id, _Weborder(weborder_id, self.clock()))
             weborder.state = state

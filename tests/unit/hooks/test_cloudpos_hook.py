@@ -39,6 +39,7 @@ from airflow_provider_ledgerlink.hooks.cloudpos import (
     read_envelope,
     settings_from_connection,
     validate_weborder,
+    weborder_status,
 )
 from airflow_provider_ledgerlink.sandbox.cloudpos import (
     CONFIRMED_WEBORDER,
@@ -143,6 +144,24 @@ def test_confirmed_weborders(hook):
     assert confirmed.as_event()["confirmed_time_utc"] == "2026-11-19T17:30:00+00:00"
     assert hook.get_confirmed_weborder(PENDING_WEBORDER).state == "pending"
     assert hook.get_confirmed_weborder(123).state == "not_found"
+    assert hook.get_confirmed_weborder("").state == "no_weborderid"
+
+
+@pytest.mark.parametrize(
+    ("answer", "state", "moment"),
+    [
+        # The reference: "success" = 1 with "webordertime"; 2001 not confirmed, 2002 weborderid can not
+        # be empty, 2003 weborderid does not exist.
+        ({"success": 1, "webordertime": "2026-07-01 12:15:00"}, "confirmed", "2026-07-01T10:15:00+00:00"),
+        ({"success": 0, "errorcode": 2001, "message": "weborder not confirmed"}, "pending", None),
+        ({"success": 0, "errorcode": 2002, "message": "weborderid can not be empty"}, "no_weborderid", None),
+        ({"success": 0, "errorcode": 2003, "message": "weborderid does not exist"}, "not_found", None),
+    ],
+)
+def test_get_confirmedweborder_answers_as_the_reference_gives_them(answer, state, moment):
+    status = weborder_status("5", read_envelope(answer), "V1 get-confirmedweborder")
+    assert status.state == state
+    assert status.as_event()["confirmed_time_utc"] == moment
 
 
 # --------------------------------------------------------------------------------------------------
@@ -477,7 +496,7 @@ def test_a_bad_weborder_is_refused_before_sending(weborder, problem):
 def test_cloudpos_refusing_a_weborder_is_final(hook, sandbox_clean):
     with pytest.raises(ValidationError, match="Product 1 does not exist"):
         hook.create_weborder({"weborderdetail": [{"productid": 1, "quantity": 1}]})
-    assert len(sandbox_clean.cloudpos.weborders) == 3  # only the fixtures
+    assert len(sandbox_clean.cloudpos.weborders) == 2  # only the fixtures
 
 
 def test_a_lost_answer_to_a_weborder_is_never_sent_again(hook, sandbox_clean):

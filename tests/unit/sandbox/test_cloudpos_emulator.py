@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,6 @@ from airflow_provider_ledgerlink.sandbox.cloudpos import (
     CONFIRMED_WEBORDER,
     LICENCE,
     PENDING_WEBORDER,
-    REFUSED_WEBORDER,
     CloudPosEmulator,
     sandbox_cloudpos_token,
 )
@@ -203,26 +203,26 @@ def test_users_carry_a_national_register_number(api):
     assert int(number[-2:]) == 97 - int(number[:9]) % 97
 
 
+REFERENCE = json.loads((Path(__file__).parents[2] / "fixtures" / "cloudpos_reference.json").read_text())
+WEBORDER_ERRORS = REFERENCE["functions"]["get-confirmedweborder"]["errors"]
+
+
 @pytest.mark.parametrize(
-    ("weborder", "code", "message"),
-    [
-        (PENDING_WEBORDER, 2002, "Weborder not confirmed"),
-        (REFUSED_WEBORDER, 2003, "Weborder refused"),
-        (999_999, 2001, "Weborder does not exist"),
-    ],
+    ("weborderid", "code"),
+    [(str(PENDING_WEBORDER), "2001"), ("", "2002"), ("999999", "2003")],
 )
-def test_weborders_that_are_not_confirmed(api, weborder, code, message):
-    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)}) == {
+def test_get_confirmedweborder_answers_the_reference_codes(api, weborderid, code):
+    assert v1(api, "get-confirmedweborder", data={"weborderid": weborderid}) == {
         "success": 0,
-        "errorcode": code,
-        "message": message,
+        "errorcode": int(code),
+        "message": WEBORDER_ERRORS[code],
     }
 
 
-def test_a_confirmed_weborder_gives_the_confirmed_time(api):
-    data = v1(api, "get-confirmedweborder", data={"weborderid": str(CONFIRMED_WEBORDER)})["data"]
-    assert data["confirmed"] == 1
-    assert data["deliverydatetime"] == "2026-11-19 18:30:00"
+def test_a_confirmed_weborder_gives_webordertime(api):
+    answer = v1(api, "get-confirmedweborder", data={"weborderid": str(CONFIRMED_WEBORDER)})
+    assert answer == {"success": 1, "webordertime": "2026-11-19 18:30:00"}
+    assert set(answer) - {"success"} == set(REFERENCE["functions"]["get-confirmedweborder"]["fields"])
 
 
 def v2_insert(api: httpx.Client, body: dict, *, token: str | None = None) -> httpx.Response:
@@ -240,7 +240,7 @@ def test_v2_weborder_insert_creates_a_weborder_that_is_confirmed_after_the_delay
     assert created.status_code == 200
     weborder = created.json()["weborderid"]
     assert weborder >= 8001
-    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2002
+    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2001
     time.sleep(0.4)
     assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["success"] == 1
 
@@ -248,10 +248,10 @@ def test_v2_weborder_insert_creates_a_weborder_that_is_confirmed_after_the_delay
 def test_v2_weborders_that_are_never_confirmed_or_forced(api, sandbox_clean):
     sandbox_clean.cloudpos.confirm_after_seconds = None
     weborder = v2_insert(api, ORDER).json()["weborderid"]
-    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2002
+    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2001
 
-    httpx.post(f"{sandbox_clean.url}/_sandbox/cloudpos/weborders/{weborder}", json={"state": "refused"})
-    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2003
+    httpx.post(f"{sandbox_clean.url}/_sandbox/cloudpos/weborders/{weborder}", json={"state": "confirmed"})
+    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["success"] == 1
 
 
 @pytest.mark.parametrize(
