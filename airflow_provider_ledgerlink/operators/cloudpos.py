@@ -23,7 +23,7 @@ from airflow_provider_ledgerlink.hooks.cloudpos import (
     CloudPosHook,
     function_named,
     validate_weborder,
-    window_chunks,
+    window_days,
 )
 
 if TYPE_CHECKING:
@@ -58,9 +58,11 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
 
     How the window is applied depends on the list:
 
-    * ``orders``, ``invoices`` (dated): read with ``datefrom``/``dateto`` for the window, cut into
-      ``chunk`` pieces (a day) so each answer stays small, continued by id range when an answer is full;
-    * ``products``, ``subproducts``, ``customers``: CloudPOS has no filter for them, so the whole
+    * ``orders``, ``invoices`` (dated): read day by day with CloudPOS's ``&date=YYYY-MM-DD`` filter,
+      continued by id range (``&start=``/``&end=``) when an answer is full, and every record checked
+      on its own time (``ordertime``, ``date``), so exactly the rows of the window land;
+    * ``products``, ``subproducts``, ``customers``, ``gift_vouchers``: CloudPOS has no filter for
+      them, so the whole
       list is read (one request) and only records whose ``modtime`` falls in the window are kept;
     * everything else (``categories``, ``users`` …): a full copy (``incremental=False``).
 
@@ -69,7 +71,7 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
     no worker slot) until the budget resets, then runs. The budget left is logged at the end.
 
     :param function: the list to read (``orders``, ``get-orders`` …; not templated).
-    :param chunk: the largest date range per request for dated lists.
+    :param chunk: ignored (CloudPOS filters dated lists by one day); kept for existing DAGs.
     :param max_rows_per_call: a dated answer with this many rows is continued by id range.
     :param include_national_register_numbers: keep users' ``secnr`` (left out by default).
     :param on_budget_exhausted: ``fail`` or ``wait``; default from the connection (``fail``).
@@ -115,7 +117,7 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
     def requests_needed(self, window: Window | None) -> int:
         """Requests the extract will send at least: one per chunk for dated lists, else one."""
         if window is not None and self.spec.window == "date":
-            return sum(1 for _ in window_chunks(window.start, window.end, self.chunk))
+            return sum(1 for _ in window_days(window.start, window.end))
         return 1
 
     def extract_pages(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
@@ -124,7 +126,6 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
                 self.function,
                 window.start,
                 window.end,
-                chunk=self.chunk,
                 max_rows_per_call=self.max_rows_per_call,
             )
             return
