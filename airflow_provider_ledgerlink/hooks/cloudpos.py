@@ -37,6 +37,7 @@ import httpx
 from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError, DailyBudget, task_holder_id
 from airflow_provider_ledgerlink.core.compat import AirflowFailException, aget_connection, to_thread
 from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
     AuthenticationError,
     ConfigurationError,
     LedgerLinkError,
@@ -873,7 +874,11 @@ class CloudPosHook(LedgerLinkHook):
         except LedgerLinkError as exc:
             self._record(exc)
             raise
-        envelope = envelope_of(response, operation)
+        check = "Look in the POS (Weborders) for the weborder before sending it again"
+        try:
+            envelope = envelope_of(response, operation)
+        except VendorError as exc:  # an answer we cannot read: CloudPOS may have created it
+            raise AmbiguousWriteError(VENDOR, operation, exc.message, hint=check) from None
         if envelope.code is not None:
             error = error_for_code(envelope.code, envelope.message, operation)
             self._record(error)
@@ -882,11 +887,11 @@ class CloudPosHook(LedgerLinkHook):
         record = envelope.records[0] if envelope.records else {}
         weborder_id = record.get("weborderid", record.get("id"))
         if weborder_id in (None, ""):
-            raise VendorError(
+            raise AmbiguousWriteError(
                 VENDOR,
                 operation,
-                "the answer has no weborderid; the weborder may have been created",
-                hint="Check the POS for the weborder before sending it again",
+                "CloudPOS answered without a weborderid; the weborder may have been created",
+                hint=check,
             )
         return str(weborder_id)
 
