@@ -7,7 +7,7 @@ it, then book the sale.
 2. ``wait_for_confirmation`` waits, in the triggerer, until the restaurant confirms the weborder in
    its POS, and returns the confirmed pick-up or delivery time. It polls within the licence's daily
    budget: fifty open weborders share the day's requests instead of spending them in an hour.
-   A weborder that does not exist or is refused fails the run at once.
+   A weborder that does not exist (2003) or an empty weborder id (2002) fails the run at once.
 3. ``land_confirmed_sale`` books the sale. **Invoicing it in Tripletex is the goal of this DAG, but
    the Tripletex operators are not part of LedgerLink yet**: until they are, the confirmed sale
    lands in the lake (``<LEDGERLINK_LAKE>/cloudpos/confirmed_weborders/<weborder id>/``, gzip JSON

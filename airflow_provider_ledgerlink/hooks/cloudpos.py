@@ -26,7 +26,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -37,6 +37,7 @@ import httpx
 from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError, DailyBudget, task_holder_id
 from airflow_provider_ledgerlink.core.compat import AirflowFailException, aget_connection, to_thread
 from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
     AuthenticationError,
     ConfigurationError,
     LedgerLinkError,
@@ -73,54 +74,90 @@ DOCS = "docs/cloudpos.md"
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Function:
-    """One V1 reading function.
+    """One V1 reading function, as CloudPOS's V1 reference documents it.
 
     :param flag: the bare query flag (``get-products``).
     :param label: human words for messages.
-    :param filters: body filters it accepts.
-    :param window: how an extract selects a window: ``date`` (server-side ``datefrom``/``dateto``
-        on the ``date_field``), ``modtime`` (client-side on the unix ``modtime``), or ``None``
-        (a full copy every time).
+    :param filters: the reference's "Post filter" fields (form body).
+    :param url_filters: the reference's "Url filter" parameters (``&start=1``); ``clockinclockout``
+        is a bare flag.
+    :param window: how an extract selects a window: ``date`` (by day with ``&date=YYYY-MM-DD``,
+        continued by id range with ``&start=``/``&end=``, each record checked on ``date_field``),
+        ``modtime`` (client-side on the unix ``modtime``), or ``None`` (a full copy every time).
     :param sensitive: fields left out unless asked for (a national register number).
-    :param documented: whether the vendor's V1 page we read documents it (the others are
-        assumptions; see the docs).
+    :param codes: the function's own error codes (2001…) with what they mean.
+    :param writes: the function creates something (a VAT ticket), so it is not retried.
     """
 
     flag: str
     label: str
     filters: tuple[str, ...] = ()
+    url_filters: tuple[str, ...] = ()
     window: str | None = None
     date_field: str = "date"
     sensitive: tuple[str, ...] = ()
-    documented: bool = False
     codes: Mapping[int, str] = field(default_factory=dict)
+    #: it creates something at CloudPOS (a VAT ticket): never sent twice blindly.
+    writes: bool = False
 
 
-_RANGE_FILTERS = ("datefrom", "dateto", "idfrom", "idto")
+#: The flag-only URL filter of get-orders ("enkel arbeid in en uit": only labour in and out).
+FLAG_FILTERS = ("clockinclockout",)
+_SIGNED_CODES = {2001: "Document nr can not be empty", 2002: "Document nr already in use"}
 
 FUNCTIONS: dict[str, Function] = {
-    "categories": Function("get-categories", "categories", documented=True),
-    "products": Function("get-products", "products", window="modtime", documented=True),
-    "subproducts": Function("get-subproducts", "subproducts", window="modtime", documented=True),
-    "customers": Function("get-customers", "customers", window="modtime", documented=True),
+    "categories": Function("get-categories", "categories"),
+    "products": Function("get-products", "products", window="modtime"),
+    "subproducts": Function("get-subproducts", "subproducts", window="modtime"),
+    "customers": Function("get-customers", "customers", window="modtime"),
     "users": Function("get-users", "users", sensitive=("secnr",)),
     "tables": Function("get-tables", "tables"),
     "payment": Function("get-payment", "payment methods"),
     "printers": Function("get-printers", "printers"),
-    "orders": Function("get-orders", "orders", filters=_RANGE_FILTERS, window="date"),
-    "invoices": Function("get-invoices", "invoices", filters=_RANGE_FILTERS, window="date"),
+    "orders": Function(
+        "get-orders",
+        "orders",
+        url_filters=("start", "end", "date", "clockinclockout"),
+        window="date",
+        date_field="ordertime",
+    ),
+    "invoices": Function("get-invoices", "invoices", url_filters=("start", "end", "date"), window="date"),
     "confirmed_weborder": Function(
         "get-confirmedweborder",
         "confirmed weborder",
         filters=("weborderid",),
-        # 2000 ("no confirmed weborder found") is read as "not confirmed yet": never fail on it.
-        codes={2000: "pending", 2001: "not_found", 2002: "pending", 2003: "refused"},
+        # The reference: 2001 "weborder not confirmed", 2002 "weborderid can not be empty",
+        # 2003 "weborderid does not exist".
+        codes={2001: "pending", 2002: "no_weborderid", 2003: "not_found"},
     ),
-    "signed_documents": Function("get-invoicesigned", "signed documents", filters=_RANGE_FILTERS),
-    "reservations": Function("get-reservations", "reservations", filters=("datefrom", "dateto")),
-    "gift_vouchers": Function("get-giftvouchers", "gift vouchers"),
-    "coupons": Function("get-coupons", "coupons"),
-    "customer_credits": Function("get-customercredits", "customer credits"),
+    "invoice_signed": Function(
+        "get-invoicesigned", "signed invoice", filters=("documentnr",), codes=_SIGNED_CODES, writes=True
+    ),
+    "offer_signed": Function(
+        "get-offersigned", "signed offer", filters=("documentnr",), codes=_SIGNED_CODES, writes=True
+    ),
+    "creditnote_signed": Function(
+        "get-creditnotesigned",
+        "signed credit note",
+        filters=("documentnr",),
+        codes=_SIGNED_CODES,
+        writes=True,
+    ),
+    "reservation_persons": Function(
+        "get-reservationpersons",
+        "reservation persons",
+        filters=("date",),
+        codes={2001: "Date can not be empty"},
+    ),
+    "reservation_hours": Function(
+        "get-reservationhours",
+        "reservation hours",
+        filters=("date", "persons"),
+        codes={2001: "Date can not be empty", 2002: "Persons can not be empty"},
+    ),
+    "gift_vouchers": Function("get-giftvoucher", "gift vouchers", window="modtime"),
+    "coupons": Function("get-coupon", "coupons", url_filters=("start", "end")),
+    "customer_credits": Function("get-customercredits", "customer credits", url_filters=("customerid",)),
 }
 _BY_FLAG = {function.flag: name for name, function in FUNCTIONS.items()}
 
@@ -200,8 +237,8 @@ class WeborderNotFoundError(NotFoundError, AirflowFailException):
     """The weborder does not exist at CloudPOS; waiting longer cannot help (no task retry)."""
 
 
-class WeborderRefusedError(ValidationError, AirflowFailException):
-    """The restaurant refused the weborder; waiting longer cannot help (no task retry)."""
+class WeborderIdMissingError(ConfigurationError, AirflowFailException):
+    """CloudPOS received no weborderid (2002): a configuration error, waiting cannot help (no retry)."""
 
 
 @dataclass(frozen=True)
@@ -571,7 +608,8 @@ class _AsyncGatedTransport(httpx.AsyncBaseTransport):
 class WeborderStatus:
     """What ``get-confirmedweborder`` said about one weborder.
 
-    ``state`` is ``confirmed``, ``pending`` (not confirmed yet), ``not_found`` or ``refused``.
+    ``state`` is ``confirmed``, ``pending`` (2001, not confirmed yet), ``no_weborderid`` (2002, the
+    weborderid reached CloudPOS empty) or ``not_found`` (2003, the weborderid does not exist).
     """
 
     weborder_id: str
@@ -581,12 +619,9 @@ class WeborderStatus:
 
     @property
     def confirmed_time(self) -> datetime | None:
-        """The pick-up or delivery time the restaurant confirmed (Brussels time)."""
-        for key in ("deliverydatetime", "pickupdatetime", "confirmedtime", "confirmeddatetime"):
-            moment = parse_vendor_time(self.record.get(key))
-            if moment is not None:
-                return moment.astimezone(BRUSSELS)
-        return None
+        """``webordertime``: the pick-up or delivery time the restaurant confirmed (Brussels time)."""
+        moment = parse_vendor_time(self.record.get("webordertime"))
+        return moment.astimezone(BRUSSELS) if moment is not None else None
 
     def as_event(self) -> dict[str, Any]:
         """A JSON-safe summary (for XCom and trigger events)."""
@@ -602,12 +637,9 @@ class WeborderStatus:
 
 
 def weborder_status(weborder_id: str, envelope: Envelope, operation: str) -> WeborderStatus:
-    """Interpret ``get-confirmedweborder``: 2001 unknown, 2000/2002 not confirmed, 2003 refused."""
+    """Interpret ``get-confirmedweborder``: ``"success" = 1`` with ``webordertime``, or 2001/2002/2003."""
     if envelope.code is None:
         record = envelope.records[0] if envelope.records else {}
-        flag = record.get("confirmed", 1)
-        if str(flag).strip().lower() in ("0", "false", "no"):
-            return WeborderStatus(weborder_id, "pending", envelope.message or "not confirmed yet", record)
         return WeborderStatus(weborder_id, "confirmed", envelope.message, record)
     meaning = FUNCTIONS["confirmed_weborder"].codes.get(envelope.code)
     if meaning is not None:
@@ -726,8 +758,11 @@ class CloudPosHook(LedgerLinkHook):
         """Call a V1 reading function and return its records (``[]`` for "nothing found").
 
         :param function: ``products``, ``get-products`` … (see :data:`FUNCTIONS`).
-        :param filters: body filters (``datefrom``, ``dateto``, ``idfrom``, ``idto``, ``weborderid``);
-            datetimes are sent as Brussels wall-clock time.
+        :param filters: the function's filters as the reference names them: URL filters (orders:
+            ``start``, ``end``, ``date``, ``clockinclockout=True``; invoices: ``start``, ``end``,
+            ``date``; coupons: ``start``, ``end``; customer credits: ``customerid``) and Post
+            filters (``weborderid``, ``documentnr``, ``date``, ``persons``). A ``date`` is sent as
+            ``YYYY-MM-DD`` (a datetime as its Brussels day).
         :param include_sensitive: keep fields left out by default (users' ``secnr``).
         """
         name, spec = function_named(function)
@@ -748,33 +783,75 @@ class CloudPosHook(LedgerLinkHook):
         start: datetime,
         end: datetime,
         *,
-        chunk: timedelta = timedelta(days=1),
+        chunk: timedelta | None = None,
         max_rows_per_call: int = DEFAULT_MAX_ROWS_PER_CALL,
     ) -> Iterator[list[dict[str, Any]]]:
         """Records of a dated function (orders, invoices) in ``[start, end)``, as pages.
 
-        The window is read in chunks (a day by default) so each answer stays small; a chunk that
-        returns ``max_rows_per_call`` rows is continued by id range (``idfrom``) until a shorter
-        answer. Records are also checked against the window on their own date, so the result is the
-        same whether CloudPOS treats ``dateto`` as inclusive or exclusive.
+        CloudPOS selects by one day (``&date=YYYY-MM-DD``) or by id range (``&start=``/``&end=``), so
+        the window is read day by day (Brussels days); a day that returns ``max_rows_per_call`` rows
+        is continued by id range from the next id until a shorter answer or a record past the day.
+        Every record is checked against the window on its own time (``ordertime`` for orders,
+        ``date`` for invoices), so exactly the rows of the window are returned. ``chunk`` is
+        accepted for compatibility and ignored: CloudPOS has no wider date filter than a day.
         """
         name, spec = function_named(function)
         if spec.window != "date":
             raise ValidationError(VENDOR, f"read {spec.label}", f"{spec.flag} has no date filter")
-        for chunk_start, chunk_end in window_chunks(start, end, chunk):
-            id_from: int | None = None
-            while True:
-                filters: dict[str, Any] = {
-                    "datefrom": chunk_start,
-                    "dateto": chunk_end - timedelta(seconds=1),
-                }
-                if id_from is not None:
-                    filters["idfrom"] = id_from
-                rows = self.call(name, filters)
-                yield [row for row in rows if _within(row.get(spec.date_field), chunk_start, chunk_end)]
-                if len(rows) < max_rows_per_call:
+        for day, day_start, day_end in window_days(start, end):
+            low, high = max(start, day_start), min(end, day_end)
+            rows = self.call(name, {"date": day.isoformat()})
+            yield [row for row in rows if _within(row.get(spec.date_field), low, high)]
+            while len(rows) >= max_rows_per_call:
+                first = _next_id(rows, spec.label)
+                rows = self.call(name, {"start": first, "end": first + max_rows_per_call - 1})
+                yield [row for row in rows if _within(row.get(spec.date_field), low, high)]
+                if any(_after(row.get(spec.date_field), day_end) for row in rows):
                     break
-                id_from = _next_id(rows, spec.label)
+
+    def sign_document(self, doctype: str, documentnr: str) -> str:
+        """Have the FDM sign a sales document: ``get-invoicesigned`` / ``get-offersigned`` /
+        ``get-creditnotesigned`` with the Post filter ``documentnr``; returns ``vatticket``.
+
+        :param doctype: ``invoice``, ``offer`` or ``creditnote``.
+        :raises CloudPosFunctionError: 2001 (empty document nr), 2002 (document nr already in use).
+        :raises NotFoundError: 2000 (no such document).
+        """
+        name = f"{doctype.strip().lower().replace(' ', '')}_signed"
+        if name not in FUNCTIONS:
+            raise ValidationError(
+                VENDOR,
+                "sign a document",
+                f"unknown document type {doctype!r}",
+                hint="invoice, offer or creditnote",
+            )
+        spec = FUNCTIONS[name]
+        envelope = self._send(_v1_request(self.settings, name, spec, {"documentnr": documentnr}))
+        ticket = envelope.records[0].get("vatticket") if envelope.records else None
+        if envelope.code == 2000 or ticket in (None, ""):
+            raise NotFoundError(
+                VENDOR, f"V1 {spec.flag}", f"no document {documentnr!r} to sign", reference="errorcode 2000"
+            )
+        return str(ticket)
+
+    def reservation_persons(self, day: Any) -> list[Any]:
+        """``get-reservationpersons`` (Post ``date``): the party sizes still bookable that day."""
+        return self._array("reservation_persons", "persons", {"date": day})
+
+    def reservation_hours(self, day: Any, persons: int) -> list[Any]:
+        """``get-reservationhours`` (Post ``date``, ``persons``): the hours still free."""
+        return self._array("reservation_hours", "hours", {"date": day, "persons": persons})
+
+    def _array(self, name: str, key: str, filters: Mapping[str, Any]) -> list[Any]:
+        spec = FUNCTIONS[name]
+        envelope = self._send(_v1_request(self.settings, name, spec, filters))
+        if envelope.code == 2000:
+            return []
+        records = envelope.records
+        if len(records) == 1 and key in records[0]:
+            value = records[0][key]
+            return list(value) if isinstance(value, list) else [value]
+        return [record.get("value", record) for record in records]
 
     # -- V2 ---------------------------------------------------------------------------------------
     def create_weborder(self, weborder: Mapping[str, Any]) -> str:
@@ -797,7 +874,11 @@ class CloudPosHook(LedgerLinkHook):
         except LedgerLinkError as exc:
             self._record(exc)
             raise
-        envelope = envelope_of(response, operation)
+        check = "Look in the POS (Weborders) for the weborder before sending it again"
+        try:
+            envelope = envelope_of(response, operation)
+        except VendorError as exc:  # an answer we cannot read: CloudPOS may have created it
+            raise AmbiguousWriteError(VENDOR, operation, exc.message, hint=check) from None
         if envelope.code is not None:
             error = error_for_code(envelope.code, envelope.message, operation)
             self._record(error)
@@ -806,11 +887,11 @@ class CloudPosHook(LedgerLinkHook):
         record = envelope.records[0] if envelope.records else {}
         weborder_id = record.get("weborderid", record.get("id"))
         if weborder_id in (None, ""):
-            raise VendorError(
+            raise AmbiguousWriteError(
                 VENDOR,
                 operation,
-                "the answer has no weborderid; the weborder may have been created",
-                hint="Check the POS for the weborder before sending it again",
+                "CloudPOS answered without a weborderid; the weborder may have been created",
+                hint=check,
             )
         return str(weborder_id)
 
@@ -922,19 +1003,28 @@ class _V1Request:
 def _v1_request(
     settings: CloudPosSettings, name: str, spec: Function, filters: Mapping[str, Any] | None
 ) -> _V1Request:
+    """The request for one V1 function: its "Url filter"s in the URL after the function flag, its
+    "Post filter"s in a form body (a GET when there are none)."""
     operation = f"V1 {spec.flag}"
     body: dict[str, str] = {}
+    query = ""
     for key, value in (filters or {}).items():
-        if key not in spec.filters:
-            allowed = ", ".join(spec.filters) or "none"
+        if key not in spec.filters and key not in spec.url_filters:
+            allowed = ", ".join((*spec.url_filters, *spec.filters)) or "none"
             raise ValidationError(
                 VENDOR, operation, f"{spec.flag} does not take the filter {key!r}", hint=f"Filters: {allowed}"
             )
-        if value is None:
+        if value is None or value is False:
             continue
-        body[key] = to_vendor_time(value) if isinstance(value, datetime) else str(value)
+        if key in spec.url_filters:
+            if key in FLAG_FILTERS:
+                query += f"&{key}"  # a bare flag, as the function itself
+            else:
+                query += f"&{key}={quote(_filter_text(key, value), safe='')}"
+        else:
+            body[key] = _filter_text(key, value)
     # The transport inserts ``token=…`` right after the licence name; this URL never holds it.
-    url = f"/?{settings.v1_query_prefix}&{spec.flag}"
+    url = f"/?{settings.v1_query_prefix}&{spec.flag}{query}"
     if not body:
         return _V1Request("GET", url, operation, name, {})
     return _V1Request(
@@ -945,9 +1035,22 @@ def _v1_request(
         {
             "content": urlencode(body).encode("ascii"),
             "headers": {"Content-Type": "application/x-www-form-urlencoded"},
-            "idempotent": True,  # a reading function: sending it again changes nothing
+            # a reading function: sending it again changes nothing; signing makes a VAT ticket
+            "idempotent": not spec.writes,
         },
     )
+
+
+def _filter_text(key: str, value: Any) -> str:
+    """A filter value as CloudPOS reads it: ``date`` as ``YYYY-MM-DD`` (the reference's
+    ``&date=2016-01-01``, a Brussels day), other datetimes as Brussels wall clock."""
+    if key == "date" and isinstance(value, datetime):
+        return value.astimezone(BRUSSELS).date().isoformat() if value.tzinfo else value.date().isoformat()
+    if isinstance(value, datetime):
+        return to_vendor_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
 
 
 def _v1_records(envelope: Envelope, spec: Function, include_sensitive: bool) -> list[dict[str, Any]]:
@@ -986,6 +1089,20 @@ def record_outcome(error: LedgerLinkError, guard: LoginGuard, budget: DailyBudge
         guard.inconclusive()
 
 
+def window_days(start: datetime, end: datetime) -> Iterator[tuple[date, datetime, datetime]]:
+    """The Brussels days that ``[start, end)`` touches: ``(day, its start, its end)`` (aware)."""
+    if end <= start:
+        return
+    day = start.astimezone(BRUSSELS).date()
+    while True:
+        day_start = datetime.combine(day, datetime.min.time(), tzinfo=BRUSSELS)
+        if day_start >= end:
+            return
+        following = day + timedelta(days=1)
+        yield day, day_start, datetime.combine(following, datetime.min.time(), tzinfo=BRUSSELS)
+        day = following
+
+
 def window_chunks(start: datetime, end: datetime, chunk: timedelta) -> Iterator[tuple[datetime, datetime]]:
     """``[start, end)`` cut into consecutive pieces of at most ``chunk``."""
     if chunk <= timedelta(0):
@@ -1000,6 +1117,11 @@ def window_chunks(start: datetime, end: datetime, chunk: timedelta) -> Iterator[
 def _within(value: Any, start: datetime, end: datetime) -> bool:
     moment = parse_vendor_time(value)
     return moment is None or start <= moment < end  # undated records are kept, never lost
+
+
+def _after(value: Any, end: datetime) -> bool:
+    moment = parse_vendor_time(value)
+    return moment is not None and moment >= end
 
 
 def _next_id(rows: list[dict[str, Any]], label: str) -> int:

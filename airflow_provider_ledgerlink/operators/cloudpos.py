@@ -7,23 +7,23 @@ waits for the next day when they are not there (``on_budget_exhausted``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError, parse_stored_time, state_slug
+from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError
 from airflow_provider_ledgerlink.core.compat import BaseOperator
-from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError, LedgerLinkError
+from airflow_provider_ledgerlink.core.errors import ConfigurationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
+from airflow_provider_ledgerlink.core.once import WriteOnce
 from airflow_provider_ledgerlink.hooks.cloudpos import (
     DEFAULT_MAX_ROWS_PER_CALL,
     VENDOR,
     CloudPosHook,
     function_named,
     validate_weborder,
-    window_chunks,
+    window_days,
 )
 
 if TYPE_CHECKING:
@@ -58,9 +58,11 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
 
     How the window is applied depends on the list:
 
-    * ``orders``, ``invoices`` (dated): read with ``datefrom``/``dateto`` for the window, cut into
-      ``chunk`` pieces (a day) so each answer stays small, continued by id range when an answer is full;
-    * ``products``, ``subproducts``, ``customers``: CloudPOS has no filter for them, so the whole
+    * ``orders``, ``invoices`` (dated): read day by day with CloudPOS's ``&date=YYYY-MM-DD`` filter,
+      continued by id range (``&start=``/``&end=``) when an answer is full, and every record checked
+      on its own time (``ordertime``, ``date``), so exactly the rows of the window land;
+    * ``products``, ``subproducts``, ``customers``, ``gift_vouchers``: CloudPOS has no filter for
+      them, so the whole
       list is read (one request) and only records whose ``modtime`` falls in the window are kept;
     * everything else (``categories``, ``users`` …): a full copy (``incremental=False``).
 
@@ -69,7 +71,7 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
     no worker slot) until the budget resets, then runs. The budget left is logged at the end.
 
     :param function: the list to read (``orders``, ``get-orders`` …; not templated).
-    :param chunk: the largest date range per request for dated lists.
+    :param chunk: ignored (CloudPOS filters dated lists by one day); kept for existing DAGs.
     :param max_rows_per_call: a dated answer with this many rows is continued by id range.
     :param include_national_register_numbers: keep users' ``secnr`` (left out by default).
     :param on_budget_exhausted: ``fail`` or ``wait``; default from the connection (``fail``).
@@ -115,7 +117,7 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
     def requests_needed(self, window: Window | None) -> int:
         """Requests the extract will send at least: one per chunk for dated lists, else one."""
         if window is not None and self.spec.window == "date":
-            return sum(1 for _ in window_chunks(window.start, window.end, self.chunk))
+            return sum(1 for _ in window_days(window.start, window.end))
         return 1
 
     def extract_pages(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
@@ -124,7 +126,6 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
                 self.function,
                 window.start,
                 window.end,
-                chunk=self.chunk,
                 max_rows_per_call=self.max_rows_per_call,
             )
             return
@@ -180,11 +181,12 @@ class CloudPosCreateWeborderOperator(BaseOperator):
     sub-products ``sub1id``…); it is checked before sending.
 
     A weborder is not idempotent at CloudPOS. So each one has a ``reference`` (by default the DAG,
-    run, task and map index), and a row in an Airflow Variable records "sending" before and the new
-    ``weborderid`` after. A task retry then returns the weborder already created instead of sending
-    it again; if an earlier attempt never heard back, the retry fails with
-    :class:`~airflow_provider_ledgerlink.core.errors.AmbiguousWriteError` and tells you which Variable
-    to delete once you have checked the POS.
+    run, task and map index), and :class:`~airflow_provider_ledgerlink.core.once.WriteOnce` elects the
+    one attempt that may send it (concurrent tries included) and records "sending" before and the
+    new ``weborderid`` after. A task retry then returns the weborder already created instead of
+    sending it again. An HTTP 200 without ``weborderid``, a 5xx or a connection dropped after sending
+    raises :class:`~airflow_provider_ledgerlink.core.errors.AmbiguousWriteError`, which says how to
+    check in the POS and how to record the answer; the "sending" mark is never removed for it.
 
     :param weborder: the ``weborder.insert`` body (templated; a dict or its JSON).
     :param reference: what makes this weborder unique (templated).
@@ -195,8 +197,9 @@ class CloudPosCreateWeborderOperator(BaseOperator):
     template_fields: Sequence[str] = ("weborder", "reference", "cloudpos_conn_id")
     template_fields_renderers = {"weborder": "json"}
     ui_color = "#fde9d9"
-    #: Records of created weborders are kept this long, then removed.
-    keep_records = timedelta(days=14)
+    #: How long an attempt waits for another one sending the same weborder before it calls the
+    #: outcome ambiguous: longer than one V2 request can take.
+    sending_wait = 180.0
 
     def __init__(
         self,
@@ -215,69 +218,36 @@ class CloudPosCreateWeborderOperator(BaseOperator):
     def hook(self) -> CloudPosHook:
         return CloudPosHook(self.cloudpos_conn_id)
 
-    def record_prefix(self) -> str:
-        return f"ledgerlink_cloudpos_weborder_{state_slug(self.hook.settings.account_key)}_"
+    def write_once(self) -> WriteOnce:
+        """The record that keeps this weborder from being created twice (keyed by ``reference``)."""
+        return WriteOnce(
+            vendor=VENDOR,
+            operation="V2 weborder.insert",
+            account=self.hook.settings.account_key,
+            key=f"weborder {self.reference}",
+            state=self.hook.state,
+            wait=self.sending_wait,
+        )
 
     def record_key(self) -> str:
-        return self.record_prefix() + hashlib.sha256(str(self.reference).encode()).hexdigest()[:16]
+        """The Airflow Variable that records this weborder's write."""
+        return self.write_once().record_key
 
     def execute(self, context: Context) -> dict[str, Any]:
         body = validate_weborder(self.weborder)
         hook = self.hook
-        state = hook.state
-        key = self.record_key()
         try:
-            record = state.get_json(key) or {}
-            if record.get("weborder_id"):
-                self.log.info(
-                    "Weborder %s (%s) was created earlier: not sent again", record["weborder_id"], key
-                )
-                return {
-                    "weborder_id": str(record["weborder_id"]),
-                    "reference": self.reference,
-                    "created": False,
-                }
-            if record.get("state") == "sending":
-                raise AmbiguousWriteError(
-                    VENDOR,
-                    "V2 weborder.insert",
-                    f"an earlier attempt sent weborder {self.reference!r} at {record.get('at')} and never "
-                    "heard whether CloudPOS created it",
-                    hint=(
-                        "Look for the weborder in the POS. If it is not there, delete the Airflow Variable "
-                        f"'{key}' and clear the task; if it is, set the task to success"
-                    ),
-                )
-            now = datetime.now(timezone.utc)
-            state.set_json(key, {"state": "sending", "reference": str(self.reference), "at": now.isoformat()})
-            try:
-                weborder_id = hook.create_weborder(body)
-            except AmbiguousWriteError:
-                raise
-            except LedgerLinkError:
-                state.delete(key)  # refused or never sent: nothing was created
-                raise
-            state.set_json(
-                key,
-                {
-                    "state": "created",
-                    "reference": str(self.reference),
-                    "weborder_id": weborder_id,
-                    "at": now.isoformat(),
-                },
+            outcome = self.write_once().run(
+                lambda: {"weborder_id": hook.create_weborder(body)},
+                check_hint=f"Look in the CloudPOS back office (Weborders) for the weborder of {self.reference!r}",
             )
-            self.log.info("Created CloudPOS weborder %s for %s", weborder_id, self.reference)
-            self._forget_old_records(now)
-            return {"weborder_id": weborder_id, "reference": self.reference, "created": True}
+            weborder_id = str(outcome.result.get("weborder_id") or "")
+            if outcome.sent:
+                self.log.info("Created CloudPOS weborder %s for %s", weborder_id, self.reference)
+            else:
+                self.log.info(
+                    "Weborder %s (%s) was created earlier: not sent again", weborder_id, self.reference
+                )
+            return {"weborder_id": weborder_id, "reference": self.reference, "created": outcome.sent}
         finally:
             _close_quietly(hook, self.log)
-
-    def _forget_old_records(self, now: datetime) -> None:
-        state = self.hook.state
-        if not state.can_list:
-            return
-        for key in state.keys(self.record_prefix()):
-            record = state.get_json(key) or {}
-            written = parse_stored_time(record.get("at"))
-            if record.get("state") == "created" and written and now - written > self.keep_records:
-                state.delete(key)

@@ -4,9 +4,12 @@ Mounted at ``/cloudpos``, so the API base is ``http://127.0.0.1:PORT/cloudpos/ap
 following CloudPOS's V1 page where it says something and LedgerLink's documented choices where not:
 
 - V1: ``GET|POST /api/?licname=<licence>&token=<token>&get-products``. The function is a bare flag;
-  filters (``datefrom``, ``dateto``, ``idfrom``, ``idto``, ``weborderid``) are read from a form body
-  (a JSON body and the query string are accepted too). Answers are HTTP 200 with
-  ``{"success": 1, "data": [...]}`` or ``{"success": 0, "errorcode": N, "message": "…"}``.
+  every function of CloudPOS's V1 reference, with its fields and codes. "Url filter"s are read from
+  the query string only (``&start=``, ``&end=``, ``&date=YYYY-MM-DD``, ``&clockinclockout``,
+  ``&customerid=``), "Post filter"s from a form (or JSON) body only (``weborderid``, ``documentnr``,
+  ``date``, ``persons``). Answers are HTTP 200 with ``{"success": 1, "data": [...]}`` (lists),
+  ``{"success": 1, "<field>": …}`` (single answers: ``webordertime``, ``vatticket``, ``persons``,
+  ``hours``) or ``{"success": 0, "errorcode": N, "message": "…"}``.
 - Credentials: one licence (``LICENCE``, token :func:`sandbox_cloudpos_token`); more can be added
   through ``POST /_sandbox/cloudpos/licences``. 1001 for empty credentials, 1002 for wrong ones.
 - **Quota**: ``daily_limit`` (500) accepted requests per licence per Europe/Brussels day, then 1003
@@ -17,11 +20,12 @@ following CloudPOS's V1 page where it says something and LedgerLink's documented
   vendor's spelling). The address is ``X-Forwarded-For`` when sent, else ``127.0.0.1``.
 - 1005 for functions switched off with ``POST /_sandbox/cloudpos/config {"unlicensed": [...]}``;
   2000 ``No … found`` for an empty result.
-- Weborders: ``get-confirmedweborder`` with ``weborderid`` answers 2001 (does not exist), 2002 (not
-  confirmed) or 2003 (refused), or the confirmation with ``deliverydatetime``. Weborders created
-  through V2 are confirmed ``confirm_after_seconds`` after creation (0 by default; ``null``: never);
-  ``/_sandbox/cloudpos/weborders/<id>`` forces a state. Fixtures: 7001 confirmed, 7002 never
-  confirmed, 7003 refused.
+- Weborders (the reference's ``get-confirmedweborder``, Post filter ``weborderid``): 2001 ``weborder
+  not confirmed``, 2002 ``weborderid can not be empty``, 2003 ``weborderid does not exist``, or
+  ``{"success": 1, "webordertime": "YYYY-MM-DD HH:MM:SS"}``, the confirmed pick-up or delivery time.
+  Weborders created through V2 are confirmed ``confirm_after_seconds`` after creation (0 by default;
+  ``null``: never); ``/_sandbox/cloudpos/weborders/<id>`` forces ``confirmed`` or ``pending``.
+  Fixtures: 7001 confirmed, 7002 never confirmed.
 - V2 ``POST /api/v2/weborder.insert`` with the ``Licensename`` and ``Token`` headers and a JSON body;
   answers ``{"weborderid": N}``, errors as ``{"error_code": N, "message": "…"}`` with a 4xx status.
 
@@ -30,7 +34,7 @@ covers the 60 days before 2026-11-20 and is a pure function of the seed and the 
 (40 a day by default, ``scale={"cloudpos_orders": N}``), their invoices, products, customers and the
 reference lists. Date and id filters on orders and invoices are answered by binary search, so any
 scale costs the same per answer. An answer holds at most ``max_rows_per_call`` (500) rows, lowest ids
-first; the rest is read with ``idfrom``.
+first; the rest is read by id range (``&start=``).
 """
 
 from __future__ import annotations
@@ -63,7 +67,6 @@ __all__ = [
     "CONFIRMED_WEBORDER",
     "LICENCE",
     "PENDING_WEBORDER",
-    "REFUSED_WEBORDER",
     "CloudPosEmulator",
     "cloudpos_connection_definition",
     "sandbox_cloudpos_token",
@@ -78,9 +81,11 @@ DAILY_LIMIT = 500
 BAD_LOGINS_TO_BLOCK = 5
 BLOCK_MINUTES = 30
 MAX_ROWS_PER_CALL = 500
+#: Order ``k`` is a labour clock-in/out record when ``k % LABOUR_EVERY == LABOUR_OFFSET``.
+LABOUR_EVERY = 20
+LABOUR_OFFSET = 19
 CONFIRMED_WEBORDER = 7001
 PENDING_WEBORDER = 7002
-REFUSED_WEBORDER = 7003
 FIRST_CREATED_WEBORDER = 8001
 DEFAULT_SCALE = {"cloudpos_orders": 40 * HISTORY_DAYS, "cloudpos_customers": 300, "cloudpos_products": 120}
 
@@ -128,6 +133,18 @@ _CITIES = (
     ("8500", "Kortrijk"),
 )
 _PAYMENTS = ("Cash", "Bancontact", "Visa", "Mastercard", "Payconiq", "Cadeaubon")
+#: The payment fields of a get-orders record, as the reference names them.
+_PAYMENT_FIELDS = (
+    "cashpayment",
+    "bancontactpayment",
+    "voucherpayment",
+    "transferpayment",
+    "visapayment",
+    "chargecardpayment",
+    "luncheoncardpayment",
+    "americanexpresspayment",
+    "mastercardpayment",
+)
 
 
 def sandbox_cloudpos_token(seed: int | str = 42, licence: str = LICENCE) -> str:
@@ -215,20 +232,26 @@ class _Data:
             "modtime": _unix(self._change_seconds(i, 40)),
         }
 
+    # Field names below are the V1 reference's, with its spellings ("fistname").
     def customer(self, i: int) -> dict[str, Any]:
         rng = RowRandom(self.keys["customer"], i)
         first, _, last = person_name(rng).partition(" ")
         postcode, city = _CITIES[rng.below(len(_CITIES))]
+        tagged = rng.chance(30)
         return {
             "id": 1 + i,
-            "firstname": first,
             "name": last or first,
-            "email": f"klant{i + 1}@example.be",
+            "fistname": first,
+            "companyname": f"{last or first} bv" if rng.chance(15) else "",
+            "street_number": f"Kerkstraat {rng.between(1, 180)}",
             "phone": phone_number(rng).replace("+31", "+32"),
-            "street": f"Kerkstraat {rng.between(1, 180)}",
-            "zip": postcode,
-            "city": city,
+            "zipcode": postcode,
+            "town": city,
             "vatnumber": f"BE0{rng.digits(9)}" if rng.chance(20) else "",
+            "email": f"klant{i + 1}@example.be",
+            "tagid": rng.digits(10) if tagged else "",
+            "tagtype": ("barcode", "rfid")[rng.below(2)] if tagged else "",
+            "tagfamid": rng.below(5) if tagged else 0,
             "modtime": _unix(self._change_seconds(i, self.customers)),
         }
 
@@ -241,121 +264,152 @@ class _Data:
             check = 97 - base % 97
             yield {
                 "id": 1 + i,
-                "name": person_name(rng),
+                "username": person_name(rng),
+                "admin": int(i == 0),
                 "secnr": f"{birth:%y.%m.%d}-{serial:03d}.{check:02d}",
-                "active": 1,
             }
 
     def tables(self) -> Iterator[dict[str, Any]]:
         for i in range(24):
-            yield {
-                "id": 1 + i,
-                "name": f"Tafel {i + 1}",
-                "zone": "Terras" if i >= 16 else "Zaal",
-                "seats": 2 + i % 4 * 2,
-            }
+            yield {"id": 1 + i, "table": i + 1, "status": (0, 0, 1, 2)[i % 4]}
 
     def payments(self) -> Iterator[dict[str, Any]]:
         for number, name in enumerate(_PAYMENTS, start=1):
-            yield {"id": number, "name": name}
+            yield {"id": number, "payment": name}
 
     def printers(self) -> Iterator[dict[str, Any]]:
-        for number, (name, kind) in enumerate(
-            (("Kassa", "ticket"), ("Keuken", "kitchen"), ("Bar", "bar")), 1
-        ):
-            yield {"id": number, "name": name, "type": kind}
+        for number, name in enumerate(("Kassa", "Keuken", "Bar"), 1):
+            yield {"id": number, "printername": name}
 
     def gift_vouchers(self) -> Iterator[dict[str, Any]]:
         for i in range(25):
             rng = RowRandom(self.keys["misc"], 30_000 + i)
+            seconds = self._change_seconds(i, 25)
             yield {
                 "id": 1 + i,
-                "code": f"GV{rng.hex(8)}",
-                "amount": _money(500 * rng.between(2, 10)),
-                "used": int(rng.chance(40)),
+                "barcode": rng.digits(13),
+                "value": _money(500 * rng.between(2, 10)),
+                "validfrom": format_wallclock(seconds, suffix="")[:10],
+                "validuntil": format_wallclock(seconds + 365 * 86400, suffix="")[:10],
+                "modtime": _unix(seconds),
             }
 
     def coupons(self) -> Iterator[dict[str, Any]]:
         for i in range(8):
+            rng = RowRandom(self.keys["misc"], 35_000 + i)
+            money = i % 2 == 0
             yield {
                 "id": 1 + i,
-                "code": f"PROMO{i + 1}",
-                "discountpercent": 5 * (1 + i % 4),
-                "active": int(i % 3 != 0),
+                "barcode": rng.digits(13),
+                "value": _money(500 * (1 + i % 4)) if money else str(5 * (1 + i % 4)),
+                "valuetype": 1 if money else 2,
+                "validfrom": "2026-01-01",
+                "validuntil": "2026-12-31",
+                "used": int(i % 3 == 0),
             }
 
     def customer_credits(self) -> Iterator[dict[str, Any]]:
         for i in range(0, self.customers, 10):
-            rng = RowRandom(self.keys["misc"], 40_000 + i)
-            yield {"customerid": 1 + i, "credit": _money(rng.between(0, 5000))}
+            yield from self._credits(i, detail=False)
 
-    # -- dated lists: orders, invoices, signed documents, reservations -------------------------------
+    def customer_credit_detail(self, customer_id: int) -> list[dict[str, Any]]:
+        i = customer_id - 1
+        if i < 0 or i >= self.customers or i % 10:
+            return []
+        return list(self._credits(i, detail=True))
+
+    def _credits(self, i: int, *, detail: bool) -> Iterator[dict[str, Any]]:
+        rng = RowRandom(self.keys["misc"], 40_000 + i)
+        customer = self.customer(i)
+        base = {"customerid": 1 + i, "tagid": customer["tagid"], "tagtype": customer["tagtype"]}
+        if not detail:
+            yield {**base, "value": _money(rng.between(0, 5000))}
+            return
+        for n in range(1 + rng.below(3)):  # each addition of credit, with the extra fields
+            yield {
+                **base,
+                "value": _money(rng.between(100, 2000)),
+                "id": 100 * (1 + i) + n,
+                "productid": 1000 + rng.below(self.products),
+                "categoryid": 1 + rng.below(len(_CATEGORIES)),
+            }
+
+    # -- dated lists: orders, invoices -----------------------------------------------------------
     def order_seconds(self, k: int) -> int:
         return self.order_times.seconds(k)
 
+    def is_labour(self, k: int) -> bool:
+        """Every 20th order is a labour clock-in or clock-out (the reference's clockin/clockout)."""
+        return k % LABOUR_EVERY == LABOUR_OFFSET
+
     def order(self, k: int) -> dict[str, Any]:
         rng = RowRandom(self.keys["order"], k)
-        lines = []
+        seconds = self.order_seconds(k)
+        payments = dict.fromkeys(_PAYMENT_FIELDS, "0.00")
+        record: dict[str, Any] = {
+            "id": 100_000 + k,
+            "customerid": 1 + rng.below(self.customers) if rng.chance(25) else 0,
+            "kassaid": 1 + rng.below(2),
+            "totalprice": "0.00",
+            "user": 1 + rng.below(6),
+            "ordertime": format_wallclock(seconds, suffix="").replace("T", " "),
+            "clockin": 0,
+            "clockout": 0,
+            "orderdetail": [],
+        }
+        if self.is_labour(k):
+            record["clockin" if (k // 20) % 2 == 0 else "clockout"] = 1
+            return {**record, **payments}
         total = 0
         for _ in range(1 + rng.below(4)):
             product = self.product(rng.below(self.products))
             quantity = 1 + rng.below(3)
             price = int(product["price"].replace(".", ""))
+            tax = 6 if product["categorylink"] not in (5, 6) else 21
+            line: dict[str, Any] = {
+                "quantity": quantity,
+                "productid": product["id"],
+                "productprice": product["price"],
+                "producttax": tax,
+            }
+            for n in range(1, 11):  # subproduct1id … subproduct10id, price and tax
+                used = n <= rng.below(3)
+                sub = self.subproduct(rng.below(40)) if used else None
+                line[f"subproduct{n}id"] = sub["id"] if sub else 0
+                line[f"subproduct{n}price"] = sub["price"] if sub else "0.00"
+                line[f"subproduct{n}tax"] = tax if sub else 0
+                if sub:
+                    price += int(sub["price"].replace(".", ""))
             total += price * quantity
-            lines.append(
-                {
-                    "productid": product["id"],
-                    "name": product["name"],
-                    "quantity": quantity,
-                    "price": product["price"],
-                    "tax": 6 if product["categorylink"] not in (5, 6) else 21,
-                }
-            )
-        seconds = self.order_seconds(k)
-        return {
-            "id": 100_000 + k,
-            "date": format_wallclock(seconds, suffix="").replace("T", " "),
-            "tableid": 1 + rng.below(24),
-            "userid": 1 + rng.below(6),
-            "customerid": 1 + rng.below(self.customers) if rng.chance(25) else 0,
-            "paymentid": 1 + rng.below(len(_PAYMENTS)),
-            "total": _money(total),
-            "lines": lines,
-            "modtime": _unix(seconds),
-        }
+            record["orderdetail"].append(line)
+        record["totalprice"] = _money(total)
+        payments[_PAYMENT_FIELDS[rng.below(len(_PAYMENT_FIELDS))]] = record["totalprice"]
+        return {**record, **payments}
 
     def invoice(self, j: int) -> dict[str, Any]:
         order = self.order(3 * j)
         seconds = self.order_seconds(3 * j) + 120
-        total = int(order["total"].replace(".", ""))
+        day = format_wallclock(seconds, suffix="").replace("T", " ")
+        doctype = (1, 1, 1, 2, 3)[j % 5]
         return {
             "id": 500_000 + j,
-            "invoicenumber": f"F{j + 1:06d}",
-            "orderid": order["id"],
-            "date": format_wallclock(seconds, suffix="").replace("T", " "),
             "customerid": order["customerid"] or 1 + j % self.customers,
-            "total": order["total"],
-            "vat": _money(total - total * 100 // 106),
-            "modtime": _unix(seconds),
-        }
-
-    def signed_document(self, j: int) -> dict[str, Any]:
-        invoice = self.invoice(j)
-        digest = hashlib.sha256(f"{self.seed}:signed:{invoice['id']}".encode()).hexdigest()
-        return {"id": 900_000 + j, "invoiceid": invoice["id"], "date": invoice["date"], "signature": digest}
-
-    def reservation_seconds(self, r: int) -> int:
-        return self.start + (r // 3) * 86400 + (18 + r % 3) * 3600
-
-    def reservation(self, r: int) -> dict[str, Any]:
-        rng = RowRandom(self.keys["misc"], 50_000 + r)
-        seconds = self.reservation_seconds(r)
-        return {
-            "id": 1 + r,
-            "date": format_wallclock(seconds, suffix="").replace("T", " "),
-            "name": person_name(rng),
-            "persons": 2 + rng.below(6),
-            "tableid": 1 + rng.below(24),
+            "totalprice": order["totalprice"],
+            "date": day,
+            "expirationdate": format_wallclock(seconds + 30 * 86400, suffix="")[:10],
+            "number": f"{('F', 'O', 'C')[doctype - 1]}{j + 1:06d}",
+            "doctype": doctype,
+            "note": "",
+            "invoicedetail": [
+                {
+                    "quantity": line["quantity"],
+                    "productname": self.product(line["productid"] - 1000)["name"],
+                    "productprice": line["productprice"],
+                    "producttax": line["producttax"],
+                }
+                for line in order["orderdetail"]
+            ],
+            "docfromvatticket": int(j % 4 == 0),
         }
 
 
@@ -369,24 +423,30 @@ class _Dated:
     seconds: Callable[[int], int]
     row: Callable[[int], dict[str, Any]]
 
+    labour: bool = False
+
     def select(self, filters: Mapping[str, str], limit: int) -> list[dict[str, Any]]:
+        """The reference's URL filters: ``start``/``end`` (id range, both inclusive), ``date``
+        (``YYYY-MM-DD``, one Brussels day) and, for orders, ``clockinclockout`` (labour only).
+        A date or id the emulator cannot read matches nothing (2000): the reference is silent."""
         lo, hi = 0, self.count
-        date_from = parse_wallclock(filters["datefrom"]) if filters.get("datefrom") else None
-        date_to = parse_wallclock(filters["dateto"]) if filters.get("dateto") else None
-        if (filters.get("datefrom") and date_from is None) or (filters.get("dateto") and date_to is None):
-            raise _Refusal(2001, "Invalid date, use YYYY-MM-DD HH:MM:SS")
-        if date_from is not None:
-            lo = max(lo, _first_at_or_after(self.seconds, self.count, date_from))
-        if date_to is not None:  # inclusive, as a date filter reads
-            hi = min(hi, _first_at_or_after(self.seconds, self.count, date_to + 1))
+        if filters.get("date"):
+            day = parse_wallclock(filters["date"]) if len(filters["date"]) == 10 else None
+            if day is None:
+                return []
+            lo = max(lo, _first_at_or_after(self.seconds, self.count, day))
+            hi = min(hi, _first_at_or_after(self.seconds, self.count, day + 86400))
         try:
-            if filters.get("idfrom"):
-                lo = max(lo, int(filters["idfrom"]) - self.id_base)
-            if filters.get("idto"):
-                hi = min(hi, int(filters["idto"]) - self.id_base + 1)
+            if filters.get("start"):
+                lo = max(lo, int(filters["start"]) - self.id_base)
+            if filters.get("end"):
+                hi = min(hi, int(filters["end"]) - self.id_base + 1)
         except ValueError:
-            raise _Refusal(2002, "Invalid id range") from None
+            return []
         lo = max(lo, 0)
+        if self.labour and "clockinclockout" in filters:
+            first = lo + (LABOUR_OFFSET - lo) % LABOUR_EVERY
+            return [self.row(k) for k in range(first, hi, LABOUR_EVERY)][:limit]
         return [self.row(k) for k in range(lo, min(hi, lo + limit))]
 
 
@@ -425,7 +485,7 @@ class _Weborder:
     created: float
     body: dict[str, Any] = field(default_factory=dict)
     state: str | None = None
-    """Forced state (``confirmed``, ``pending``, ``refused``); ``None`` follows the confirm delay."""
+    """Forced state (``confirmed``, ``pending``); ``None`` follows the confirm delay."""
     confirm_after: float | None = 0.0
 
 
@@ -480,6 +540,7 @@ class CloudPosEmulator(Emulator):
             self.bad_logins: dict[str, int] = {}
             self.blocked_until: dict[str, float] = {}
             self.calls: list[dict[str, Any]] = []
+            self.vattickets: dict[str, int] = {}
             self.refusals: dict[int, int] = {}
             now = self.clock()
             self.weborders: dict[int, _Weborder] = {
@@ -490,7 +551,6 @@ class CloudPosEmulator(Emulator):
                     state="confirmed",
                 ),
                 PENDING_WEBORDER: _Weborder(PENDING_WEBORDER, now, state="pending"),
-                REFUSED_WEBORDER: _Weborder(REFUSED_WEBORDER, now, state="refused"),
             }
             self.next_weborder = FIRST_CREATED_WEBORDER
 
@@ -581,26 +641,27 @@ class CloudPosEmulator(Emulator):
         refusal = self._login(request, licence, token)
         if refusal is not None:
             return _v1_error(refusal)
-        flags = [
-            key
-            for key, values in parse_qs(request.query_string, keep_blank_values=True).items()
-            if values == [""]
-        ]
+        query = parse_qs(request.query_string, keep_blank_values=True)
+        flags = [key for key, values in query.items() if values == [""]]
         function = next((flag.lower() for flag in flags if flag.lower() in self._functions()), None)
+        url = {k: v[0] for k, v in query.items() if k not in ("licname", "token") and k.lower() != function}
         with self._lock:
-            self.calls.append({"function": function, "licence": licence, "method": request.method})
+            self.calls.append(
+                {"function": function, "licence": licence, "method": request.method, "url": url}
+            )
         if function is None:
             return _v1_error(_Refusal(1000, "No valid function given"))
         if function in self.unlicensed:
             return _v1_error(_Refusal(1005, "No license for this module"))
         try:
-            filters = _filters(request)
+            filters = _filters(request, function)
             records = self._functions()[function](filters)
         except _Refusal as problem:
             return _v1_error(problem)
         if not records:
-            label = function.removeprefix("get-")
-            return _v1_error(_Refusal(2000, f"No {label} found"))
+            return _v1_error(_Refusal(2000, _NOTHING_FOUND.get(function, "")))
+        if isinstance(records, dict):  # a single answer (webordertime): its fields beside "success"
+            return Response.json({"success": 1, **records})
         return Response.json({"success": 1, "data": records})
 
     def _functions(self) -> dict[str, Callable[[Mapping[str, str]], Any]]:
@@ -610,12 +671,18 @@ class CloudPosEmulator(Emulator):
         def listed(source: Callable[[], Iterator[dict[str, Any]]]) -> Callable[[Mapping[str, str]], Any]:
             return lambda _filters: list(source())
 
-        orders = _Dated(data.orders, 100_000, data.order_seconds, data.order)
+        orders = _Dated(data.orders, 100_000, data.order_seconds, data.order, labour=True)
         invoices = _Dated(data.orders // 3, 500_000, lambda j: data.order_seconds(3 * j) + 120, data.invoice)
-        signed = _Dated(
-            data.orders // 3, 900_000, lambda j: data.order_seconds(3 * j) + 120, data.signed_document
-        )
-        reservations = _Dated(3 * HISTORY_DAYS, 1, data.reservation_seconds, data.reservation)
+        coupons = _Dated(8, 1, lambda i: 0, lambda i: list(data.coupons())[i])
+
+        def credits(filters: Mapping[str, str]) -> list[dict[str, Any]]:
+            if "customerid" in filters:
+                try:
+                    return data.customer_credit_detail(int(filters["customerid"]))
+                except ValueError:
+                    return []
+            return list(data.customer_credits())
+
         return {
             "get-categories": listed(data.categories),
             "get-products": lambda _f: [data.product(i) for i in range(data.products)],
@@ -627,41 +694,82 @@ class CloudPosEmulator(Emulator):
             "get-printers": listed(data.printers),
             "get-orders": lambda f: orders.select(f, limit),
             "get-invoices": lambda f: invoices.select(f, limit),
-            "get-invoicesigned": lambda f: signed.select(f, limit),
-            "get-reservations": lambda f: reservations.select(f, limit),
-            "get-giftvouchers": listed(data.gift_vouchers),
-            "get-coupons": listed(data.coupons),
-            "get-customercredits": listed(data.customer_credits),
             "get-confirmedweborder": self._confirmed_weborder,
+            "get-invoicesigned": lambda f: self._sign(f, 1),
+            "get-offersigned": lambda f: self._sign(f, 2),
+            "get-creditnotesigned": lambda f: self._sign(f, 3),
+            "get-reservationpersons": self._reservation_persons,
+            "get-reservationhours": self._reservation_hours,
+            "get-giftvoucher": listed(data.gift_vouchers),
+            "get-coupon": lambda f: coupons.select(f, limit),
+            "get-customercredits": credits,
         }
 
-    def _confirmed_weborder(self, filters: Mapping[str, str]) -> dict[str, Any]:
+    def _sign(self, filters: Mapping[str, str], doctype: int) -> dict[str, Any]:
+        """The reference: Post ``documentnr``; answer ``vatticket``; 2001 Document nr can not be
+        empty, 2002 Document nr already in use; 2000 (no message given: here, no such document)."""
+        number = (filters.get("documentnr") or "").strip()
+        if not number:
+            raise _Refusal(2001, "Document nr can not be empty")
         try:
-            weborder_id = int(filters.get("weborderid") or 0)
+            j = int(number[1:]) - 1
         except ValueError:
-            weborder_id = 0
+            return {}
+        if not 0 <= j < self._data.orders // 3 or self._data.invoice(j)["number"] != number:
+            return {}
+        if self._data.invoice(j)["doctype"] != doctype:
+            return {}
+        with self._lock:
+            if number in self.vattickets:
+                raise _Refusal(2002, "Document nr already in use")
+            self.vattickets[number] = 70_000 + len(self.vattickets) + 1
+            return {"vatticket": self.vattickets[number]}
+
+    def _reservation_persons(self, filters: Mapping[str, str]) -> dict[str, Any]:
+        """The reference: Post ``date``; answer ``persons`` (the party sizes still bookable)."""
+        day = (filters.get("date") or "").strip()
+        if not day:
+            raise _Refusal(2001, "Date can not be empty")
+        if parse_wallclock(day) is None:
+            return {}
+        return {"persons": list(range(1, 9))}
+
+    def _reservation_hours(self, filters: Mapping[str, str]) -> dict[str, Any]:
+        """The reference: Post ``date`` and ``persons``; answer ``hours`` (the free hours)."""
+        day = (filters.get("date") or "").strip()
+        if not day:
+            raise _Refusal(2001, "Date can not be empty")
+        persons = (filters.get("persons") or "").strip()
+        if not persons:
+            raise _Refusal(2002, "Persons can not be empty")
+        if parse_wallclock(day) is None or not persons.isdigit() or not 1 <= int(persons) <= 8:
+            return {}
+        return {"hours": ["18:00", "18:30", "19:00", "19:30", "20:00", "20:30", "21:00"][int(persons) % 3 :]}
+
+    def _confirmed_weborder(self, filters: Mapping[str, str]) -> dict[str, Any]:
+        # The reference: Post filter "weborderid"; 2001 weborder not confirmed, 2002 weborderid can
+        # not be empty, 2003 weborderid does not exist; success carries "webordertime".
+        raw = (filters.get("weborderid") or "").strip()
+        if not raw:
+            raise _Refusal(2002, "weborderid can not be empty")
+        try:
+            weborder_id = int(raw)
+        except ValueError:
+            raise _Refusal(2003, "weborderid does not exist") from None
         with self._lock:
             weborder = self.weborders.get(weborder_id)
             if weborder is None:
-                raise _Refusal(2001, "Weborder does not exist")
+                raise _Refusal(2003, "weborderid does not exist")
             state = self._state_of(weborder)
-        if state == "refused":
-            raise _Refusal(2003, "Weborder refused")
         if state != "confirmed":
-            raise _Refusal(2002, "Weborder not confirmed")
+            raise _Refusal(2001, "weborder not confirmed")
         confirmed = weborder.created + (weborder.confirm_after or 0.0)
         confirmed_at = datetime.fromtimestamp(confirmed, tz=BRUSSELS)
         planned = weborder.body.get("plannedorderdatetime") if weborder.body.get("plannedorder") else None
         delivery = (
             str(planned) if planned else (confirmed_at + timedelta(minutes=20)).strftime("%Y-%m-%d %H:%M:%S")
         )
-        return {
-            "weborderid": weborder.id,
-            "confirmed": 1,
-            "confirmeddatetime": confirmed_at.strftime("%Y-%m-%d %H:%M:%S"),
-            "deliverydatetime": delivery,
-            "delivery": int(weborder.body.get("delivery") or 0),
-        }
+        return {"webordertime": delivery}
 
     def _state_of(self, weborder: _Weborder) -> str:
         if weborder.state is not None:
@@ -780,27 +888,64 @@ class CloudPosEmulator(Emulator):
         try:
             weborder_id = int(raw_id)
             state = str(request.json()["state"])
-            if state not in ("confirmed", "pending", "refused"):
+            if state not in ("confirmed", "pending"):
                 raise ValueError(state)
         except (ValueError, KeyError, TypeError):
-            return Response.json({"error": "expected {'state': 'confirmed'|'pending'|'refused'}"}, 400)
+            return Response.json({"error": "expected {'state': 'confirmed'|'pending'}"}, 400)
         with self._lock:
             weborder = self.weborders.setdefault(weborder_id, _Weborder(weborder_id, self.clock()))
             weborder.state = state
         return Response.json({"weborderid": weborder_id, "state": state})
 
 
+#: The reference's 2000 messages (functions it gives none for answer 2000 without one).
+_NOTHING_FOUND = {
+    "get-categories": "No categories found",
+    "get-products": "No products found",
+    "get-subproducts": "No subproducts found",
+    "get-customers": "No customers found",
+    "get-users": "No users found",
+    "get-tables": "No tables found",
+    "get-payment": "No payment found",
+    "get-printers": "No printers found",
+    "get-orders": "No orders found",
+    "get-invoices": "No invoices found",
+    "get-giftvoucher": "No vouchers found",
+    "get-coupon": "No coupons found",
+    "get-customercredits": "No customercredits found",
+}
+
+
 def _v1_error(refusal: _Refusal) -> Response:
     return Response.json({"success": 0, "errorcode": refusal.code, "message": refusal.message})
 
 
-def _filters(request: Request) -> dict[str, str]:
-    """Filters from a form body (what LedgerLink sends), a JSON body, or the query string."""
+#: Functions the reference gives "Post filter"s; the others read "Url filter"s only.
+_POST_FUNCTIONS = frozenset(
+    {
+        "get-confirmedweborder",
+        "get-invoicesigned",
+        "get-offersigned",
+        "get-creditnotesigned",
+        "get-reservationpersons",
+        "get-reservationhours",
+    }
+)
+
+
+def _filters(request: Request, function: str) -> dict[str, str]:
+    """The reference's Post filters from a form (or JSON) body for the functions that take them;
+    for the others its URL filters from the query string (``&start=1``, ``&date=…``, the bare flag
+    ``&clockinclockout``)."""
     found: dict[str, str] = {}
-    for key in ("datefrom", "dateto", "idfrom", "idto", "weborderid"):
-        value = request.param(key)
-        if value:
-            found[key] = value
+    if function not in _POST_FUNCTIONS:
+        query = parse_qs(request.query_string, keep_blank_values=True)
+        for key in ("start", "end", "date", "customerid"):
+            if query.get(key, [""])[0]:
+                found[key] = query[key][0]
+        if "clockinclockout" in query:
+            found["clockinclockout"] = ""
+        return found
     if not request.body:
         return found
     content_type = (request.header("content-type") or "").lower()

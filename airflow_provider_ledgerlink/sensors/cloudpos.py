@@ -19,8 +19,8 @@ from airflow_provider_ledgerlink.core.errors import VendorError
 from airflow_provider_ledgerlink.hooks.cloudpos import (
     VENDOR,
     CloudPosHook,
+    WeborderIdMissingError,
     WeborderNotFoundError,
-    WeborderRefusedError,
     WeborderStatus,
 )
 from airflow_provider_ledgerlink.triggers.cloudpos import EVENT_STATUSES, CloudPosWeborderConfirmedTrigger
@@ -37,9 +37,12 @@ DEFERRAL_GRACE = 120
 class CloudPosWeborderConfirmedSensor(BaseSensorOperator):
     """Wait for CloudPOS to confirm a weborder (``get-confirmedweborder``).
 
-    "Not confirmed yet" keeps waiting; "does not exist" and "refused" fail at once with CloudPOS's
-    message (no task retry: waiting cannot help). Confirmed returns (XCom) the confirmation with
-    the pick-up or delivery time the restaurant confirmed, in Brussels time and in UTC.
+    CloudPOS's reference gives three answers besides success: 2001 "weborder not confirmed" keeps
+    waiting; 2002 "weborderid can not be empty" (a configuration error) and 2003 "weborderid does not
+    exist" fail at once with CloudPOS's message (no task retry: waiting cannot help). Confirmed
+    (``"success" = 1``) returns (XCom) the confirmation with ``webordertime``, the pick-up or
+    delivery time the restaurant confirmed, as ``confirmed_time`` (Brussels) and
+    ``confirmed_time_utc``.
 
     Every poll is one request of the licence's 500 a day, so the sensor paces itself: what is left
     of the day's budget above a reserve (``sensor_reserve_percent`` in the connection, 20 % by
@@ -138,7 +141,7 @@ class CloudPosWeborderConfirmedSensor(BaseSensorOperator):
             return self._finish(event["weborder"])
         if status == "timeout":
             raise AirflowSensorTimeout(f"{VENDOR} {self._operation}: {event.get('message')}")
-        if status in ("not_found", "refused"):
+        if status in ("not_found", "no_weborderid"):
             self._finish(WeborderStatus(str(self.weborder_id), status, event.get("message") or "").as_event())
         raise VendorError(VENDOR, self._operation, str(event.get("message") or "the trigger failed"))
 
@@ -154,9 +157,12 @@ class CloudPosWeborderConfirmedSensor(BaseSensorOperator):
             raise WeborderNotFoundError(
                 VENDOR, self._operation, message, hint="Check the weborder id; waiting longer cannot help"
             )
-        if state == "refused":
-            raise WeborderRefusedError(
-                VENDOR, self._operation, message, hint="The restaurant refused it in the POS"
+        if state == "no_weborderid":
+            raise WeborderIdMissingError(
+                VENDOR,
+                self._operation,
+                message,
+                hint="Pass the weborderid that CloudPosCreateWeborderOperator returned (weborder_id)",
             )
         self.log.info(
             "CloudPOS weborder %s is confirmed for %s",

@@ -15,7 +15,7 @@ from airflow_provider_ledgerlink.core.errors import LedgerLinkError
 from airflow_provider_ledgerlink.core.redaction import scrub
 
 #: Statuses a :class:`CloudPosWeborderConfirmedTrigger` event can carry.
-EVENT_STATUSES = ("confirmed", "not_found", "refused", "timeout", "error")
+EVENT_STATUSES = ("confirmed", "not_found", "no_weborderid", "timeout", "error")
 
 
 class CloudPosWeborderConfirmedTrigger(BaseTrigger):
@@ -27,7 +27,7 @@ class CloudPosWeborderConfirmedTrigger(BaseTrigger):
     count, or because CloudPOS answered 1003) the trigger sleeps until it is back instead of failing.
 
     Exactly one event, with ``status`` one of ``confirmed`` (with ``weborder``: the confirmation),
-    ``not_found``, ``refused``, ``timeout`` or ``error`` (with ``message``).
+    ``not_found`` (2003), ``no_weborderid`` (2002), ``timeout`` or ``error`` (with ``message``).
 
     :param weborder_id: the weborder.
     :param cloudpos_conn_id: the Airflow connection (the triggerer must be able to read it).
@@ -93,7 +93,7 @@ class CloudPosWeborderConfirmedTrigger(BaseTrigger):
                 if status.state == "confirmed":
                     yield await self._final(hook, "confirmed", weborder=status.as_event())
                     return
-                if status.state in ("not_found", "refused"):
+                if status.state in ("not_found", "no_weborderid"):
                     yield await self._final(hook, status.state, message=status.message)
                     return
                 wait = await hook.apoll_interval(self.poke_interval)

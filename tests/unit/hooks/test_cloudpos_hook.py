@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
     ConfigurationError,
+    NotFoundError,
     PermissionDeniedError,
     ValidationError,
     VendorError,
@@ -32,6 +34,7 @@ from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState, 
 from airflow_provider_ledgerlink.hooks.cloudpos import (
     BRUSSELS,
     FUNCTIONS,
+    CloudPosFunctionError,
     CloudPosHook,
     CloudPosIpBlockedError,
     error_for_code,
@@ -39,6 +42,7 @@ from airflow_provider_ledgerlink.hooks.cloudpos import (
     read_envelope,
     settings_from_connection,
     validate_weborder,
+    weborder_status,
 )
 from airflow_provider_ledgerlink.sandbox.cloudpos import (
     CONFIRMED_WEBORDER,
@@ -85,7 +89,7 @@ def requests_seen(sandbox) -> int:
 # --------------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("function", sorted(set(FUNCTIONS) - {"confirmed_weborder"}))
+@pytest.mark.parametrize("function", sorted(name for name, spec in FUNCTIONS.items() if not spec.filters))
 def test_every_function_returns_its_records(hook, function):
     records = hook.call(function)
 
@@ -99,19 +103,43 @@ def test_functions_are_named_short_or_as_the_flag(hook):
         hook.call("get-everything")
 
 
-def test_filters_go_in_a_post_body_and_unknown_filters_are_refused_before_sending(hook, sandbox_clean):
-    orders = hook.call("orders", {"datefrom": WINDOW[0], "dateto": WINDOW[1] - timedelta(seconds=1)})
+def test_url_filters_go_in_the_url_and_unknown_filters_are_refused_before_sending(hook, sandbox_clean):
+    # The reference: get-orders takes &start=, &end=, &date=YYYY-MM-DD and the bare &clockinclockout.
+    orders = hook.call("orders", {"date": WINDOW[0]})  # a datetime is sent as its Brussels day
 
-    assert orders and all(order["date"].startswith("2026-11-18") for order in orders)
-    assert sandbox_clean.cloudpos.calls[-1]["method"] == "POST"
+    assert orders and all(order["ordertime"].startswith("2026-11-18") for order in orders)
+    assert sandbox_clean.cloudpos.calls[-1]["method"] == "GET"
+    assert sandbox_clean.cloudpos.calls[-1]["url"] == {"date": "2026-11-18"}
+    labour = hook.call("orders", {"date": "2026-11-18", "clockinclockout": True})
+    assert sandbox_clean.cloudpos.calls[-1]["url"] == {"date": "2026-11-18", "clockinclockout": ""}
+    assert labour and all(order["clockin"] or order["clockout"] for order in labour)
+    ranged = hook.call("invoices", {"start": 500_010, "end": 500_012})
+    assert [invoice["id"] for invoice in ranged] == [500_010, 500_011, 500_012]
     before = requests_seen(sandbox_clean)
-    with pytest.raises(ValidationError, match="does not take the filter 'colour'"):
-        hook.call("products", {"colour": "red"})
+    with pytest.raises(ValidationError, match="does not take the filter 'datefrom'"):
+        hook.call("orders", {"datefrom": "2026-11-18"})
     assert requests_seen(sandbox_clean) == before
 
 
+def test_post_filters_go_in_a_form_body(hook, sandbox_clean):
+    assert hook.reservation_persons("2026-11-18")
+    assert sandbox_clean.cloudpos.calls[-1]["method"] == "POST"
+    assert hook.reservation_hours("2026-11-18", 4)
+    with pytest.raises(CloudPosFunctionError, match="Persons can not be empty"):
+        hook.call("reservation_hours", {"date": "2026-11-18"})
+
+
+def test_signing_a_document_returns_its_vat_ticket_and_is_never_sent_twice(hook, sandbox_clean):
+    invoice = next(i for i in hook.call("invoices", {"date": "2026-11-18"}) if i["doctype"] == 1)
+    assert hook.sign_document("invoice", invoice["number"]).isdigit()
+    with pytest.raises(CloudPosFunctionError, match="Document nr already in use"):
+        hook.sign_document("invoice", invoice["number"])
+    with pytest.raises(NotFoundError):
+        hook.sign_document("offer", invoice["number"])
+
+
 def test_nothing_found_is_an_empty_list(hook):
-    assert hook.call("orders", {"datefrom": "2030-01-01 00:00:00", "dateto": "2030-01-02 00:00:00"}) == []
+    assert hook.call("orders", {"date": "2030-01-01"}) == []
 
 
 def test_national_register_numbers_are_left_out_unless_asked_for(hook):
@@ -124,16 +152,28 @@ def test_a_window_read_in_small_chunks_and_id_ranges_equals_one_big_read(hook, s
 
     sandbox_clean.cloudpos.max_rows_per_call = 7
     before = len(sandbox_clean.cloudpos.calls)
-    pieces = [
-        row
-        for page in hook.iter_window("orders", *WINDOW, chunk=timedelta(hours=6), max_rows_per_call=7)
-        for row in page
-    ]
+    pieces = [row for page in hook.iter_window("orders", *WINDOW, max_rows_per_call=7) for row in page]
 
     assert pieces == whole
     assert len(whole) > 7
-    assert len(sandbox_clean.cloudpos.calls) - before > 4  # four chunks, some continued by id
-    assert all(WINDOW[0] <= parse_vendor_time(row["date"]) < WINDOW[1] for row in whole)
+    calls = sandbox_clean.cloudpos.calls[before:]
+    assert calls[0]["url"] == {"date": "2026-11-18"}
+    assert all(set(call["url"]) == {"start", "end"} for call in calls[1:])  # continued by id range
+    assert all(WINDOW[0] <= parse_vendor_time(row["ordertime"]) < WINDOW[1] for row in whole)
+
+
+def test_a_window_across_days_lands_exactly_its_rows(hook, sandbox_clean):
+    start = datetime(2026, 11, 16, 14, 30, tzinfo=timezone.utc)
+    end = datetime(2026, 11, 18, 9, 15, tzinfo=timezone.utc)
+    for function, field_name in (("orders", "ordertime"), ("invoices", "date")):
+        rows = [row for page in hook.iter_window(function, start, end) for row in page]
+        every = [
+            row
+            for day in ("2026-11-16", "2026-11-17", "2026-11-18")
+            for row in hook.call(function, {"date": day})
+        ]
+        expected = [row for row in every if start <= parse_vendor_time(row[field_name]) < end]
+        assert rows == expected and rows
 
 
 def test_confirmed_weborders(hook):
@@ -143,6 +183,24 @@ def test_confirmed_weborders(hook):
     assert confirmed.as_event()["confirmed_time_utc"] == "2026-11-19T17:30:00+00:00"
     assert hook.get_confirmed_weborder(PENDING_WEBORDER).state == "pending"
     assert hook.get_confirmed_weborder(123).state == "not_found"
+    assert hook.get_confirmed_weborder("").state == "no_weborderid"
+
+
+@pytest.mark.parametrize(
+    ("answer", "state", "moment"),
+    [
+        # The reference: "success" = 1 with "webordertime"; 2001 not confirmed, 2002 weborderid can not
+        # be empty, 2003 weborderid does not exist.
+        ({"success": 1, "webordertime": "2026-07-01 12:15:00"}, "confirmed", "2026-07-01T10:15:00+00:00"),
+        ({"success": 0, "errorcode": 2001, "message": "weborder not confirmed"}, "pending", None),
+        ({"success": 0, "errorcode": 2002, "message": "weborderid can not be empty"}, "no_weborderid", None),
+        ({"success": 0, "errorcode": 2003, "message": "weborderid does not exist"}, "not_found", None),
+    ],
+)
+def test_get_confirmedweborder_answers_as_the_reference_gives_them(answer, state, moment):
+    status = weborder_status("5", read_envelope(answer), "V1 get-confirmedweborder")
+    assert status.state == state
+    assert status.as_event()["confirmed_time_utc"] == moment
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,9 +239,9 @@ def test_an_html_page_instead_of_json_is_a_clear_error(hook, sandbox_clean):
 
 
 def test_a_module_without_licence(hook, sandbox_clean):
-    sandbox_clean.cloudpos.unlicensed = {"get-reservations"}
+    sandbox_clean.cloudpos.unlicensed = {"get-coupon"}
     with pytest.raises(PermissionDeniedError, match="No license for this module") as error:
-        hook.call("reservations")
+        hook.call("coupons")
     assert error.value.reference == "errorcode 1005"
 
 
@@ -477,7 +535,7 @@ def test_a_bad_weborder_is_refused_before_sending(weborder, problem):
 def test_cloudpos_refusing_a_weborder_is_final(hook, sandbox_clean):
     with pytest.raises(ValidationError, match="Product 1 does not exist"):
         hook.create_weborder({"weborderdetail": [{"productid": 1, "quantity": 1}]})
-    assert len(sandbox_clean.cloudpos.weborders) == 3  # only the fixtures
+    assert len(sandbox_clean.cloudpos.weborders) == 2  # only the fixtures
 
 
 def test_a_lost_answer_to_a_weborder_is_never_sent_again(hook, sandbox_clean):
@@ -506,3 +564,23 @@ def test_the_async_path_shares_the_budget_and_the_guard(cloudpos_connection, san
     assert interval >= 5
     assert CloudPosHook(cloudpos_connection, state=state).budget.status().spent == 1
     assert CloudPosHook(cloudpos_connection, state=state).budget.status().pollers == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# The hook's function table against CloudPOS's V1 reference (tests/fixtures/cloudpos_reference.json)
+# --------------------------------------------------------------------------------------------------
+REFERENCE = json.loads((Path(__file__).parents[2] / "fixtures" / "cloudpos_reference.json").read_text())
+
+
+def test_the_hook_knows_every_function_of_the_reference_and_no_other():
+    assert {spec.flag for spec in FUNCTIONS.values()} == set(REFERENCE["functions"])
+
+
+@pytest.mark.parametrize("flag", sorted(REFERENCE["functions"]))
+def test_each_function_takes_the_reference_filters_where_the_reference_puts_them(flag):
+    documented = REFERENCE["functions"][flag]
+    spec = next(spec for spec in FUNCTIONS.values() if spec.flag == flag)
+    assert list(spec.url_filters) == documented.get("url_filters", [])
+    assert list(spec.filters) == documented.get("post_filters", [])
+    own_codes = {str(code) for code in documented["errors"] if code != "2000"}
+    assert {str(code) for code in spec.codes} == own_codes

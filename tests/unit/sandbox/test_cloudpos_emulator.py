@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,6 @@ from airflow_provider_ledgerlink.sandbox.cloudpos import (
     CONFIRMED_WEBORDER,
     LICENCE,
     PENDING_WEBORDER,
-    REFUSED_WEBORDER,
     CloudPosEmulator,
     sandbox_cloudpos_token,
 )
@@ -26,9 +26,15 @@ def api(sandbox_clean):
         yield client
 
 
-def v1(api: httpx.Client, function: str, *, licence=LICENCE, token=None, data=None, headers=None) -> dict:
+REFERENCE = json.loads((Path(__file__).parents[2] / "fixtures" / "cloudpos_reference.json").read_text())
+WEBORDER_ERRORS = REFERENCE["functions"]["get-confirmedweborder"]["errors"]
+
+
+def v1(
+    api: httpx.Client, function: str, *, licence=LICENCE, token=None, data=None, headers=None, url=""
+) -> dict:
     token = sandbox_cloudpos_token() if token is None else token
-    query = f"licname={licence}&token={token}&{function}"
+    query = f"licname={licence}&token={token}&{function}{url}"
     if data is None:
         response = api.get(f"?{query}", headers=headers)
     else:
@@ -138,51 +144,115 @@ def test_the_quota_resets_at_brussels_midnight():
 
 
 def test_an_empty_result_is_errorcode_2000(api):
-    body = v1(api, "get-orders", data={"datefrom": "2030-01-01 00:00:00", "dateto": "2030-01-02 00:00:00"})
+    body = v1(api, "get-orders", url="&date=2030-01-01")
     assert body == {"success": 0, "errorcode": 2000, "message": "No orders found"}
 
 
 def test_an_unlicensed_module_answers_1005(api, sandbox_clean):
-    httpx.post(sandbox_clean.url + "/_sandbox/cloudpos/config", json={"unlicensed": ["get-reservations"]})
+    httpx.post(sandbox_clean.url + "/_sandbox/cloudpos/config", json={"unlicensed": ["get-coupon"]})
 
-    assert v1(api, "get-reservations")["errorcode"] == 1005
+    assert v1(api, "get-coupon")["errorcode"] == 1005
 
 
-def test_orders_are_filtered_by_brussels_date_inclusively_and_by_id(api):
-    day = v1(api, "get-orders", data={"datefrom": "2026-11-18 00:00:00", "dateto": "2026-11-18 23:59:59"})[
-        "data"
-    ]
+def test_orders_are_filtered_in_the_url_by_brussels_date_and_by_id_range(api):
+    day = v1(api, "get-orders", url="&date=2026-11-18")["data"]
 
-    assert day and all(order["date"].startswith("2026-11-18") for order in day)
+    assert day and all(order["ordertime"].startswith("2026-11-18") for order in day)
     ids = [order["id"] for order in day]
     assert ids == sorted(ids)
-    rest = v1(
-        api,
-        "get-orders",
-        data={"datefrom": "2026-11-18 00:00:00", "dateto": "2026-11-18 23:59:59", "idfrom": str(ids[10])},
-    )["data"]
-    assert [order["id"] for order in rest] == ids[10:]
-    line = day[0]["lines"][0]
-    assert set(line) == {"productid", "name", "quantity", "price", "tax"}
+    ranged = v1(api, "get-orders", url=f"&start={ids[10]}&end={ids[14]}")["data"]
+    assert [order["id"] for order in ranged] == ids[10:15]  # both ends inclusive
+    # The reference puts these filters in the URL: a Post body with them filters nothing.
+    posted = v1(api, "get-orders", data={"date": "2026-11-18"})["data"]
+    assert len(posted) > len(day)
+
+
+def test_clockinclockout_selects_only_labour_records(api):
+    labour = v1(api, "get-orders", url="&date=2026-11-18&clockinclockout")["data"]
+    day = v1(api, "get-orders", url="&date=2026-11-18")["data"]
+
+    assert labour and all(order["clockin"] or order["clockout"] for order in labour)
+    assert [o for o in day if o["clockin"] or o["clockout"]] == labour
+
+
+def test_orders_and_invoices_carry_the_reference_fields(api):
+    order = v1(api, "get-orders", url="&date=2026-11-18")["data"][0]
+    invoice = v1(api, "get-invoices", url="&date=2026-11-18")["data"][0]
+    functions = REFERENCE["functions"]
+
+    assert set(order) == set(functions["get-orders"]["fields"])
+    detail = set(functions["get-orders"]["detail"]["orderdetail"])
+    detail |= {f"subproduct{n}{part}" for n in range(1, 11) for part in ("id", "price", "tax")}
+    assert set(order["orderdetail"][0]) == detail
+    assert set(invoice) == set(functions["get-invoices"]["fields"])
+    assert set(invoice["invoicedetail"][0]) == set(functions["get-invoices"]["detail"]["invoicedetail"])
+    assert invoice["doctype"] in (1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    "function",
+    sorted(
+        name
+        for name, spec in REFERENCE["functions"].items()
+        if "post_filters" not in spec and name not in ("get-orders", "get-invoices")
+    ),
+)
+def test_every_list_function_answers_with_the_reference_fields(api, function):
+    records = v1(api, function)["data"]
+    assert records
+    assert set(records[0]) == set(REFERENCE["functions"][function]["fields"])
+
+
+def test_customer_credits_per_customer_carry_the_detail_fields(api):
+    spec = REFERENCE["functions"]["get-customercredits"]
+    customer = v1(api, "get-customercredits")["data"][0]["customerid"]
+    detail = v1(api, "get-customercredits", url=f"&customerid={customer}")["data"]
+
+    assert detail and {row["customerid"] for row in detail} == {customer}
+    assert set(detail[0]) == set(spec["fields"]) | set(spec["fields_with_customerid"])
+
+
+def test_coupons_by_id_range(api):
+    assert [c["id"] for c in v1(api, "get-coupon", url="&start=2&end=4")["data"]] == [2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("function", "data", "code"),
+    [
+        ("get-invoicesigned", {}, "2001"),
+        ("get-reservationpersons", {}, "2001"),
+        ("get-reservationhours", {"persons": "2"}, "2001"),
+        ("get-reservationhours", {"date": "2026-11-18"}, "2002"),
+    ],
+)
+def test_post_functions_answer_the_reference_codes(api, function, data, code):
+    answer = v1(api, function, data=data)
+    assert answer["errorcode"] == int(code)
+    assert answer["message"] == REFERENCE["functions"][function]["errors"][code]
+
+
+def test_signing_a_document_gives_a_vat_ticket_once(api):
+    invoices = v1(api, "get-invoices", url="&date=2026-11-18")["data"]
+    number = next(i["number"] for i in invoices if i["doctype"] == 1)
+
+    first = v1(api, "get-invoicesigned", data={"documentnr": number})
+    assert set(first) == {"success", "vatticket"}
+    again = v1(api, "get-invoicesigned", data={"documentnr": number})
+    assert (again["errorcode"], again["message"]) == (2002, "Document nr already in use")
+    assert v1(api, "get-offersigned", data={"documentnr": number})["errorcode"] == 2000  # not an offer
+
+
+def test_reservations_answer_persons_and_hours(api):
+    assert v1(api, "get-reservationpersons", data={"date": "2026-11-18"})["persons"]
+    assert v1(api, "get-reservationhours", data={"date": "2026-11-18", "persons": "4"})["hours"]
 
 
 def test_an_answer_holds_at_most_the_row_limit_lowest_ids_first(api, sandbox_clean):
     sandbox_clean.cloudpos.max_rows_per_call = 7
-    body = v1(api, "get-orders", data={"datefrom": "2026-11-01 00:00:00", "dateto": "2026-11-19 23:59:59"})
+    body = v1(api, "get-orders", url="&date=2026-11-01")
 
     assert len(body["data"]) == 7
-    assert body["data"][0]["date"].startswith("2026-11-01")
-
-
-def test_json_bodies_and_query_filters_are_accepted_too(api):
-    as_form = v1(
-        api, "get-invoices", data={"datefrom": "2026-11-18 00:00:00", "dateto": "2026-11-18 23:59:59"}
-    )
-    as_json = api.post(
-        f"?licname={LICENCE}&token={sandbox_cloudpos_token()}&get-invoices",
-        json={"datefrom": "2026-11-18 00:00:00", "dateto": "2026-11-18 23:59:59"},
-    ).json()
-    assert as_form == as_json
+    assert body["data"][0]["ordertime"].startswith("2026-11-01")
 
 
 def test_generated_data_is_the_same_for_the_same_seed():
@@ -204,25 +274,21 @@ def test_users_carry_a_national_register_number(api):
 
 
 @pytest.mark.parametrize(
-    ("weborder", "code", "message"),
-    [
-        (PENDING_WEBORDER, 2002, "Weborder not confirmed"),
-        (REFUSED_WEBORDER, 2003, "Weborder refused"),
-        (999_999, 2001, "Weborder does not exist"),
-    ],
+    ("weborderid", "code"),
+    [(str(PENDING_WEBORDER), "2001"), ("", "2002"), ("999999", "2003")],
 )
-def test_weborders_that_are_not_confirmed(api, weborder, code, message):
-    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)}) == {
+def test_get_confirmedweborder_answers_the_reference_codes(api, weborderid, code):
+    assert v1(api, "get-confirmedweborder", data={"weborderid": weborderid}) == {
         "success": 0,
-        "errorcode": code,
-        "message": message,
+        "errorcode": int(code),
+        "message": WEBORDER_ERRORS[code],
     }
 
 
-def test_a_confirmed_weborder_gives_the_confirmed_time(api):
-    data = v1(api, "get-confirmedweborder", data={"weborderid": str(CONFIRMED_WEBORDER)})["data"]
-    assert data["confirmed"] == 1
-    assert data["deliverydatetime"] == "2026-11-19 18:30:00"
+def test_a_confirmed_weborder_gives_webordertime(api):
+    answer = v1(api, "get-confirmedweborder", data={"weborderid": str(CONFIRMED_WEBORDER)})
+    assert answer == {"success": 1, "webordertime": "2026-11-19 18:30:00"}
+    assert set(answer) - {"success"} == set(REFERENCE["functions"]["get-confirmedweborder"]["fields"])
 
 
 def v2_insert(api: httpx.Client, body: dict, *, token: str | None = None) -> httpx.Response:
@@ -240,7 +306,7 @@ def test_v2_weborder_insert_creates_a_weborder_that_is_confirmed_after_the_delay
     assert created.status_code == 200
     weborder = created.json()["weborderid"]
     assert weborder >= 8001
-    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2002
+    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2001
     time.sleep(0.4)
     assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["success"] == 1
 
@@ -248,10 +314,10 @@ def test_v2_weborder_insert_creates_a_weborder_that_is_confirmed_after_the_delay
 def test_v2_weborders_that_are_never_confirmed_or_forced(api, sandbox_clean):
     sandbox_clean.cloudpos.confirm_after_seconds = None
     weborder = v2_insert(api, ORDER).json()["weborderid"]
-    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2002
+    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2001
 
-    httpx.post(f"{sandbox_clean.url}/_sandbox/cloudpos/weborders/{weborder}", json={"state": "refused"})
-    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["errorcode"] == 2003
+    httpx.post(f"{sandbox_clean.url}/_sandbox/cloudpos/weborders/{weborder}", json={"state": "confirmed"})
+    assert v1(api, "get-confirmedweborder", data={"weborderid": str(weborder)})["success"] == 1
 
 
 @pytest.mark.parametrize(
