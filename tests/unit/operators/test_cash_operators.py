@@ -457,3 +457,50 @@ def test_other_records_are_full_loads_by_default(
     manifest, rows = extract(tmp_path, "0901")
 
     assert manifest["window"] is None and len(rows) == 3
+
+
+def test_export_params_live_beside_a_dags_own_params(
+    cash_connection: str, sandbox_clean: Any, tmp_path: Path
+) -> None:
+    """CASH's export properties are ``export_params``: a string is accepted as written at parse time,
+    and a DAG's own ``params`` stay Airflow's (they never become export properties)."""
+    from airflow.sdk import DAG, Param
+
+    from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
+
+    with DAG(
+        dag_id="cash_params", schedule=None, params={"relation": Param("000100", type="string"), "days": 7}
+    ):
+        operator = CashExtractOperator(
+            task_id="delivery_addresses",
+            record_code="2229",
+            export_params="|{{ params.relation }}",
+            destination=(tmp_path / "lake").as_uri(),
+            window_start="2026-11-18T00:00:00+00:00",
+            window_end="2026-11-19T00:00:00+00:00",
+        )
+        plain = CashExtractOperator(
+            task_id="relations",
+            record_code="0101",
+            export_params="W|7",
+            destination=(tmp_path / "l2").as_uri(),
+        )
+
+    assert plain.export_params == "W|7" and plain.selection(None) == "W|7"
+    assert operator.export_params == "|{{ params.relation }}"
+    assert set(operator.params) == {"relation", "days"}  # the DAG's, untouched
+    assert "export_params" in operator.template_fields
+
+    operator.render_template_fields({"params": {"relation": "000100", "days": 7}})
+    assert operator.export_params == "|000100"
+    summary = operator.execute(context(None))
+
+    manifest = read_manifest(ObjectStoragePath(summary["folder"])) or {}
+    assert manifest["source"]["export"] == "2229|000100"
+    rows = list(read_rows(ObjectStoragePath(summary["folder"])))
+    assert len(rows) == 2 and {r["F0101"] for r in rows} == {"000100"}
+
+
+def test_the_old_params_argument_is_airflows_and_no_export_property() -> None:
+    with pytest.raises(TypeError, match="params must be a mapping"):  # Airflow's own argument
+        CashExtractOperator(task_id="x", record_code="0101", params="W|7", destination="file:///tmp/x")
