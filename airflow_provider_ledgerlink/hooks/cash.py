@@ -1359,7 +1359,11 @@ class CashHook(LedgerLinkHook):
         try:
             count = sum(1 for _ in self.export_records("0901", typed=False))
             detail = f"{count} journals"
-        except ValidationError as exc:  # logged in, but record 0901 is not enabled for the API
+        except ValidationError as exc:
+            # Only CASH's own answer "export error" (response code 800, in a SOAP answer that got past
+            # the login) means logged in; an HTTP 400 or any other refusal says nothing about the login.
+            if exc.http_status is not None or exc.reference != "response code 800":
+                raise
             detail = f"logged in; exporting journals (0901) is not enabled ({exc.message})"
         status = self.status_operation or "none (transactions cannot be followed up)"
         return (
