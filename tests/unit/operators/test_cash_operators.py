@@ -504,3 +504,26 @@ def test_export_params_live_beside_a_dags_own_params(
 def test_the_old_params_argument_is_airflows_and_no_export_property() -> None:
     with pytest.raises(TypeError, match="params must be a mapping"):  # Airflow's own argument
         CashExtractOperator(task_id="x", record_code="0101", params="W|7", destination="file:///tmp/x")
+
+
+def test_a_500_after_cash_applied_the_import_is_ambiguous_and_the_mark_stays(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    from airflow_provider_ledgerlink.sandbox.faults import status_fault
+
+    store = StateStore()
+    sandbox_clean.cash.cashwin.running = True
+    assert CashHook(cash_connection).operations  # the WSDL is read before the fault
+    sandbox_clean.faults.add(
+        status_fault(500, "Internal Server Error", vendor="cash", method="POST", when="after", nth=[1])
+    )
+
+    with pytest.raises(AmbiguousWriteError) as first:
+        import_operator(deferrable=False).execute(context(store))
+    assert [v.get("state") for v in store.values.values()] == ["sending"]  # the mark is kept
+    with pytest.raises(AmbiguousWriteError):
+        import_operator(deferrable=False).execute(context(store))
+
+    assert "may or may not have been applied" in str(first.value)
+    assert sandbox_clean.cash.import_calls == 1
+    assert len(sandbox_clean.cash.transactions) == 1  # one booking at CASH, never a second
