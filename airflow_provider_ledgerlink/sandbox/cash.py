@@ -864,9 +864,9 @@ class CashEmulator(Emulator):
         """Whether journal ``journal`` already holds document number ``document`` in year ``YY``
         (a document number is unique per year and journal)."""
         number = document.strip().zfill(6)
-        if journal == "VK" and number.isdigit() and 1 <= int(number) <= self.journal.entries:
-            if self.journal.booking_date(int(number) - 1).strftime("%y") == year:
-                return True
+        generated = journal == "VK" and number.isdigit() and 1 <= int(number) <= self.journal.entries
+        if generated and self.journal.booking_date(int(number) - 1).strftime("%y") == year:
+            return True
         return (administration, journal, number, year) in self.booked_documents
 
     def _already_booked(
