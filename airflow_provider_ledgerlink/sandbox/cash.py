@@ -537,6 +537,8 @@ class CashEmulator(Emulator):
             self.password = sandbox_cash_password(self.seed)
             self._password_generation = 0
             self.transactions: dict[str, Transaction] = {}
+            #: Operations answered with a SOAP fault that quotes the whole request (tests of redaction).
+            self.echo_request_in_fault: set[str] = set()
             self.imported: dict[str, list[Fields]] = {}
             #: (administration, journal, document number, YY) of every journal entry booked by import.
             self.booked_documents: set[tuple[str, str, str, str]] = set()
@@ -615,6 +617,11 @@ class CashEmulator(Emulator):
             limited = self._over_rate(call)
             if limited is not None:
                 return limited
+            if call.operation in self.echo_request_in_fault:
+                # A hostile (or careless) server that quotes the request, credentials and all, in its
+                # fault: what a client must never let reach a log, an event or an exception.
+                text = request.body.decode("utf-8", "replace")
+                raise SoapFault(f"Invalid request: {text}", code="SOAP-ENV:Server")
             body = self._dispatch(call)
         except SoapFault as fault:
             return _fault_response(fault)

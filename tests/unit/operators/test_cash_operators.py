@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_ledgerlink.core.compat import NEVER_EXPIRE, AirflowSensorTimeout, TaskDeferred
-from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError
+from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError, LedgerLinkError
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
 from airflow_provider_ledgerlink.hooks.cash import (
     CASHWIN_DIAGNOSIS,
@@ -527,3 +527,63 @@ def test_a_500_after_cash_applied_the_import_is_ambiguous_and_the_mark_stays(
     assert "may or may not have been applied" in str(first.value)
     assert sandbox_clean.cash.import_calls == 1
     assert len(sandbox_clean.cash.transactions) == 1  # one booking at CASH, never a second
+
+
+# ------------------------------------------------------------------------------------------------
+# A password with XML's special characters, echoed by a hostile CASH
+# ------------------------------------------------------------------------------------------------
+HOSTILE_PASSWORD = "Pw&<x>'\"1&amp;"
+
+
+@pytest.fixture
+def hostile_cash(cash_connection: str, sandbox_clean: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The emulator accepts a password with ``&``, ``<``, ``>`` and quotes; the connection uses it."""
+    from airflow_provider_ledgerlink.sandbox.cash import cash_connection_definition
+
+    definition = cash_connection_definition(sandbox_clean.cash_url)
+    definition["password"] = HOSTILE_PASSWORD
+    monkeypatch.setenv("AIRFLOW_CONN_CASH_DEFAULT", json.dumps(definition))
+    monkeypatch.setattr(sandbox_clean.cash, "password", HOSTILE_PASSWORD)
+    return sandbox_clean.cash
+
+
+def assert_no_password(*texts: str) -> None:
+    from xml.sax.saxutils import escape
+
+    from airflow_provider_ledgerlink.core.redaction import encoded_forms
+
+    forms = {*encoded_forms(HOSTILE_PASSWORD), escape(HOSTILE_PASSWORD), escape(escape(HOSTILE_PASSWORD))}
+    forms |= {"Pw&amp;&lt;x&gt;", "Pw&<x>", "Pw&amp;amp;&amp;lt;x"}
+    for text in texts:
+        for form in forms:
+            assert form not in text, (form, text[:500])
+
+
+def test_the_password_is_in_no_encoding_when_cash_quotes_the_import_request(
+    hostile_cash: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    hostile_cash.echo_request_in_fault.add("Cash.import")
+    assert CashHook().operations  # the password is accepted: the WSDL and a login work
+
+    with caplog.at_level("DEBUG"), pytest.raises(AmbiguousWriteError) as caught:
+        import_operator(deferrable=False).execute(context(StateStore()))
+
+    assert "Invalid request" in str(caught.value)  # the fault did quote the request
+    assert_no_password(str(caught.value), repr(caught.value), caught.value.hint or "", caplog.text)
+
+
+def test_the_password_is_in_no_encoding_in_the_sensor_or_the_trigger_event(
+    hostile_cash: Any, sandbox_clean: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    transaction_id = pending_transaction(sandbox_clean)
+    hostile_cash.echo_request_in_fault.add("Cash.getTransaction")
+    sensor = CashTransactionSensor(task_id="wait", transaction_id=transaction_id, deferrable=False)
+
+    with caplog.at_level("DEBUG"):
+        with pytest.raises(LedgerLinkError) as from_sensor:
+            sensor.poke(context(None))
+        event = run_trigger(CashTransactionTrigger(transaction_id, poll_interval=0.1))
+
+    assert "Invalid request" in str(from_sensor.value) and event["status"] == "error"
+    assert "Invalid request" in event["message"]
+    assert_no_password(str(from_sensor.value), repr(from_sensor.value), json.dumps(event), caplog.text)
