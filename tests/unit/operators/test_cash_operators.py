@@ -154,6 +154,7 @@ def test_a_retry_resumed_with_an_earlier_tries_event_starts_over_and_never_impor
 ) -> None:
     """Airflow 3.0 resumes a retry in ``execute_complete`` with the failed try's event (#56704)."""
     store = StateStore()
+    sandbox_clean.cash.cashwin.running = False  # still pending when the retry resumes
     first = context(store)
     first["ti"].try_number = 1
     with pytest.raises(TaskDeferred) as deferred:
@@ -172,6 +173,7 @@ def test_a_retry_resumed_with_an_earlier_tries_event_starts_over_and_never_impor
 
     with pytest.raises(TaskDeferred) as again:
         operator.execute_complete(retry, event=stale, **deferred.value.kwargs)
+    sandbox_clean.cash.cashwin.running = True
     event = run_trigger(again.value.trigger)
     summary = operator.execute_complete(retry, event=event, **again.value.kwargs)
 
