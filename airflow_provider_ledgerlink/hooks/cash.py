@@ -87,7 +87,9 @@ CASHWIN_DIAGNOSIS = (
     "CASHWin has not processed the import. Most likely: (1) the CASHWin process for the API user is not "
     "running: start 'cashwin.exe API' (and at server start) with the API user's code, whose start "
     "function is S0067 'Inlezen berichten'; (2) the record is not enabled under 'Instellen CashWeb API'; "
-    "(3) the administration is not enabled under 'Synchronisatie offline'"
+    "(3) the administration is not enabled under 'Synchronisatie offline'; (4) CASH rejected it: CASH "
+    "mails the API's error messages to the address under 'Foutmeldingen naar' (the API user's e-mail); "
+    "(5) the CASH Connect licence, which S0067 and API 3.0 need, is missing"
 )
 
 
