@@ -8,7 +8,9 @@ Each daily run (its data interval is the previous day):
   it lands the day's journal entry as a JSON Lines file in the outbox;
 * ``import_journal`` imports that file into CASH and waits, in the triggerer, until the CASHWin
   process of the API user has processed it; it fails with CASH's per-line errors if CASH rejects
-  a line, and never sends the same file twice (a retry resumes waiting for the same transaction).
+  a line, and never sends the same file twice (a retry resumes waiting for the same transaction);
+* ``delivery_addresses`` lands the delivery addresses (2229) of one relation, chosen with the DAG's
+  own param ``relation``: CASH's export properties go in ``export_params`` (``params`` is Airflow's).
 
 Set ``LEDGERLINK_LAKE`` to the lake's root (``s3://bucket/raw``, ``gs://…``, a local path). The
 connection ``cash_default`` holds the API user and the administration (see docs/cash.md).
@@ -22,7 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import pendulum
-from airflow.sdk import DAG, ObjectStoragePath, task
+from airflow.sdk import DAG, ObjectStoragePath, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_ledgerlink.operators.cash import CashExtractOperator, CashImportOperator
@@ -42,6 +44,9 @@ with DAG(
     max_active_tasks=1,
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
     tags=["ledgerlink", "cash"],
+    params={
+        "relation": Param("000100", type="string", description="Relation whose delivery addresses to land")
+    },
 ) as dag:
     relations = CashExtractOperator(
         task_id="relations",
@@ -85,4 +90,10 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     )
-    relations >> journal_lines >> import_journal
+    delivery_addresses = CashExtractOperator(
+        task_id="delivery_addresses",
+        record_code="2229",
+        export_params="|{{ params.relation }}",  # 2229|000100: one relation's delivery addresses
+        destination=f"{LAKE}/cash/delivery_addresses",
+    )
+    relations >> journal_lines >> import_journal >> delivery_addresses

@@ -87,7 +87,9 @@ CASHWIN_DIAGNOSIS = (
     "CASHWin has not processed the import. Most likely: (1) the CASHWin process for the API user is not "
     "running: start 'cashwin.exe API' (and at server start) with the API user's code, whose start "
     "function is S0067 'Inlezen berichten'; (2) the record is not enabled under 'Instellen CashWeb API'; "
-    "(3) the administration is not enabled under 'Synchronisatie offline'"
+    "(3) the administration is not enabled under 'Synchronisatie offline'; (4) CASH rejected it: CASH "
+    "mails the API's error messages to the address under 'Foutmeldingen naar' (the API user's e-mail); "
+    "(5) the CASH Connect licence, which S0067 and API 3.0 need, is missing"
 )
 
 
@@ -157,6 +159,9 @@ FIELDS: dict[str, FieldSpec] = {
         _spec("1837", "city", "L"),
         _spec("2228", "delivery_address_code", "S"),
         _spec("2229", "delivery_address_description", "L"),
+        # A date in the recorded API 3.0 export of delivery addresses (06-12-2021, 17-12-2021); CASH
+        # names no meaning for it, so the name says only what it is.
+        _spec("2306", "date_2306", "D"),
     )
 }
 FIELDS_BY_NAME: dict[str, FieldSpec] = {}
@@ -219,15 +224,27 @@ def _yy_year(yy: int) -> int:
 
 
 def parse_cash_date(text: str) -> date | None:
-    """``YYMMDD`` (CASH's date format), ``DD-MM-YYYY`` and ``YYYY-MM-DD``; ``None`` if none fits."""
+    """Every date form CASH sends, as a ``date``; ``None`` for an empty or zero date or none that fits.
+
+    ``YYMMDD`` (the import/export format of date fields such as F0302), ``DD-MM-YYYY`` (the recorded
+    API 3.0 export of delivery addresses, F2306: ``06-12-2021``), ``DD-MM-YY``, ``YYYYMMDD``,
+    ``YYYY-MM-DD`` and a timestamp ``YYYY-MM-DD HH:MM:SS`` (a transaction's ``creation``, whose
+    "never" is ``0000-00-00 00:00:00``). Two-digit years 80-99 are 19xx.
+    """
     value = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?", value):
+        value = value[:10]
+    if not value or set(value) <= {"0", "-", "/", "."}:
+        return None
     try:
         if re.fullmatch(r"\d{6}", value):
-            if value == "000000":
-                return None
             return date(_yy_year(int(value[:2])), int(value[2:4]), int(value[4:]))
-        if re.fullmatch(r"\d{2}-\d{2}-\d{4}", value):
-            return date(int(value[6:]), int(value[3:5]), int(value[:2]))
+        if re.fullmatch(r"\d{8}", value):
+            return date(int(value[:4]), int(value[4:6]), int(value[6:]))
+        match = re.fullmatch(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})", value)
+        if match:
+            day, month, year = (int(g) for g in match.groups())
+            return date(year if len(match.group(3)) == 4 else _yy_year(year), month, day)
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             return date.fromisoformat(value)
     except ValueError:
@@ -1344,7 +1361,11 @@ class CashHook(LedgerLinkHook):
         try:
             count = sum(1 for _ in self.export_records("0901", typed=False))
             detail = f"{count} journals"
-        except ValidationError as exc:  # logged in, but record 0901 is not enabled for the API
+        except ValidationError as exc:
+            # Only CASH's own answer "export error" (response code 800, in a SOAP answer that got past
+            # the login) means logged in; an HTTP 400 or any other refusal says nothing about the login.
+            if exc.http_status is not None or exc.reference != "response code 800":
+                raise
             detail = f"logged in; exporting journals (0901) is not enabled ({exc.message})"
         status = self.status_operation or "none (transactions cannot be followed up)"
         return (

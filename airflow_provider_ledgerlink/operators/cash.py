@@ -64,10 +64,12 @@ class CashExtractOperator(LedgerLinkExtractOperator):
       (a period snapshot; rerunning the window replaces it).
 
     Other records are read in full (``incremental=False`` is their default) or with your own
-    ``params``. Rows keep CASH's ``F…`` fields and add typed values under readable names.
+    ``export_params``. Rows keep CASH's ``F…`` fields and add typed values under readable names.
 
     :param record_code: the record (templated): ``0101``, ``0301``, ``0201``, ``0901``, ``2229`` …
-    :param params: export properties (templated), e.g. ``"W|7"``; overrides the window's selection.
+    :param export_params: CASH's export properties ("eigenschappen", templated), e.g. ``"W|7"`` or
+        ``["T", "2611", "2611"]``; overrides the window's selection. (Not ``params``: that is
+        Airflow's own argument for DAG and task params.)
     :param typed: add readable, typed fields (default) or only CASH's own.
     :param cash_conn_id: the Airflow connection.
     """
@@ -76,7 +78,7 @@ class CashExtractOperator(LedgerLinkExtractOperator):
     template_fields: Sequence[str] = (
         *LedgerLinkExtractOperator.template_fields,
         "record_code",
-        "params_",
+        "export_params",
         "cash_conn_id",
     )
 
@@ -84,7 +86,7 @@ class CashExtractOperator(LedgerLinkExtractOperator):
         self,
         *,
         record_code: str,
-        params: Any = None,
+        export_params: Any = None,
         typed: bool = True,
         page_size: int = EXPORT_PAGE_SIZE,
         cash_conn_id: str = CashHook.default_conn_name,
@@ -92,15 +94,14 @@ class CashExtractOperator(LedgerLinkExtractOperator):
     ) -> None:
         try:
             default_incremental = (
-                normalize_record_code(record_code) in INCREMENTAL_RECORDS or params is not None
+                normalize_record_code(record_code) in INCREMENTAL_RECORDS or export_params is not None
             )
         except ValueError:  # a template; decided when it is rendered
             default_incremental = True
         kwargs.setdefault("incremental", default_incremental)
         super().__init__(object_name=f"R{record_code}", conn_id=cash_conn_id, **kwargs)
         self.record_code = record_code
-        # ``params`` is a reserved BaseOperator argument (DAG params), hence the trailing underscore.
-        self.params_ = params
+        self.export_params = export_params
         self.typed = typed
         self.page_size = page_size
         self.cash_conn_id = cash_conn_id
@@ -121,10 +122,10 @@ class CashExtractOperator(LedgerLinkExtractOperator):
         spec = RECORDS.get(self.record)
         return f"R{self.record}" + (f" ({spec.name})" if spec else "")
 
-    def export_params(self, window: Window | None) -> Any:
+    def selection(self, window: Window | None) -> Any:
         """The export properties for ``window`` (see the class docs)."""
-        if self.params_ not in (None, "", []):
-            return self.params_
+        if self.export_params not in (None, "", []):
+            return self.export_params
         if window is None:
             return None
         if self.record == "0101":
@@ -135,11 +136,11 @@ class CashExtractOperator(LedgerLinkExtractOperator):
             VENDOR,
             f"extract {self.object_label()}",
             f"LedgerLink knows no incremental selection for record {self.record}",
-            hint="Set incremental=False for a full export, or pass params with CASH's export properties",
+            hint="Set incremental=False for a full export, or pass export_params with CASH's export properties",
         )
 
     def extract_pages(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
-        params = self.export_params(window)
+        params = self.selection(window)
         self._selection = export_command(self.record, params)
         self.log.info("CASH export %s", self._selection)
         try:

@@ -537,7 +537,11 @@ class CashEmulator(Emulator):
             self.password = sandbox_cash_password(self.seed)
             self._password_generation = 0
             self.transactions: dict[str, Transaction] = {}
+            #: Operations answered with a SOAP fault that quotes the whole request (tests of redaction).
+            self.echo_request_in_fault: set[str] = set()
             self.imported: dict[str, list[Fields]] = {}
+            #: (administration, journal, document number, YY) of every journal entry booked by import.
+            self.booked_documents: set[tuple[str, str, str, str]] = set()
             self.requests: list[float] = []
             self.import_calls = 0
 
@@ -613,6 +617,11 @@ class CashEmulator(Emulator):
             limited = self._over_rate(call)
             if limited is not None:
                 return limited
+            if call.operation in self.echo_request_in_fault:
+                # A hostile (or careless) server that quotes the request, credentials and all, in its
+                # fault: what a client must never let reach a log, an event or an exception.
+                text = request.body.decode("utf-8", "replace")
+                raise SoapFault(f"Invalid request: {text}", code="SOAP-ENV:Server")
             body = self._dispatch(call)
         except SoapFault as fault:
             return _fault_response(fault)
@@ -798,6 +807,7 @@ class CashEmulator(Emulator):
             for message in self._validate(code, fields)
         ]
         errors += self._balance_errors(transaction.records)
+        errors += self._already_booked(transaction.administration, transaction.records)
         transaction.updated = at
         if errors:
             transaction.status = 3
@@ -806,6 +816,16 @@ class CashEmulator(Emulator):
         transaction.status = 2
         for code, fields in transaction.records:
             self.imported.setdefault(code, []).append(fields)
+            values = dict(fields)
+            if code == "0301" and values.get("0303"):
+                self.booked_documents.add(
+                    (
+                        transaction.administration.code,
+                        values.get("0901", ""),
+                        values["0303"].zfill(6),
+                        values.get("0302", "")[:2],
+                    )
+                )
 
     def _validate(self, code: str, fields: Fields) -> Iterator[str]:
         values = dict(fields)
@@ -846,6 +866,35 @@ class CashEmulator(Emulator):
             for (journal, document), (total, first, fields) in totals.items()
             if total != 0
         ]
+
+    def _document_booked(self, administration: str, journal: str, document: str, year: str) -> bool:
+        """Whether journal ``journal`` already holds document number ``document`` in year ``YY``
+        (a document number is unique per year and journal)."""
+        number = document.strip().zfill(6)
+        generated = journal == "VK" and number.isdigit() and 1 <= int(number) <= self.journal.entries
+        if generated and self.journal.booking_date(int(number) - 1).strftime("%y") == year:
+            return True
+        return (administration, journal, number, year) in self.booked_documents
+
+    def _already_booked(
+        self, administration: Administration, records: list[tuple[str, Fields]]
+    ) -> list[tuple[int, str, str, Fields]]:
+        """CASHWin refuses a journal entry whose document number is already booked in that journal and
+        year (the sandbox's wording of the refusal; see docs/sandbox.md)."""
+        errors = []
+        seen: set[tuple[str, str, str]] = set()
+        for line, (code, fields) in enumerate(records, start=1):
+            values = dict(fields)
+            if code != "0301" or not values.get("0303"):
+                continue
+            key = (values.get("0901", ""), values["0303"].zfill(6), values.get("0302", "")[:2])
+            if key in seen:
+                continue
+            seen.add(key)
+            if self._document_booked(administration.code, *key):
+                message = f"Stuknummer {key[1]} is al geboekt in dagboek {key[0]}"
+                errors.append((line, message, code, fields))
+        return errors
 
     def _relation_exists(self, number: str) -> bool:
         if not number.isdigit():

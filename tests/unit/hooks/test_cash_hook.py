@@ -82,6 +82,27 @@ def test_test_connection_reports_the_account_and_the_operations(hook: CashHook) 
     assert PASSWORD not in message
 
 
+def test_test_connection_does_not_call_an_http_400_logged_in(hook: CashHook, sandbox_clean: Any) -> None:
+    assert hook.operations  # the WSDL is read before the fault
+    sandbox_clean.faults.add(status_fault(400, "Bad Request", vendor="cash", method="POST"))
+
+    ok, message = hook.test_connection()
+
+    assert not ok
+    assert "logged in" not in message.lower() and "400" in message
+
+
+def test_test_connection_says_logged_in_when_cash_refuses_only_the_export(
+    hook: CashHook, sandbox_clean: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enabled = sandbox_clean.cash.enabled_records - {"0901"}  # CASH answers response code 800
+    monkeypatch.setattr(sandbox_clean.cash, "enabled_records", enabled)
+
+    ok, message = hook.test_connection()
+
+    assert ok and "logged in; exporting journals (0901) is not enabled" in message
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

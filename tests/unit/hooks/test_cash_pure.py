@@ -3,6 +3,7 @@ checking imports, the per-line error document, and the incremental selections fr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -350,3 +351,33 @@ def test_the_booking_periods_a_window_touches() -> None:
         "2611",
         "2611",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("261119", date(2026, 11, 19)),  # YYMMDD: CASH's date fields (F0302)
+        ("991231", date(1999, 12, 31)),
+        ("06-12-2021", date(2021, 12, 6)),  # DD-MM-YYYY: the recorded 3.0 export (F2306)
+        ("6-12-21", date(2021, 12, 6)),
+        ("20211217", date(2021, 12, 17)),
+        ("2021-12-17", date(2021, 12, 17)),
+        ("2021-12-15 14:40:33", date(2021, 12, 15)),  # a transaction's creation
+        ("0000-00-00 00:00:00", None),  # a transaction's lastUpdate before processing
+        ("000000", None),
+        ("00-00-0000", None),
+        ("31-02-2021", None),
+        ("", None),
+        ("gisteren", None),
+    ],
+)
+def test_every_date_form_cash_sends_is_read(text: str, expected: date | None) -> None:
+    assert parse_cash_date(text) == expected
+
+
+def test_the_recorded_30_export_dates_are_read(cash_recording: Callable[..., Path]) -> None:
+    recorded = json.loads(cash_recording("delivery-address", "get.json").read_text())
+    rows = [readable_row(code, fields) for code, fields in iter_export_rows(recorded["exportResult"])]
+
+    assert [row["F2306"] for row in rows] == ["06-12-2021", "17-12-2021"]  # kept as sent
+    assert [row["date_2306"] for row in rows] == ["2021-12-06", "2021-12-17"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_ledgerlink.core.compat import NEVER_EXPIRE, AirflowSensorTimeout, TaskDeferred
-from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError
+from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError, LedgerLinkError
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
 from airflow_provider_ledgerlink.hooks.cash import (
     CASHWIN_DIAGNOSIS,
@@ -154,6 +154,7 @@ def test_a_retry_resumed_with_an_earlier_tries_event_starts_over_and_never_impor
 ) -> None:
     """Airflow 3.0 resumes a retry in ``execute_complete`` with the failed try's event (#56704)."""
     store = StateStore()
+    sandbox_clean.cash.cashwin.running = False  # still pending when the retry resumes
     first = context(store)
     first["ti"].try_number = 1
     with pytest.raises(TaskDeferred) as deferred:
@@ -172,6 +173,7 @@ def test_a_retry_resumed_with_an_earlier_tries_event_starts_over_and_never_impor
 
     with pytest.raises(TaskDeferred) as again:
         operator.execute_complete(retry, event=stale, **deferred.value.kwargs)
+    sandbox_clean.cash.cashwin.running = True
     event = run_trigger(again.value.trigger)
     summary = operator.execute_complete(retry, event=event, **again.value.kwargs)
 
@@ -457,3 +459,133 @@ def test_other_records_are_full_loads_by_default(
     manifest, rows = extract(tmp_path, "0901")
 
     assert manifest["window"] is None and len(rows) == 3
+
+
+def test_export_params_live_beside_a_dags_own_params(
+    cash_connection: str, sandbox_clean: Any, tmp_path: Path
+) -> None:
+    """CASH's export properties are ``export_params``: a string is accepted as written at parse time,
+    and a DAG's own ``params`` stay Airflow's (they never become export properties)."""
+    from airflow.sdk import DAG, Param
+
+    from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
+
+    with DAG(
+        dag_id="cash_params", schedule=None, params={"relation": Param("000100", type="string"), "days": 7}
+    ):
+        operator = CashExtractOperator(
+            task_id="delivery_addresses",
+            record_code="2229",
+            export_params="|{{ params.relation }}",
+            destination=(tmp_path / "lake").as_uri(),
+            window_start="2026-11-18T00:00:00+00:00",
+            window_end="2026-11-19T00:00:00+00:00",
+        )
+        plain = CashExtractOperator(
+            task_id="relations",
+            record_code="0101",
+            export_params="W|7",
+            destination=(tmp_path / "l2").as_uri(),
+        )
+
+    assert plain.export_params == "W|7" and plain.selection(None) == "W|7"
+    assert operator.export_params == "|{{ params.relation }}"
+    assert set(operator.params) == {"relation", "days"}  # the DAG's, untouched
+    assert "export_params" in operator.template_fields
+
+    operator.render_template_fields({"params": {"relation": "000100", "days": 7}})
+    assert operator.export_params == "|000100"
+    summary = operator.execute(context(None))
+
+    manifest = read_manifest(ObjectStoragePath(summary["folder"])) or {}
+    assert manifest["source"]["export"] == "2229|000100"
+    rows = list(read_rows(ObjectStoragePath(summary["folder"])))
+    assert len(rows) == 2 and {r["F0101"] for r in rows} == {"000100"}
+
+
+def test_the_old_params_argument_is_airflows_and_no_export_property() -> None:
+    with pytest.raises(TypeError, match="params must be a mapping"):  # Airflow's own argument
+        CashExtractOperator(task_id="x", record_code="0101", params="W|7", destination="file:///tmp/x")
+
+
+def test_a_500_after_cash_applied_the_import_is_ambiguous_and_the_mark_stays(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    from airflow_provider_ledgerlink.sandbox.faults import status_fault
+
+    store = StateStore()
+    sandbox_clean.cash.cashwin.running = True
+    assert CashHook(cash_connection).operations  # the WSDL is read before the fault
+    sandbox_clean.faults.add(
+        status_fault(500, "Internal Server Error", vendor="cash", method="POST", when="after", nth=[1])
+    )
+
+    with pytest.raises(AmbiguousWriteError) as first:
+        import_operator(deferrable=False).execute(context(store))
+    assert [v.get("state") for v in store.values.values()] == ["sending"]  # the mark is kept
+    with pytest.raises(AmbiguousWriteError):
+        import_operator(deferrable=False).execute(context(store))
+
+    assert "may or may not have been applied" in str(first.value)
+    assert sandbox_clean.cash.import_calls == 1
+    assert len(sandbox_clean.cash.transactions) == 1  # one booking at CASH, never a second
+
+
+# ------------------------------------------------------------------------------------------------
+# A password with XML's special characters, echoed by a hostile CASH
+# ------------------------------------------------------------------------------------------------
+HOSTILE_PASSWORD = "Pw&<x>'\"1&amp;"
+
+
+@pytest.fixture
+def hostile_cash(cash_connection: str, sandbox_clean: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The emulator accepts a password with ``&``, ``<``, ``>`` and quotes; the connection uses it."""
+    from airflow_provider_ledgerlink.sandbox.cash import cash_connection_definition
+
+    definition = cash_connection_definition(sandbox_clean.cash_url)
+    definition["password"] = HOSTILE_PASSWORD
+    monkeypatch.setenv("AIRFLOW_CONN_CASH_DEFAULT", json.dumps(definition))
+    monkeypatch.setattr(sandbox_clean.cash, "password", HOSTILE_PASSWORD)
+    return sandbox_clean.cash
+
+
+def assert_no_password(*texts: str) -> None:
+    from xml.sax.saxutils import escape
+
+    from airflow_provider_ledgerlink.core.redaction import encoded_forms
+
+    forms = {*encoded_forms(HOSTILE_PASSWORD), escape(HOSTILE_PASSWORD), escape(escape(HOSTILE_PASSWORD))}
+    forms |= {"Pw&amp;&lt;x&gt;", "Pw&<x>", "Pw&amp;amp;&amp;lt;x"}
+    for text in texts:
+        for form in forms:
+            assert form not in text, (form, text[:500])
+
+
+def test_the_password_is_in_no_encoding_when_cash_quotes_the_import_request(
+    hostile_cash: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    hostile_cash.echo_request_in_fault.add("Cash.import")
+    assert CashHook().operations  # the password is accepted: the WSDL and a login work
+
+    with caplog.at_level("DEBUG"), pytest.raises(AmbiguousWriteError) as caught:
+        import_operator(deferrable=False).execute(context(StateStore()))
+
+    assert "Invalid request" in str(caught.value)  # the fault did quote the request
+    assert_no_password(str(caught.value), repr(caught.value), caught.value.hint or "", caplog.text)
+
+
+def test_the_password_is_in_no_encoding_in_the_sensor_or_the_trigger_event(
+    hostile_cash: Any, sandbox_clean: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    transaction_id = pending_transaction(sandbox_clean)
+    hostile_cash.echo_request_in_fault.add("Cash.getTransaction")
+    sensor = CashTransactionSensor(task_id="wait", transaction_id=transaction_id, deferrable=False)
+
+    with caplog.at_level("DEBUG"):
+        with pytest.raises(LedgerLinkError) as from_sensor:
+            sensor.poke(context(None))
+        event = run_trigger(CashTransactionTrigger(transaction_id, poll_interval=0.1))
+
+    assert "Invalid request" in str(from_sensor.value) and event["status"] == "error"
+    assert "Invalid request" in event["message"]
+    assert_no_password(str(from_sensor.value), repr(from_sensor.value), json.dumps(event), caplog.text)

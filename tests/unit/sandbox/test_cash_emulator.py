@@ -233,3 +233,23 @@ def test_a_large_scale_costs_no_memory_until_asked(sandbox_clean: Any) -> None:
     ]
     assert len(emulator.journal.entry(1_999_999)) == 3
     assert len(emulator.journal.in_periods("2611", "2611")) > 0
+
+
+def test_a_document_number_already_booked_is_refused_as_cashwin_would(online_hook: Any) -> None:
+    """A document number is unique per year and journal: a second entry with it is rejected whole."""
+    rows = [
+        {"booking_date": "2026-11-19", "journal": "MM", "document_number": 7, "ledger_account": "1100", "amount": "1,00"},
+        {"booking_date": "2026-11-19", "journal": "MM", "document_number": 7, "ledger_account": "8000", "amount": "-1,00"},
+    ]  # fmt: skip
+    generated = [{**row, "journal": "VK", "document_number": 1} for row in rows]
+    next_year = [{**row, "booking_date": "2027-01-04"} for row in rows]
+
+    assert online_hook.import_records("0301", rows).status == 2
+    again = online_hook.import_records("0301", rows)
+    clash = online_hook.import_records("0301", generated)
+
+    assert again.status == 3 and again.errors[0]["message"] == "Stuknummer 000007 is al geboekt in dagboek MM"
+    assert clash.status == 3 and "Stuknummer 000001 is al geboekt in dagboek VK" in clash.describe_errors()
+    assert online_hook.import_records("0301", next_year).status == 2  # another year: a new number
+    booked = [r for r in online_hook.export_records("0301") if r["F0901"] == "MM"]
+    assert len(booked) == 4  # the first entry and the next year's, two lines each
