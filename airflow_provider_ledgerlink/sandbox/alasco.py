@@ -1,6 +1,7 @@
 """An offline Alasco public API (FinCon 1.0) for tests, demos and benchmarks.
 
-Mounted at ``/alasco``: the base URL is ``http://127.0.0.1:PORT/alasco/fincon/v1``. What it follows
+Mounted at ``/alasco``: the base URL is ``http://127.0.0.1:PORT/alasco/fincon/v1`` (the spec's); the
+published SDKs' ``…/alasco/v1`` answers the same. What it follows
 from the vendor's OpenAPI and "Get Started" page:
 
 - ``X-API-KEY`` + ``X-API-TOKEN`` on every call; several tokens may be valid for one key.
@@ -11,7 +12,7 @@ from the vendor's OpenAPI and "Get Started" page:
 - Lists page by an opaque cursor: the first page is the call without ``cursor[position]``, every
   further page is the absolute URL in ``links.next``; 100 per page, 1,000 on ``/reporting/…``.
 - ``filter[<attribute>.<operation>]`` with the attributes and operations each endpoint's table in
-  the OpenAPI allows (others give 422), values comma-separated; ``include=`` on contracts, invoices
+  the OpenAPI allows (others give 422), values comma-separated (``%2C`` counts as a comma); ``include=`` on contracts, invoices
   and budget shifts.
 - Every path ends with ``/``; a path without it answers 307 to the one with it, except
   ``/cost_elements/{id}``, which has none (``…/{id}/`` answers 307 to it).
@@ -76,6 +77,26 @@ __all__ = [
 ANCHOR = datetime(2026, 11, 20, tzinfo=timezone.utc)
 """End of the generated timelines and start of the sandbox clock (UTC)."""
 API_PREFIX = "/fincon/v1"
+# The spec's servers name ``/fincon/v1``; both published SDKs (``alasco`` on PyPI and its httpx
+# rewrite) use ``https://api.alasco.de/v1``. The emulator answers under both, and every link it
+# writes keeps the base the client used.
+API_PREFIXES = (API_PREFIX, "/v1")
+
+
+def api_prefix(subpath: str) -> str | None:
+    """The API base ``subpath`` starts with (``/fincon/v1`` or ``/v1``), or None."""
+    for prefix in API_PREFIXES:
+        if subpath.startswith(prefix + "/"):
+            return prefix
+    return None
+
+
+def _split_values(raw: str) -> list[str]:
+    """Comma-separated query values; a percent-encoded comma (``%2C``, what httpx and requests
+    send for ``a,b``) separates values exactly as a literal one does."""
+    return unquote_plus(raw).split(",")
+
+
 FILES_PREFIX = "/_files/"
 PAGE_SIZE = 100
 REPORTING_PAGE_SIZE = 1000
@@ -1548,7 +1569,7 @@ def parse_filters(dataset: Dataset, items: Sequence[tuple[str, str]]) -> list[Co
             raise validation_error(
                 ["query", key], f"Operation '{operation}' is not supported for '{attribute}'", value=raw
             )
-        texts = [unquote_plus(v) for v in raw.split(",")] if operation in _MULTI else [unquote_plus(raw)]
+        texts = _split_values(raw) if operation in _MULTI else [unquote_plus(raw)]
         if operation == "range" and len(texts) != 2:
             raise validation_error(["query", key], "A range filter expects two values", value=raw)
         if operation == "is":
@@ -1566,7 +1587,7 @@ def parse_include(dataset: Dataset, items: Sequence[tuple[str, str]]) -> list[st
     for key, raw in items:
         if key != "include":
             continue
-        for name in (unquote_plus(part).strip() for part in raw.split(",")):
+        for name in (part.strip() for part in _split_values(raw)):
             if not name:
                 continue
             if name not in dataset.includes:
@@ -1846,7 +1867,7 @@ class AlascoEmulator(Emulator):
     # -- rendering ---------------------------------------------------------------------------------
     def _base(self, request: Request) -> str:
         host = request.header("host") or "localhost"
-        return f"http://{host}{self.prefix}{API_PREFIX}"
+        return f"http://{host}{self.prefix}{api_prefix(request.subpath) or API_PREFIX}"
 
     def _resource(self, dataset: Dataset, rid: str, attributes: dict[str, Any], base: str) -> dict[str, Any]:
         relationships: dict[str, Any] = {}
@@ -1961,15 +1982,16 @@ class AlascoEmulator(Emulator):
     def _handle(self, request: Request) -> Response:
         if request.subpath.startswith(FILES_PREFIX):
             return self._storage(request, request.subpath[len(FILES_PREFIX) :])
-        if not request.subpath.startswith(API_PREFIX + "/"):
+        prefix = api_prefix(request.subpath)
+        if prefix is None:
             return Response.json({"detail": "Not Found"}, 404)
-        path = request.subpath[len(API_PREFIX) :]
+        path = request.subpath[len(prefix) :]
         handler, arguments, exists = self._match(request.method, path)
         if not exists:
             # Starlette's redirect_slashes: the same path with (or without) the trailing slash.
             other = path[:-1] if path.endswith("/") else path + "/"
             if self._match(request.method, other)[2]:
-                return self._redirect(request, API_PREFIX + other, 307)
+                return self._redirect(request, prefix + other, 307)
             return Response.json({"detail": "Not Found"}, 404)
         if handler is None:
             return Response.json({"detail": "Method Not Allowed"}, 405)
@@ -2079,7 +2101,9 @@ class AlascoEmulator(Emulator):
         if next_position is not None:
             kept = [part for part in request.query_string.split("&") if part and not _is_cursor(part)]
             kept.append(f"cursor%5Bposition%5D={encode_cursor(next_position, query_hash)}")
-            next_link = f"{base}{request.subpath[len(API_PREFIX) :]}?{'&'.join(kept)}"
+            next_link = (
+                f"{base}{request.subpath[len(api_prefix(request.subpath) or API_PREFIX) :]}?{'&'.join(kept)}"
+            )
         return Response.json(
             {"data": data, "included": included, "links": {"next": next_link}, "errors": None}
         )
@@ -2174,7 +2198,7 @@ class AlascoEmulator(Emulator):
             items = _query_items(request.query_string)
             for key, raw in items:
                 if key == "filter[document_type.in]":
-                    wanted = {unquote_plus(v) for v in raw.split(",")}
+                    wanted = set(_split_values(raw))
                     data = [doc for doc in data if doc["attributes"]["document_type"] in wanted]
             return Response.json({"data": data, "included": None, "links": {"next": None}, "errors": None})
 

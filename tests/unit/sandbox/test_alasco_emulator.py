@@ -455,3 +455,40 @@ def test_instants_are_read_with_or_without_a_zone():
         == parse_instant("2026-11-19T01:00:00+01:00")
     )
     assert parse_instant("gestern") is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Both bases: the spec's /fincon/v1 and the SDKs' /v1; encoded commas
+# --------------------------------------------------------------------------------------------------
+def test_the_sdks_base_v1_serves_the_same_objects_and_links_keep_that_base(sandbox_clean, api):
+    emulator = sandbox_clean.alasco
+    headers = {"X-API-KEY": emulator.api_key, "X-API-TOKEN": emulator.api_token}
+    with httpx.Client(base_url=sandbox_clean.alasco_url + "/v1", headers=headers) as sdk:
+        via_sdk = sdk.get("/contracts/").json()
+        redirect = sdk.get("/contracts")
+        second = sdk.get(via_sdk["links"]["next"]).json()
+    via_spec = api.get("/contracts/").json()
+
+    assert [item["id"] for item in via_sdk["data"]] == [item["id"] for item in via_spec["data"]]
+    assert "/alasco/v1/contracts/?" in via_sdk["links"]["next"]
+    assert "/alasco/fincon/v1/contracts/?" in via_spec["links"]["next"]
+    assert redirect.status_code == 307 and redirect.headers["location"].endswith("/alasco/v1/contracts/")
+    assert second["data"] and second["data"][0]["id"] not in {item["id"] for item in via_sdk["data"]}
+
+
+def test_percent_encoded_commas_separate_filter_and_include_values_like_literal_ones(api):
+    contracts = api.get("/contracts/").json()["data"]
+    ids = [contracts[0]["id"], contracts[1]["id"]]
+    literal = api.get(f"/contracts/?{q(**{'id.in': ','.join(ids)})}&include=contractor,contract_unit").json()
+    encoded = api.get(
+        f"/contracts/?{q(**{'id.in': '%2C'.join(ids)})}&include=contractor%2Ccontract_unit"
+    ).json()
+    # httpx itself encodes the comma in params
+    by_params = api.get(
+        "/contracts/", params={"filter[id.in]": ",".join(ids), "include": "contractor,contract_unit"}
+    )
+
+    assert "%2C" in str(by_params.request.url)
+    assert sorted(item["id"] for item in literal["data"]) == sorted(ids)
+    assert encoded == literal == by_params.json()
+    assert {item["type"] for item in literal["included"]} >= {"CONTRACT_UNIT"}
