@@ -50,9 +50,11 @@ from airflow_provider_ledgerlink.core.errors import (
 )
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error, parse_retry_after
+from airflow_provider_ledgerlink.core.once import WriteOnce
 from airflow_provider_ledgerlink.core.parallel import chain_in_order
 from airflow_provider_ledgerlink.core.redaction import redact_url, register_secret
 from airflow_provider_ledgerlink.core.rotation import NothingStagedError, promote_staged
+from airflow_provider_ledgerlink.core.shared_state import SharedState
 
 VENDOR = "Alasco"
 DEFAULT_HOST = "https://api.alasco.de"
@@ -93,6 +95,7 @@ _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 
 #: Contract statuses (``ContractStatus``) and the document types an invoice takes.
 CONTRACT_STATUSES = ("DRAFT", "ORDERED", "PARTIAL_COMPLETED", "COMPLETED")
+INVOICE_STATES = ("NEW", "DETAILS_ENTERED", "CHECKED", "APPROVED", "PAID")
 INVOICE_DOCUMENT_TYPES = (
     "INVOICE", "ATTACHMENT", "COVERSHEET_EXTERNAL", "AUDITED_INVOICE", "INTERNAL_CORRESPONDENCE",
     "EXTERNAL_CORRESPONDENCE", "VALUATIONS", "PLANS", "REVISED_INVOICE", "PAYMENT_CERTIFICATE",
@@ -648,9 +651,12 @@ class AlascoHook(LedgerLinkHook):
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         in_chunk_size: int = IN_CHUNK_SIZE,
         adopt_staged: bool = True,
+        once_state: SharedState | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(alasco_conn_id, **kwargs)
+        #: Where write-once records live (default: Airflow Variables).
+        self.once_state = once_state
         self.alasco_conn_id = alasco_conn_id
         self.adopt_staged = adopt_staged
         self._adopt_lock = threading.Lock()
@@ -1125,11 +1131,18 @@ class AlascoHook(LedgerLinkHook):
     ) -> dict[str, Any]:
         """Submit an invoice PDF to a project (``POST /projects/{id}/submit-invoice/``), once.
 
-        The natural key is ``external_identifier`` (default: ``pdf-sha256-`` and 16 hex digits of
-        the file's hash). When an invoice with that external identifier exists, nothing is sent
-        (``status: already_submitted``). Otherwise the PDF is submitted and the new invoice, still
-        ``NEW``, gets the key as its external identifier (``update-new``), so the next run finds it.
-        Returns ``{"invoice_id", "status": "submitted"|"already_submitted", "external_identifier"}``.
+        The write is keyed by the project and the PDF's SHA-256 in a :class:`~..core.once.WriteOnce`
+        record (Airflow Variables): a retry, a new run or a backfill with the same file returns the
+        invoice submitted before (``status: already_submitted``) without asking Alasco, whatever
+        a clerk has since edited and whichever state the invoice has reached. The key is not kept
+        in Alasco: ``external_identifier`` ("Rechnungsnummer (extern)") stays the real invoice
+        number, set (while the invoice is ``NEW``) only when given.
+
+        When the answer to the POST is lost (a reset, a 5xx, a 200 without id), the invoice is
+        looked up at Alasco by its uploaded document: a ``NEW`` invoice whose ``INVOICE`` document
+        has the same SHA-256 (:meth:`find_submitted_invoice`). Found: it counts as submitted. Not found:
+        :class:`AmbiguousWriteError` says how to check. Returns ``{"invoice_id", "status",
+        "external_identifier", "pdf_sha256"}``.
         """
         operation = f"submit invoice to project {project_id}"
         try:
@@ -1137,32 +1150,79 @@ class AlascoHook(LedgerLinkHook):
         except ValueError as exc:
             raise ValidationError(VENDOR, operation, str(exc)) from None
         check_pdf(pdf, operation)
-        key = external_identifier or f"pdf-sha256-{hashlib.sha256(pdf).hexdigest()[:16]}"
-        existing = next(self.get_all("invoices", filters=[("external_identifier", "exact", key)]), None)
-        if existing is not None:
-            return {
-                "invoice_id": existing.get("id"),
-                "status": "already_submitted",
-                "external_identifier": key,
-            }
-        response = self._request(
-            "POST",
-            self._absolute(path),
+        digest = hashlib.sha256(pdf).hexdigest()
+        name = _safe_filename(filename)
+        once = WriteOnce(
+            vendor=VENDOR,
             operation=operation,
-            files={"file": (_safe_filename(filename), pdf, "application/pdf")},
+            account=self.base_url,
+            key=f"project {project_id.lower()} pdf-sha256 {digest}",
+            label=f"{name} (SHA-256 {digest[:16]}…) to project {project_id}",
+            state=self.once_state,
         )
-        data = parse_document(response, operation).get("data") or {}
-        invoice_id = data.get("id")
-        if not invoice_id:
-            raise VendorError(VENDOR, operation, "the answer names no invoice id")
-        self._send_json(
-            "POST",
-            resource_path("invoices", invoice_id) + "update-new/",
-            {"data": {"id": invoice_id, "type": "INVOICE", "attributes": {"external_identifier": key}}},
-            operation=f"tag submitted invoice {invoice_id}",
-            idempotent=True,
+
+        def send() -> dict[str, Any]:
+            try:
+                response = self._request(
+                    "POST",
+                    self._absolute(path),
+                    operation=operation,
+                    files={"file": (name, pdf, "application/pdf")},
+                )
+                invoice_id = (parse_document(response, operation).get("data") or {}).get("id")
+                if not invoice_id:
+                    raise AmbiguousWriteError(VENDOR, operation, "the answer names no invoice id")
+            except AmbiguousWriteError:
+                found = self.find_submitted_invoice(digest)
+                if found is None:
+                    raise
+                self.log.warning("The answer to %s was lost, but invoice %s holds the PDF", operation, found)
+                invoice_id = found
+            return {"invoice_id": invoice_id, "pdf_sha256": digest}
+
+        check = (
+            f"In Alasco, look for an invoice in project {project_id} whose invoice document is "
+            f"{name} (SHA-256 {digest}); AlascoHook.find_submitted_invoice('{digest}', "
+            "states=INVOICE_STATES) searches for it"
         )
-        return {"invoice_id": invoice_id, "status": "submitted", "external_identifier": key}
+        outcome = once.run(send, check_hint=check)
+        invoice_id = str(outcome.result.get("invoice_id"))
+        if outcome.sent and external_identifier:
+            self._send_json(
+                "POST",
+                resource_path("invoices", invoice_id) + "update-new/",
+                {
+                    "data": {
+                        "id": invoice_id,
+                        "type": "INVOICE",
+                        "attributes": {"external_identifier": external_identifier},
+                    }
+                },
+                operation=f"set the invoice number of submitted invoice {invoice_id}",
+                idempotent=True,
+            )
+        return {
+            "invoice_id": invoice_id,
+            "status": "submitted" if outcome.sent else "already_submitted",
+            "external_identifier": external_identifier,
+            "pdf_sha256": digest,
+        }
+
+    def find_submitted_invoice(self, pdf_sha256: str, *, states: Sequence[str] = ("NEW",)) -> str | None:
+        """The id of an invoice in one of ``states`` whose ``INVOICE`` document has this SHA-256,
+        or None. A submitted invoice stays ``NEW`` until a clerk enters its details, so the
+        default looks only there (the minutes after a lost answer); widen ``states`` to search
+        further. Downloads each candidate's invoice document."""
+        filters = [("invoice_process_state", "in", list(states))] if states else []
+        for invoice in self.get_all("invoices", filters=filters):
+            invoice_id = str(invoice.get("id"))
+            for document in self.list_documents("invoices", invoice_id):
+                if (document.get("attributes") or {}).get("document_type") != "INVOICE":
+                    continue
+                content = self.download_document("invoices", invoice_id, str(document.get("id")))
+                if hashlib.sha256(content).hexdigest() == pdf_sha256:
+                    return invoice_id
+        return None
 
     # -- documents --------------------------------------------------------------------------------
     def upload_document(

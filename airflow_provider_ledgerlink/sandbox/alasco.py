@@ -1,6 +1,7 @@
 """An offline Alasco public API (FinCon 1.0) for tests, demos and benchmarks.
 
-Mounted at ``/alasco``: the base URL is ``http://127.0.0.1:PORT/alasco/fincon/v1``. What it follows
+Mounted at ``/alasco``: the base URL is ``http://127.0.0.1:PORT/alasco/fincon/v1`` (the spec's); the
+published SDKs' ``…/alasco/v1`` answers the same. What it follows
 from the vendor's OpenAPI and "Get Started" page:
 
 - ``X-API-KEY`` + ``X-API-TOKEN`` on every call; several tokens may be valid for one key.
@@ -11,7 +12,7 @@ from the vendor's OpenAPI and "Get Started" page:
 - Lists page by an opaque cursor: the first page is the call without ``cursor[position]``, every
   further page is the absolute URL in ``links.next``; 100 per page, 1,000 on ``/reporting/…``.
 - ``filter[<attribute>.<operation>]`` with the attributes and operations each endpoint's table in
-  the OpenAPI allows (others give 422), values comma-separated; ``include=`` on contracts, invoices
+  the OpenAPI allows (others give 422), values comma-separated (``%2C`` counts as a comma); ``include=`` on contracts, invoices
   and budget shifts.
 - Every path ends with ``/``; a path without it answers 307 to the one with it, except
   ``/cost_elements/{id}``, which has none (``…/{id}/`` answers 307 to it).
@@ -63,6 +64,8 @@ from urllib.parse import unquote_plus
 
 from airflow_provider_ledgerlink.sandbox.data import MASK64, RowRandom, derive_key, mix64
 from airflow_provider_ledgerlink.sandbox.server import Emulator, Request, Response
+from airflow_provider_ledgerlink.sandbox.spec_validation import request_schema, validate
+from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
 
 __all__ = [
     "ANCHOR",
@@ -76,6 +79,26 @@ __all__ = [
 ANCHOR = datetime(2026, 11, 20, tzinfo=timezone.utc)
 """End of the generated timelines and start of the sandbox clock (UTC)."""
 API_PREFIX = "/fincon/v1"
+# The spec's servers name ``/fincon/v1``; both published SDKs (``alasco`` on PyPI and its httpx
+# rewrite) use ``https://api.alasco.de/v1``. The emulator answers under both, and every link it
+# writes keeps the base the client used.
+API_PREFIXES = (API_PREFIX, "/v1")
+
+
+def api_prefix(subpath: str) -> str | None:
+    """The API base ``subpath`` starts with (``/fincon/v1`` or ``/v1``), or None."""
+    for prefix in API_PREFIXES:
+        if subpath.startswith(prefix + "/"):
+            return prefix
+    return None
+
+
+def _split_values(raw: str) -> list[str]:
+    """Comma-separated query values; a percent-encoded comma (``%2C``, what httpx and requests
+    send for ``a,b``) separates values exactly as a literal one does."""
+    return unquote_plus(raw).split(",")
+
+
 FILES_PREFIX = "/_files/"
 PAGE_SIZE = 100
 REPORTING_PAGE_SIZE = 1000
@@ -1548,7 +1571,7 @@ def parse_filters(dataset: Dataset, items: Sequence[tuple[str, str]]) -> list[Co
             raise validation_error(
                 ["query", key], f"Operation '{operation}' is not supported for '{attribute}'", value=raw
             )
-        texts = [unquote_plus(v) for v in raw.split(",")] if operation in _MULTI else [unquote_plus(raw)]
+        texts = _split_values(raw) if operation in _MULTI else [unquote_plus(raw)]
         if operation == "range" and len(texts) != 2:
             raise validation_error(["query", key], "A range filter expects two values", value=raw)
         if operation == "is":
@@ -1566,7 +1589,7 @@ def parse_include(dataset: Dataset, items: Sequence[tuple[str, str]]) -> list[st
     for key, raw in items:
         if key != "include":
             continue
-        for name in (unquote_plus(part).strip() for part in raw.split(",")):
+        for name in (part.strip() for part in _split_values(raw)):
             if not name:
                 continue
             if name not in dataset.includes:
@@ -1683,7 +1706,11 @@ _DETAILS = frozenset({
     "contracting_entities", "cost_element_tree_templates", "reporting/rent_units", "reporting/sales_units",
     "reporting/outright_sales",
 })  # fmt: skip
-_CONTRACT_STATUSES = ("DRAFT", "ORDERED", "PARTIAL_COMPLETED", "COMPLETED")
+_CONTRACT_RELATIONS = {
+    "contract_unit": "contract_units",
+    "contractor": "contractors",
+    "contracting_entity": "contracting_entities",
+}
 _DECIMAL_RE = re.compile(r"[+-]?\d{1,16}(\.\d{0,12})?")
 _UUID = r"[0-9A-Za-z-]+"
 
@@ -1761,6 +1788,7 @@ class AlascoEmulator(Emulator):
             self._recent: list[float] = []
             self.payments: list[dict[str, Any]] = []
             self.contract_updates: list[dict[str, Any]] = []
+            self.contract_creations: list[dict[str, Any]] = []
             self.submissions: list[dict[str, Any]] = []
             self.uploads: list[dict[str, Any]] = []
             self.downloads: list[dict[str, Any]] = []
@@ -1846,7 +1874,7 @@ class AlascoEmulator(Emulator):
     # -- rendering ---------------------------------------------------------------------------------
     def _base(self, request: Request) -> str:
         host = request.header("host") or "localhost"
-        return f"http://{host}{self.prefix}{API_PREFIX}"
+        return f"http://{host}{self.prefix}{api_prefix(request.subpath) or API_PREFIX}"
 
     def _resource(self, dataset: Dataset, rid: str, attributes: dict[str, Any], base: str) -> dict[str, Any]:
         relationships: dict[str, Any] = {}
@@ -1932,6 +1960,7 @@ class AlascoEmulator(Emulator):
                     base + rf"(?P<doc>{_UUID})/download-annotated/",
                     self._document_route(parent, "annotated"),
                 )
+        add("POST", r"/contracts/", self._create_contract)
         add("PATCH", rf"/contracts/(?P<rid>{_UUID})/", self._patch_contract)
         add("POST", rf"/invoices/(?P<rid>{_UUID})/register-payment/", self._register_payment)
         add("POST", rf"/invoices/(?P<rid>{_UUID})/update-new/", self._update_new)
@@ -1961,15 +1990,16 @@ class AlascoEmulator(Emulator):
     def _handle(self, request: Request) -> Response:
         if request.subpath.startswith(FILES_PREFIX):
             return self._storage(request, request.subpath[len(FILES_PREFIX) :])
-        if not request.subpath.startswith(API_PREFIX + "/"):
+        prefix = api_prefix(request.subpath)
+        if prefix is None:
             return Response.json({"detail": "Not Found"}, 404)
-        path = request.subpath[len(API_PREFIX) :]
+        path = request.subpath[len(prefix) :]
         handler, arguments, exists = self._match(request.method, path)
         if not exists:
             # Starlette's redirect_slashes: the same path with (or without) the trailing slash.
             other = path[:-1] if path.endswith("/") else path + "/"
             if self._match(request.method, other)[2]:
-                return self._redirect(request, API_PREFIX + other, 307)
+                return self._redirect(request, prefix + other, 307)
             return Response.json({"detail": "Not Found"}, 404)
         if handler is None:
             return Response.json({"detail": "Method Not Allowed"}, 405)
@@ -2079,7 +2109,9 @@ class AlascoEmulator(Emulator):
         if next_position is not None:
             kept = [part for part in request.query_string.split("&") if part and not _is_cursor(part)]
             kept.append(f"cursor%5Bposition%5D={encode_cursor(next_position, query_hash)}")
-            next_link = f"{base}{request.subpath[len(API_PREFIX) :]}?{'&'.join(kept)}"
+            next_link = (
+                f"{base}{request.subpath[len(api_prefix(request.subpath) or API_PREFIX) :]}?{'&'.join(kept)}"
+            )
         return Response.json(
             {"data": data, "included": included, "links": {"next": next_link}, "errors": None}
         )
@@ -2174,7 +2206,7 @@ class AlascoEmulator(Emulator):
             items = _query_items(request.query_string)
             for key, raw in items:
                 if key == "filter[document_type.in]":
-                    wanted = {unquote_plus(v) for v in raw.split(",")}
+                    wanted = set(_split_values(raw))
                     data = [doc for doc in data if doc["attributes"]["document_type"] in wanted]
             return Response.json({"data": data, "included": None, "links": {"next": None}, "errors": None})
 
@@ -2300,22 +2332,90 @@ class AlascoEmulator(Emulator):
         return document
 
     # -- writes ------------------------------------------------------------------------------------
+    def _checked_body(self, request: Request, path: str, method: str) -> dict[str, Any]:
+        """The JSON body, checked against the spec's request schema of ``method path`` (422 as
+        FastAPI answers when it does not conform)."""
+        try:
+            body = request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise validation_error(["body"], "JSON decode error", "json_invalid") from None
+        spec = load_json("alasco", "fincon-openapi.json")
+        problems = validate(spec, request_schema(spec, path, method), body)
+        if problems:
+            raise AlascoError(Response.json({"detail": problems}, 422))
+        return dict(body)
+
+    def _relationship_ids(self, data: Mapping[str, Any]) -> dict[str, str | None]:
+        """``relationships.<name>.data.id`` of a body, each checked to exist (422 otherwise)."""
+        found: dict[str, str | None] = {}
+        for name, value in (data.get("relationships") or {}).items():
+            dataset = _CONTRACT_RELATIONS.get(name)
+            if dataset is None:
+                continue
+            if value is None:
+                found[name] = None
+                continue
+            rid = str(value["data"]["id"]).lower()
+            if self.world.index(dataset, rid) is None and not self._is_inserted(dataset, rid):
+                raise validation_error(
+                    ["body", "data", "relationships", name, "data", "id"],
+                    f"{name.replace('_', ' ').capitalize()} {rid} does not exist",
+                    value=rid,
+                )
+            found[name] = rid
+        return found
+
+    def _is_inserted(self, dataset: str, rid: str) -> bool:
+        return any(found == rid for found, _ in self._inserted.get(dataset, ()))
+
+    def _create_contract(self, request: Request) -> Response:
+        # CreateContractRequestFincon: name and is_reverse_charge required, contract_unit and
+        # contracting_entity required relationships, contractor optional. The spec answers 200.
+        body = self._checked_body(request, "/contracts/", "post")
+        data = body["data"]
+        attributes = data["attributes"]
+        relations = self._relationship_ids(data)
+        amount = attributes.get("amount")
+        reverse_charge = bool(attributes["is_reverse_charge"])
+        dataset = self.world.datasets["contracts"]
+        now = self.now_micros()
+        row = {
+            "name": attributes["name"],
+            "contract_number": attributes.get("contract_number"),
+            "cost_center": attributes.get("cost_center"),
+            "description": attributes.get("description"),
+            "status": "DRAFT",
+            "contract_type": "STANDARD",
+            "is_reverse_charge": reverse_charge,
+            "date_contract": attributes.get("date_contract"),
+            "date_created": iso_instant(now),
+            "contract_unit": relations["contract_unit"],
+            "contractor": relations.get("contractor"),
+            "contracting_entity": relations["contracting_entity"],
+            "amount": _money_body(amount, ["body", "data", "attributes", "amount"])
+            if amount
+            else money(0, 0),
+            "reserve_amount": money(0, 0),
+            "booking_account_number": attributes.get("booking_account_number"),
+        }
+        with self._lock:
+            found, index = self._insert(dataset, row)
+            self.contract_creations.append({"contract": found, "attributes": dict(row)})
+            resource = self._resource(dataset, found, self._row(dataset, index)[1], self._base(request))
+        return Response.json({"data": resource, "errors": None})
+
     def _patch_contract(self, request: Request, rid: str) -> Response:
-        attributes, data = _json_attributes(request)
-        if str(data.get("id", rid)).lower() != rid.lower():
+        body = self._checked_body(request, "/contracts/{id}/", "patch")
+        data = body["data"]
+        attributes = data["attributes"]
+        if str(data["id"]).lower() != rid.lower():
             raise validation_error(
                 ["body", "data", "id"], "The id in the body does not match the URL", value=data.get("id")
             )
-        # The schema gives status the default DRAFT: a PATCH without it sets the contract to DRAFT.
-        status = attributes.get("status", "DRAFT")
-        if status not in _CONTRACT_STATUSES:
-            raise validation_error(
-                ["body", "data", "attributes", "status"],
-                f"Input should be {', '.join(_CONTRACT_STATUSES)}",
-                "enum",
-                status,
-            )
-        changes: dict[str, Any] = {"status": status}
+        relations = self._relationship_ids(data)
+        # Only what the request names changes: the schema's default DRAFT for status is not applied
+        # to a PATCH without status (it would reopen every contract a client renames).
+        changes: dict[str, Any] = {}
         for name in (
             "name",
             "contract_number",
@@ -2327,11 +2427,34 @@ class AlascoEmulator(Emulator):
             if name in attributes:
                 changes[name] = attributes[name]
         if "amount" in attributes:
-            changes["amount"] = _money_body(attributes["amount"], ["body", "data", "attributes", "amount"])
+            amount = attributes["amount"]
+            changes["amount"] = (
+                None if amount is None else _money_body(amount, ["body", "data", "attributes", "amount"])
+            )
+        changes.update(relations)
         dataset = self.world.datasets["contracts"]
+        status_loc = ["body", "data", "attributes", "status"]
         with self._lock:
             index = self._require("contracts", rid)
-            before = self._row(dataset, index)[1]["status"]
+            current = self._row(dataset, index)[1]
+            before = current["status"]
+            if "status" in attributes and attributes["status"] != before:
+                status = attributes["status"]
+                # UpdateContractAttributes.status: "Multipart contracts cannot change status via the
+                # API, and a contractor must be set before the status can be anything other than DRAFT."
+                if current["contract_type"] == "MULTIPART":
+                    raise validation_error(
+                        status_loc, "Multipart contracts cannot change status via the API", value=status
+                    )
+                changes["status"] = status
+            status = changes.get("status", before)
+            contractor = changes.get("contractor", current["contractor"])
+            if status != "DRAFT" and not contractor:
+                raise validation_error(
+                    status_loc,
+                    "A contractor must be set before the status can be anything other than DRAFT",
+                    value=status,
+                )
             self._update(dataset, index, changes)
             found, after = self._row(dataset, index)
             self.contract_updates.append(
@@ -2493,6 +2616,7 @@ class AlascoEmulator(Emulator):
                     }
                 )
         logs = {"payments": self.payments, "contract_updates": self.contract_updates,
+                "contract_creations": self.contract_creations,
                 "submissions": self.submissions, "uploads": self.uploads, "downloads": self.downloads}  # fmt: skip
         if path in logs and method == "GET":
             with self._lock:

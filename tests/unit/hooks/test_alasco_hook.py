@@ -22,6 +22,7 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.http import RetryPolicy
+from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.hooks.alasco import AlascoHook, flatten_resource
 from airflow_provider_ledgerlink.sandbox.alasco import _pdf, sandbox_alasco_api_key, sandbox_alasco_api_token
 from airflow_provider_ledgerlink.sandbox.faults import reset_fault, status_fault, truncate_fault
@@ -32,7 +33,7 @@ KEY, TOKEN = sandbox_alasco_api_key(42), sandbox_alasco_api_token(42)
 
 @pytest.fixture
 def hook(alasco_connection: str) -> Any:
-    made = AlascoHook(alasco_connection, retry=FAST)
+    made = AlascoHook(alasco_connection, retry=FAST, once_state=MemoryState())
     yield made
     made.close()
 
@@ -429,9 +430,9 @@ def test_an_invoice_pdf_is_submitted_once(hook, sandbox_clean):
     project = next(hook.get_all("projects"))
     pdf = _pdf("Rechnung 4711", ["Müller Bau GmbH"])
 
-    first = hook.submit_invoice(project["id"], pdf, filename="RE 4711.pdf")
+    first = hook.submit_invoice(project["id"], pdf, filename="RE 4711.pdf", external_identifier="RE-4711")
     second = hook.submit_invoice(project["id"], pdf, filename="RE 4711.pdf")
-    other = hook.submit_invoice(project["id"], pdf, external_identifier="RE-4711-bis")
+    other = hook.submit_invoice(project["id"], _pdf("Rechnung 4712"))
 
     assert first["status"] == "submitted" and second["status"] == "already_submitted"
     assert second["invoice_id"] == first["invoice_id"]
@@ -439,9 +440,129 @@ def test_an_invoice_pdf_is_submitted_once(hook, sandbox_clean):
     assert len(sandbox_clean.alasco.submissions) == 2
     created = hook.get("invoices", first["invoice_id"])["attributes"]
     assert created["invoice_process_state"] == "NEW"
-    assert created["external_identifier"] == first["external_identifier"]
+    assert created["external_identifier"] == "RE-4711"  # the real invoice number, not a hash
     (document,) = hook.list_documents("invoices", first["invoice_id"])
     assert hook.download_document("invoices", first["invoice_id"], document["id"]) == pdf
+
+
+def _submissions(sandbox: Any) -> int:
+    return len(sandbox.alasco.submissions)
+
+
+def test_a_clerks_edit_of_the_invoice_number_does_not_let_a_rerun_submit_again(
+    hook, sandbox_clean, alasco_connection
+):
+    project = next(hook.get_all("projects"))
+    pdf = _pdf("Rechnung 5001")
+    first = hook.submit_invoice(project["id"], pdf, external_identifier="RE-5001")
+    hook._send_json(  # a clerk corrects the number in Alasco
+        "POST",
+        f"/invoices/{first['invoice_id']}/update-new/",
+        {
+            "data": {
+                "id": first["invoice_id"],
+                "type": "INVOICE",
+                "attributes": {"external_identifier": "5001/26"},
+            }
+        },
+        operation="clerk edit",
+        idempotent=True,
+    )
+    rerun = AlascoHook(alasco_connection, retry=FAST, once_state=hook.once_state)
+
+    again = rerun.submit_invoice(project["id"], pdf, external_identifier="RE-5001")
+
+    assert again == {**first, "status": "already_submitted"}
+    assert _submissions(sandbox_clean) == 1
+    assert hook.get("invoices", first["invoice_id"])["attributes"]["external_identifier"] == "5001/26"
+
+
+def test_an_invoice_that_left_new_is_not_submitted_again(hook, sandbox_clean):
+    project = next(hook.get_all("projects"))
+    pdf = _pdf("Rechnung 5002")
+    first = hook.submit_invoice(project["id"], pdf)
+    for rid, attributes in sandbox_clean.alasco._inserted["invoices"]:  # approved in Alasco meanwhile
+        if rid == first["invoice_id"]:
+            attributes["invoice_process_state"] = "APPROVED"
+
+    again = hook.submit_invoice(project["id"], pdf)
+
+    assert hook.get("invoices", first["invoice_id"])["attributes"]["invoice_process_state"] == "APPROVED"
+    assert again["status"] == "already_submitted" and again["invoice_id"] == first["invoice_id"]
+    assert _submissions(sandbox_clean) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        reset_fault(vendor="alasco", method="POST", path="submit-invoice", when="after", times=1),
+        status_fault(502, vendor="alasco", method="POST", path="submit-invoice", when="after", times=1),
+        status_fault(
+            200,
+            {"data": {"type": "INVOICE"}},
+            vendor="alasco",
+            method="POST",
+            path="submit-invoice",
+            when="after",
+            times=1,
+        ),
+    ],
+    ids=["reset-after-applied", "5xx-after-applied", "200-without-id"],
+)
+def test_a_submission_whose_answer_was_lost_is_found_by_its_document(hook, sandbox_clean, fault):
+    project = next(hook.get_all("projects"))
+    pdf = _pdf("Rechnung 5003")
+    sandbox_clean.faults.add(fault)
+
+    first = hook.submit_invoice(project["id"], pdf)
+    again = hook.submit_invoice(project["id"], pdf)
+
+    assert first["status"] == "submitted" and again["invoice_id"] == first["invoice_id"]
+    assert _submissions(sandbox_clean) == 1
+    assert sandbox_clean.alasco.submissions[0]["invoice"] == first["invoice_id"]
+
+
+def test_a_submission_lost_before_it_arrived_is_ambiguous_and_never_resent(hook, sandbox_clean):
+    project = next(hook.get_all("projects"))
+    pdf = _pdf("Rechnung 5004")
+    sandbox_clean.faults.add(
+        reset_fault(vendor="alasco", method="POST", path="submit-invoice", when="before", times=1)
+    )
+
+    with pytest.raises(AmbiguousWriteError, match="find_submitted_invoice") as caught:
+        hook.submit_invoice(project["id"], pdf)
+    assert "SHA-256" in str(caught.value)
+    record = hook.once_state.get_json(caught.value.message and _record_key(caught.value))
+    assert record["state"] == "sending"  # kept: a later attempt waits, then fails, never sends
+    assert _submissions(sandbox_clean) == 0
+
+
+def _record_key(error: AmbiguousWriteError) -> str:
+    return re.search(r"ledgerlink_once_alasco_[0-9a-f]+", str(error)).group(0)  # type: ignore[union-attr]
+
+
+def test_four_concurrent_submissions_of_one_pdf_create_one_invoice(sandbox_clean, alasco_connection):
+    from concurrent.futures import ThreadPoolExecutor
+
+    state = MemoryState()
+    hooks = [AlascoHook(alasco_connection, retry=FAST, once_state=state) for _ in range(4)]
+    project = next(hooks[0].get_all("projects"))
+    pdf = _pdf("Rechnung 5005")
+
+    def submit(h: AlascoHook) -> Any:
+        try:
+            return h.submit_invoice(project["id"], pdf)
+        except AmbiguousWriteError as error:
+            return error
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(submit, hooks))
+    for h in hooks:
+        h.close()
+
+    assert _submissions(sandbox_clean) == 1
+    ids = {r["invoice_id"] for r in results if isinstance(r, dict)}
+    assert ids == {sandbox_clean.alasco.submissions[0]["invoice"]}
 
 
 def test_a_submitted_invoice_shows_up_in_the_next_extract(hook, sandbox_clean):

@@ -335,17 +335,126 @@ def test_large_answers_are_gzipped_when_asked(sandbox_clean, api):
 # --------------------------------------------------------------------------------------------------
 # Writes, uploads and the document storage
 # --------------------------------------------------------------------------------------------------
-def test_a_patch_without_a_status_sets_draft_as_the_schema_default_says(api, sandbox_clean):
-    contract = sandbox_clean.alasco.resources("contracts", 100, 101)[0]
+def _patch(api: Any, contract: dict[str, Any], attributes: dict[str, Any], **relationships: Any) -> Any:
+    data: dict[str, Any] = {"id": contract["id"], "type": "CONTRACT", "attributes": attributes}
+    if relationships:
+        data["relationships"] = relationships
+    return api.patch(f"/contracts/{contract['id']}/", json={"data": data})
 
-    response = api.patch(
-        f"/contracts/{contract['id']}/",
-        json={"data": {"id": contract["id"], "type": "CONTRACT", "attributes": {"cost_center": "KST-9"}}},
+
+def _contract(sandbox: Any, **wanted: Any) -> dict[str, Any]:
+    return next(
+        c
+        for c in sandbox.alasco.resources("contracts")
+        if all(c["attributes"][key] == value for key, value in wanted.items())
     )
 
+
+def test_a_patch_changes_only_what_it_names_and_keeps_the_status(api, sandbox_clean):
+    contract = _contract(sandbox_clean, status="COMPLETED", contract_type="STANDARD")
+
+    response = _patch(api, contract, {"cost_center": "KST-9"})
+
+    after = response.json()["data"]["attributes"]
     assert response.status_code == 200
-    assert response.json()["data"]["attributes"]["status"] == "DRAFT"
-    assert response.json()["data"]["attributes"]["cost_center"] == "KST-9"
+    assert after["cost_center"] == "KST-9"
+    assert {k: v for k, v in after.items() if k != "cost_center"} == {
+        k: v for k, v in contract["attributes"].items() if k != "cost_center"
+    }
+
+
+def test_a_contract_without_contractor_cannot_leave_draft(api, sandbox_clean):
+    # UpdateContractAttributes.status: "a contractor must be set before the status can be
+    # anything other than DRAFT".
+    contract = _contract(sandbox_clean, status="DRAFT", contractor=None, contract_type="STANDARD")
+    contractor = sandbox_clean.alasco.resources("contractors", 0, 1)[0]["id"]
+
+    refused = _patch(api, contract, {"status": "ORDERED"})
+    accepted = _patch(
+        api, contract, {"status": "ORDERED"}, contractor={"data": {"id": contractor, "type": "CONTRACTOR"}}
+    )
+
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "data", "attributes", "status"]
+    assert accepted.status_code == 200
+    assert accepted.json()["data"]["attributes"]["status"] == "ORDERED"
+    assert accepted.json()["data"]["attributes"]["contractor"] == contractor
+
+
+def test_a_multipart_contract_cannot_change_status_via_the_api(api, sandbox_clean):
+    contract = _contract(sandbox_clean, status="ORDERED", contract_type="MULTIPART")
+
+    refused = _patch(api, contract, {"status": "COMPLETED"})
+    renamed = _patch(api, contract, {"name": "Neu", "status": "ORDERED"})
+
+    assert refused.status_code == 422 and "Multipart" in refused.json()["detail"][0]["msg"]
+    assert renamed.status_code == 200 and renamed.json()["data"]["attributes"]["status"] == "ORDERED"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "loc"),
+    [
+        ({"status": "CLOSED"}, ["body", "data", "attributes", "status"]),
+        (
+            {"amount": {"currency": "EUR", "net": 1000, "tax": "0"}},
+            ["body", "data", "attributes", "amount", "net"],
+        ),
+        ({"name": "x" * 251}, ["body", "data", "attributes", "name"]),
+        ({"booking_account_number": "3000"}, ["body", "data", "attributes", "booking_account_number"]),
+        ({"date_contract": "19.05.2024"}, ["body", "data", "attributes", "date_contract"]),
+    ],
+)
+def test_patch_bodies_are_checked_against_the_specs_request_schema(api, sandbox_clean, attributes, loc):
+    contract = _contract(sandbox_clean, contract_type="STANDARD", status="ORDERED")
+
+    response = _patch(api, contract, attributes)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == loc
+
+
+def test_post_contracts_creates_a_draft_contract_as_the_spec_describes(api, sandbox_clean):
+    unit = sandbox_clean.alasco.resources("contract_units", 0, 1)[0]["id"]
+    entity = sandbox_clean.alasco.resources("contracting_entities", 0, 1)[0]["id"]
+    body = {
+        "data": {
+            "type": "CONTRACT",
+            "attributes": {
+                "name": "Rohbau",
+                "is_reverse_charge": False,
+                "amount": {"currency": "EUR", "net": "1000.00", "tax": "190.00"},
+                "contract_number": "23-51112-V3-001",
+                "date_contract": "2024-05-19",
+            },
+            "relationships": {
+                "contract_unit": {"data": {"id": unit, "type": "CONTRACT_UNIT"}},
+                "contracting_entity": {"data": {"id": entity, "type": "CONTRACTING_ENTITY"}},
+            },
+        }
+    }
+    before = len(api.get("/contracts/", params={"filter[contract_unit.in]": unit}).json()["data"])
+
+    created = api.post("/contracts/", json=body)
+    as_number = api.post(
+        "/contracts/",
+        json={
+            "data": {**body["data"], "attributes": {**body["data"]["attributes"], "amount": {"net": 1000}}}
+        },
+    )
+    missing = api.post("/contracts/", json={"data": {"type": "CONTRACT", "attributes": {"name": "x"}}})
+
+    assert created.status_code == 200  # the spec's only success answer for this operation
+    data = created.json()["data"]
+    assert data["type"] == "CONTRACT" and data["attributes"]["status"] == "DRAFT"
+    assert data["attributes"]["amount"]["net"] == "1000.000000000000"
+    assert api.get(f"/contracts/{data['id']}/").json()["data"] == data
+    after = api.get("/contracts/", params={"filter[contract_unit.in]": unit}).json()["data"]
+    assert len(after) == before + 1
+    assert as_number.status_code == 422
+    assert {tuple(d["loc"]) for d in missing.json()["detail"]} >= {
+        ("body", "data", "attributes", "is_reverse_charge"),
+        ("body", "data", "relationships"),
+    }
 
 
 def test_register_payment_validates_its_body_like_fastapi(api, sandbox_clean):
@@ -455,3 +564,40 @@ def test_instants_are_read_with_or_without_a_zone():
         == parse_instant("2026-11-19T01:00:00+01:00")
     )
     assert parse_instant("gestern") is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Both bases: the spec's /fincon/v1 and the SDKs' /v1; encoded commas
+# --------------------------------------------------------------------------------------------------
+def test_the_sdks_base_v1_serves_the_same_objects_and_links_keep_that_base(sandbox_clean, api):
+    emulator = sandbox_clean.alasco
+    headers = {"X-API-KEY": emulator.api_key, "X-API-TOKEN": emulator.api_token}
+    with httpx.Client(base_url=sandbox_clean.alasco_url + "/v1", headers=headers) as sdk:
+        via_sdk = sdk.get("/contracts/").json()
+        redirect = sdk.get("/contracts")
+        second = sdk.get(via_sdk["links"]["next"]).json()
+    via_spec = api.get("/contracts/").json()
+
+    assert [item["id"] for item in via_sdk["data"]] == [item["id"] for item in via_spec["data"]]
+    assert "/alasco/v1/contracts/?" in via_sdk["links"]["next"]
+    assert "/alasco/fincon/v1/contracts/?" in via_spec["links"]["next"]
+    assert redirect.status_code == 307 and redirect.headers["location"].endswith("/alasco/v1/contracts/")
+    assert second["data"] and second["data"][0]["id"] not in {item["id"] for item in via_sdk["data"]}
+
+
+def test_percent_encoded_commas_separate_filter_and_include_values_like_literal_ones(api):
+    contracts = api.get("/contracts/").json()["data"]
+    ids = [contracts[0]["id"], contracts[1]["id"]]
+    literal = api.get(f"/contracts/?{q(**{'id.in': ','.join(ids)})}&include=contractor,contract_unit").json()
+    encoded = api.get(
+        f"/contracts/?{q(**{'id.in': '%2C'.join(ids)})}&include=contractor%2Ccontract_unit"
+    ).json()
+    # httpx itself encodes the comma in params
+    by_params = api.get(
+        "/contracts/", params={"filter[id.in]": ",".join(ids), "include": "contractor,contract_unit"}
+    )
+
+    assert "%2C" in str(by_params.request.url)
+    assert sorted(item["id"] for item in literal["data"]) == sorted(ids)
+    assert encoded == literal == by_params.json()
+    assert {item["type"] for item in literal["included"]} >= {"CONTRACT_UNIT"}
