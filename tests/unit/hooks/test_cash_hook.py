@@ -85,8 +85,9 @@ def test_test_connection_reports_the_account_and_the_operations(hook: CashHook) 
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"login": "not-an-email"}, "Login"),
-        ({"password": ""}, "Password"),
+        # Named as the connection form labels them.
+        ({"login": "not-an-email"}, "correct: API user e-mail"),
+        ({"password": ""}, "correct: API user password"),
         (
             {
                 "extra": {
@@ -95,9 +96,9 @@ def test_test_connection_reports_the_account_and_the_operations(hook: CashHook) 
                     "administration_map": "1570",
                 }
             },
-            "relation_number",
+            "correct: Relation number",
         ),
-        ({"extra": {"relation_number": "25583", "administration_code": "DEMO"}}, "administration_map"),
+        ({"extra": {"relation_number": "25583", "administration_code": "DEMO"}}, "Administration map"),
     ],
 )
 def test_a_malformed_connection_names_the_field_to_fix(
