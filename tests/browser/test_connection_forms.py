@@ -37,6 +37,8 @@ AIRFLOW = Version(Version(airflow_version).base_version).release[:2]
 DOCS_IMAGES = Path(__file__).parents[2] / "docs" / "img"
 #: Airflow 3.0's form draws every extra field as a text input (no password inputs for extras).
 MASKS_SECRET_EXTRAS = AIRFLOW >= (3, 1)
+#: Airflow 3.0's UI has no Test button; 3.3's tests a connection from the list.
+HAS_TEST_BUTTON = AIRFLOW >= (3, 1)
 FORMS = {entry["connection-type"]: entry for entry in get_provider_info()["connection-types"]}
 SHORT = {
     "ledgerlink_afas": "afas",
@@ -129,3 +131,89 @@ def test_connection_form(ui: Any, conn_type: str, tmp_path: Path) -> None:
     assert positions == sorted(positions)
     dialog.screenshot(path=str(images / f"connection-{SHORT[conn_type]}-extra.png"))
     page.keyboard.press("Escape")
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Any]:
+    from airflow_provider_ledgerlink.sandbox import Sandbox
+
+    with Sandbox(seed=42, port=0) as running:
+        yield running
+
+
+WRONG_SECRET = "ledgerlink-wrong-secret-0123456789abcdef"
+
+
+@pytest.mark.parametrize("conn_type", list(FORMS))
+def test_add_save_edit_and_test(ui: Any, sandbox: Any, conn_type: str) -> None:
+    """A user adds the connection with the sandbox's credentials, saves it, opens it again (secrets
+    masked) and presses Test: success; then with a wrong token, a clear message without the secret."""
+    from airflow_provider_ledgerlink.sandbox.connections import sandbox_connections
+
+    page = ui
+    form = FORMS[conn_type]
+    short = SHORT[conn_type]
+    definition = sandbox_connections(sandbox.url, sandbox.seed)[f"{short}_default"]
+    conn_id = f"ui_{short}"
+    dialog = _open_form(page, form["hook-name"])
+    dialog.locator("input[name=connection_id]").fill(conn_id)
+    for field in ("host", "login", "password"):
+        if definition.get(field):
+            dialog.locator(f"input[name={field}]").fill(str(definition[field]))
+    dialog.locator("input[name=port]").fill("443")
+    dialog.get_by_text("Extra Fields", exact=True).click()
+    for key, value in definition.get("extra", {}).items():
+        schema = form["conn-fields"][key]["schema"]
+        if "enum" in schema or value == schema.get("default"):
+            continue
+        dialog.locator(f"input[name=element_{key}]").fill(str(value))
+    dialog.get_by_role("button", name="Save").click()
+    row = page.get_by_role("row").filter(has_text=conn_id)
+    row.wait_for()
+
+    # Opened again: the secrets are masked.
+    row.get_by_role("button", name="Edit Connection").click()
+    dialog = page.get_by_role("dialog")
+    password = dialog.locator("input[name=password]")
+    assert password.get_attribute("type") == "password"
+    html = page.content()
+    for secret in _secrets(definition, form):
+        assert secret not in html, "a stored secret is shown in the edit form"
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+
+    if not HAS_TEST_BUTTON:  # Airflow 3.0's UI has no Test button (the docs give the CLI command)
+        return
+    message = _press_test(page, row)
+    assert message.startswith("Test Connection Successful"), message
+    assert "Connected to" in message
+
+    # A wrong token: a clear message that names the vendor, and the secret nowhere on the page.
+    row.get_by_role("button", name="Edit Connection").click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator("input[name=password]").fill(WRONG_SECRET)
+    dialog.get_by_role("button", name="Save").click()
+    dialog.wait_for(state="hidden")
+    message = _press_test(page, row)
+    assert message.startswith("Test Connection Failed"), message
+    assert form["hook-name"].split(" (")[0].split(" ")[0] in message, message  # names the vendor
+    assert WRONG_SECRET not in page.content()
+
+
+def _secrets(definition: dict[str, Any], form: dict[str, Any]) -> list[str]:
+    secrets = [str(definition["password"])]
+    for key, value in definition.get("extra", {}).items():
+        if form["conn-fields"][key]["schema"].get("format") == "password":
+            secrets.append(str(value))
+    return secrets
+
+
+def _press_test(page: Any, row: Any) -> str:
+    """Press the row's Test button and return the text of the notice it shows."""
+    from playwright.sync_api import expect
+
+    notices = page.get_by_role("status").filter(has_text="Test Connection")
+    expect(notices).to_have_count(0)  # the previous Test's notice has gone
+    row.get_by_role("button", name="Test Connection").click()
+    expect(notices).to_have_count(1)
+    return str(notices.first.inner_text())
