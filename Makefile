@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	@# The connection-form browser tests drive Debian's Chromium (no browser is downloaded).
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	@touch $@
 
 venv: $(STAMP)

@@ -34,8 +34,21 @@ FINANCE_CONNECTORS: dict[str, str | None] = {
     "Profit_Journals": None,
 }
 
+
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `afas_default` (type AFAS Profit (LedgerLink)) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (`s3://bucket/raw`, `gs://…`, a local path; default `file:///tmp/ledgerlink/lake`), where the data lands
+"""
+)
+
 with DAG(
     dag_id="afas_finance_to_lake",
+    doc_md=DOC_MD,
     description="AFAS Profit finance GetConnectors into the lake, incrementally",
     # A data-interval timetable: each run covers the previous day. (Airflow 3's plain "@daily" gives
     # runs a zero-length interval, which has no rows to extract.)

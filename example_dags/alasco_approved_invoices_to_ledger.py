@@ -115,8 +115,20 @@ def journal_entry(invoice: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `alasco_default` (type Alasco (LedgerLink)); `tripletex_default` (type Tripletex (LedgerLink)) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: not used
+"""
+)
+
 with DAG(
     dag_id="alasco_approved_invoices_to_ledger",
+    doc_md=DOC_MD,
     description="Approved Alasco invoices into AFAS journal entries; AFAS payments back to Alasco",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),

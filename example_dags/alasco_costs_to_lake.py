@@ -46,8 +46,21 @@ EXTRACTS: dict[str, tuple[str, str | None]] = {
     "reporting_cash_outflow": ("reporting/cash_outflow/cost_elements", None),
 }
 
+
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `alasco_default` (type Alasco (LedgerLink)) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (`s3://bucket/raw`, `gs://…`, a local path; default `file:///tmp/ledgerlink/lake`), where the data lands
+"""
+)
+
 with DAG(
     dag_id="alasco_costs_to_lake",
+    doc_md=DOC_MD,
     description="Alasco costs, invoices, budgets and reporting figures into the lake",
     # A data-interval timetable: each run covers the previous day. (Airflow 3's plain "@daily" gives
     # runs a zero-length interval, which has nothing to extract.)

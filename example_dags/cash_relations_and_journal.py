@@ -34,8 +34,21 @@ OUTBOX = f"{LAKE}/outbox/cash/journal"
 #: CASHWin looks for new instructions about every 30 seconds; there is no point asking more often.
 POLL_INTERVAL = float(os.environ.get("LEDGERLINK_CASH_POLL_INTERVAL", "30"))
 
+
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `cash_default` (type CASH (LedgerLink)) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (`s3://bucket/raw`, `gs://…`, a local path; default `file:///tmp/ledgerlink/lake`), where the data lands
+"""
+)
+
 with DAG(
     dag_id="cash_relations_and_journal",
+    doc_md=DOC_MD,
     description="CASH relations and journal lines to the lake; the day's journal entry into CASH",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),

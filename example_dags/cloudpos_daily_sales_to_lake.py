@@ -33,8 +33,21 @@ LAKE = os.environ.get("LEDGERLINK_LAKE", "file:///tmp/ledgerlink/lake").rstrip("
 #: What lands each day: dated lists by date, the rest by ``modtime``, categories as a full copy.
 CLOUDPOS_LISTS = ("orders", "invoices", "products", "customers", "categories")
 
+
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `cloudpos_default` (type CloudPOS (LedgerLink)) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (`s3://bucket/raw`, `gs://…`, a local path; default `file:///tmp/ledgerlink/lake`), where the data lands
+"""
+)
+
 with DAG(
     dag_id="cloudpos_daily_sales_to_lake",
+    doc_md=DOC_MD,
     description="CloudPOS orders, invoices and changed master data into the lake, daily",
     # Brussels midnight to midnight: CloudPOS's own day (and the day its request budget resets).
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="Europe/Brussels"),

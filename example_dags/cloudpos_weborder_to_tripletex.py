@@ -46,8 +46,21 @@ SAMPLE_WEBORDER: dict[str, Any] = {
     ],
 }
 
+
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `cloudpos_default` (type CloudPOS (LedgerLink)); `tripletex_default` (type Tripletex (LedgerLink)) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (`s3://bucket/raw`, `gs://…`, a local path; default `file:///tmp/ledgerlink/lake`), where the data lands
+"""
+)
+
 with DAG(
     dag_id="cloudpos_weborder_to_tripletex",
+    doc_md=DOC_MD,
     description="Create a CloudPOS weborder, wait for the POS to confirm it, book the sale",
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 1, tz="Europe/Brussels"),

@@ -45,8 +45,20 @@ def warn_people(context: Any, report: dict[str, Any]) -> None:
         log.warning("Credential warning: %s", warning)
 
 
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: every id in `LEDGERLINK_CONNECTIONS` (default `afas_default`, `tripletex_default`, `alasco_default`, `cash_default`, `cloudpos_default`) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (default `file:///tmp/ledgerlink/lake`); the summary lands under `_reports`
+"""
+)
+
 with DAG(
     dag_id="ledgerlink_credential_health",
+    doc_md=DOC_MD,
     description="Test every LedgerLink connection and warn before a credential ends",
     schedule=CronDataIntervalTimetable("0 6 * * *", timezone="Europe/Amsterdam"),
     start_date=pendulum.datetime(2026, 11, 1, tz="Europe/Amsterdam"),

@@ -35,8 +35,21 @@ REPORTS = os.environ.get("LEDGERLINK_LAKE", "file:///tmp/ledgerlink/lake").rstri
 #: Connections whose new credential an administrator stages (no vendor API rotates them).
 PROMOTED = {"alasco": "alasco_default", "cash": "cash_default", "cloudpos": "cloudpos_default"}
 
+
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `tripletex_default`, `afas_default`, `alasco_default`, `cash_default`, `cloudpos_default` (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (default `file:///tmp/ledgerlink/lake`); the summary lands under `_reports`
+"""
+)
+
 with DAG(
     dag_id="ledgerlink_token_rotation",
+    doc_md=DOC_MD,
     description="Rotate Tripletex sessions, promote staged credentials, renew the AFAS token on demand",
     schedule=CronDataIntervalTimetable("30 4 * * *", timezone="Europe/Amsterdam"),
     start_date=pendulum.datetime(2026, 11, 1, tz="Europe/Amsterdam"),

@@ -37,8 +37,21 @@ RESOURCES: dict[str, str | None] = {
     "accounts": None,
 }
 
+
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `tripletex_default` (type Tripletex (LedgerLink)) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (`s3://bucket/raw`, `gs://…`, a local path; default `file:///tmp/ledgerlink/lake`), where the data lands
+"""
+)
+
 with DAG(
     dag_id="tripletex_ledger_to_lake",
+    doc_md=DOC_MD,
     description="Tripletex postings, vouchers and customers into the lake, one Oslo day at a time",
     # Each run covers the previous day in Oslo. (Airflow 3's plain "@daily" gives runs a
     # zero-length interval, which has no rows to extract.)

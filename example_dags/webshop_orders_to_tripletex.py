@@ -59,8 +59,20 @@ def sample_orders(day: str) -> list[dict[str, Any]]:
     return orders
 
 
+#: What the DAG page shows under the description: the connections and the lake this DAG needs.
+DOC_MD = (
+    (__doc__ or "")
+    + """
+**Needs**
+
+- Airflow connections: `tripletex_default` (type Tripletex (LedgerLink)) (Admin → Connections; see the vendor's page in the LedgerLink docs)
+- `LEDGERLINK_LAKE`: the lake's root (default `file:///tmp/ledgerlink/lake`), where the orders are read and the results land
+"""
+)
+
 with DAG(
     dag_id="webshop_orders_to_tripletex",
+    doc_md=DOC_MD,
     description="The webshop's orders of the day into Tripletex as customers, orders and invoices",
     schedule=CronDataIntervalTimetable("@daily", timezone="Europe/Oslo"),
     start_date=pendulum.datetime(2026, 11, 1, tz="Europe/Oslo"),

@@ -52,10 +52,12 @@ class LedgerLinkError(AirflowException):
 
     def _render(self) -> str:
         text = f"{self.vendor} {self.operation} failed: {self.message}"
-        if self.http_status is not None:
+        if self.http_status is not None and f"HTTP {self.http_status}" not in self.message:
             text += f" (HTTP {self.http_status})"
         if self.reference:
-            text += f" [vendor reference: {self.reference}]"
+            # Round brackets: `airflow connections test` prints messages as rich markup, where a
+            # square-bracketed text is a style tag and vanishes.
+            text += f" (vendor reference: {self.reference})"
         if self.hint:
             text += f". {self.hint}"
         return text

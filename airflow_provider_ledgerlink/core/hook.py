@@ -3,6 +3,7 @@ one HTTP client per hook, and a ``test_connection`` that never raises and never 
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
@@ -57,25 +58,68 @@ def hook_for_connection(conn_id: str, **kwargs: Any) -> LedgerLinkHook:
 
 def connection_form_widgets(conn_type: str) -> dict[str, Any]:
     """The connection form's extra fields for Airflow 3.0 and 3.1, built from the provider info's
-    ``conn-fields`` (what Airflow 3.2+ reads), so the two declarations can never drift apart."""
-    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-    from flask_babel import lazy_gettext
+    ``conn-fields`` (what Airflow 3.2+ reads), so the two declarations can never drift apart.
+
+    Only wtforms is needed (a dependency of this package): the 3.0/3.1 api-server swaps its field
+    classes and validators for stand-ins that turn label, description, default and ``any_of`` into
+    the JSON schema its React form draws (help text, pre-filled value, a select for a choice). No
+    flask-appbuilder widget or flask-babel text is used, so the form is complete without the FAB
+    provider.
+    """
     from wtforms import BooleanField, IntegerField, PasswordField, StringField
+    from wtforms.validators import Optional, any_of
 
     widgets: dict[str, Any] = {}
     for key, field in _connection_type(conn_type).get("conn-fields", {}).items():
         schema = field["schema"]
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        label = lazy_gettext(field["label"])
+        validators: list[Any] = [Optional()]
+        if schema.get("enum"):
+            validators.append(any_of(list(schema["enum"])))
+        options: dict[str, Any] = {"validators": validators, "description": field.get("description", "")}
+        if "default" in schema:
+            options["default"] = schema["default"]
         if schema.get("format") == "password":
-            widgets[key] = PasswordField(label, widget=BS3PasswordFieldWidget())
+            widgets[key] = PasswordField(field["label"], **options)
         elif "boolean" in kinds:
-            widgets[key] = BooleanField(label)
+            widgets[key] = BooleanField(field["label"], **options)
         elif "integer" in kinds:
-            widgets[key] = IntegerField(label, widget=BS3TextFieldWidget())
+            widgets[key] = IntegerField(field["label"], **options)
         else:
-            widgets[key] = StringField(label, widget=BS3TextFieldWidget())
+            widgets[key] = StringField(field["label"], **options)
     return widgets
+
+
+_STANDARD_FIELD = re.compile(r"^(Host|Login|Password|Port|Schema)\b(?: \((?P<note>[^)]*)\)?)?$")
+
+
+def form_wording(conn_type: str, text: str) -> str:
+    """``text`` with the connection's fields named as the connection form labels them.
+
+    ``Extra environment_id`` → ``Environment number``; a standard field the form relabels
+    (``Password (the employee token)``) → its label (``Employee token``). Users fill in a form and
+    never see the keys the values are stored under.
+    """
+    try:
+        entry = _connection_type(conn_type)
+    except KeyError:
+        return text
+    behaviour = entry.get("ui-field-behaviour", {})
+    standard = _STANDARD_FIELD.match(text.strip())
+    if standard:
+        label = behaviour.get("relabeling", {}).get(standard.group(1).lower())
+        return label if label else text
+    labels = {key: field["label"] for key, field in entry.get("conn-fields", {}).items()}
+    if not labels:
+        return text
+    keys = "|".join(re.escape(key) for key in sorted(labels, key=len, reverse=True))
+    # A one-word key (``environment``, ``api``) is a field only where a message marks it as one.
+    text = re.sub(rf"\b[Ee]xtras? '?({keys})\b'?", lambda match: labels[match.group(1)], text)
+    text = re.sub(rf"'({keys})'", lambda match: labels[match.group(1)], text)
+    compound = "|".join(re.escape(key) for key in sorted(labels, key=len, reverse=True) if "_" in key)
+    if compound:
+        text = re.sub(rf"\b({compound})\b", lambda match: labels[match.group(1)], text)
+    return text
 
 
 def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
@@ -216,12 +260,17 @@ class LedgerLinkHook(BaseHook):
         return value
 
     def config_error(self, message: str, *, field: str) -> ConfigurationError:
-        """An error that points at the connection field to fix."""
+        """An error that points at the connection field to fix, named as the form labels it."""
+        label = form_wording(self.conn_type, field)
+        if self._testing:  # the connection form's Test: the connection has a random temporary id
+            return ConfigurationError(
+                self.vendor, "reading the connection", message, hint=f"Correct the field: {label}"
+            )
         return ConfigurationError(
             self.vendor,
             f"reading connection '{self.conn_id}'",
             message,
-            hint=f"Edit the Airflow connection '{self.conn_id}' and correct: {field}",
+            hint=f"Edit the Airflow connection '{self.conn_id}' and correct: {label}",
         )
 
     def make_client(self, *, base_url: str, **kwargs: Any) -> HttpClient:
@@ -230,12 +279,30 @@ class LedgerLinkHook(BaseHook):
         )
 
     # -- the Test button ------------------------------------------------------------------------
+    #: True while :meth:`test_connection` runs: messages then speak of the form, not of a connection
+    #: id (the api-server tests a copy of the form under a random temporary id).
+    _testing: bool = False
+
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated call. Returns ``(ok, message)`` and never raises."""
+        """One cheap authenticated call that leaves nothing behind. Returns ``(ok, message)`` and
+        never raises; the message names fields by their form labels and no temporary id."""
+        self._testing = True
         try:
-            return True, self.check_connection()
+            ok, message = True, self.check_connection()
         except Exception as exc:
-            return False, scrub(str(exc))
+            ok, message = False, scrub(str(exc))
+        finally:
+            self._testing = False
+        return ok, self.form_message(message)
+
+    def form_message(self, message: str) -> str:
+        """``message`` as the connection form's user reads it: the fields by their labels, the
+        connection as "this connection" rather than by the temporary id Airflow tested it under."""
+        message = form_wording(self.conn_type, message)
+        if self.conn_id:
+            message = message.replace(f"connection '{self.conn_id}'", "this connection")
+            message = message.replace(self.conn_id, "this connection")
+        return message
 
     def check_connection(self) -> str:
         """Make one cheap authenticated call and describe what answered; raise on failure."""

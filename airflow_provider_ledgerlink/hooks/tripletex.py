@@ -928,7 +928,15 @@ class TripletexHook(LedgerLinkHook):
                 self._session = None
 
     def check_connection(self) -> str:
-        info = self.whoami()
+        if self._testing:  # a Test holds no state: its session is neither stored nor left open
+            self.save_sessions = False
+        try:
+            info = self.whoami()
+        finally:
+            session = self._session
+            if self._testing and session is not None and session.source != "store":
+                self._session = None
+                self._delete_session_quietly(session.token, session)
         company: Mapping[str, Any] = info["company"] if isinstance(info.get("company"), Mapping) else {}
         employee: Mapping[str, Any] = info["employee"] if isinstance(info.get("employee"), Mapping) else {}
         name = (

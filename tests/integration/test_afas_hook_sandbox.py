@@ -436,7 +436,7 @@ class TestUpdateConnectors:
         assert re.fullmatch(r"[0-9A-F]{32}", error.reference or "")
         assert error.reference == logged["profitLogReference"]
         assert "not in balance" in error.message and "21.00" in error.message
-        assert f"[vendor reference: {error.reference}]" in str(error)
+        assert f"(vendor reference: {error.reference})" in str(error)
         assert "AFAS Profit UpdateConnector FiEntries (insert)" in str(error)
         assert not error.retryable
         assert requests_to(sandbox_clean, "POST", "/connectors/FiEntries") == {"500": 1}  # sent once

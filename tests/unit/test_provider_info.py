@@ -60,7 +60,11 @@ AFAS_EXTRA_FIELDS = {
     "credential_store_conn_id",
 }
 AFAS_SECRET_EXTRA_FIELDS = {"otp_api_key", "otp_environment_token"}
-AFAS_HIDDEN_FIELDS = {"login", "schema", "port"}
+AFAS_HIDDEN_FIELDS = {"login", "schema"}
+#: The fields a connection form may show (the rest of a placeholder's keys would never show).
+STANDARD_FIELDS = {"description", "host", "port", "login", "password", "schema"}
+#: Extra fields that only matter for credential rotation: every form lists them last.
+ROTATION_FIELDS = ("staged_password", "credential_store", "credential_store_conn_id")
 
 
 def _airflow_schema(name: str) -> dict[str, Any]:
@@ -147,12 +151,19 @@ class _FakeField:
 
     def __init__(self, label: str | None = None, validators: Any = None, **kwargs: Any) -> None:
         self.label = label
-        self.validators = validators
+        self.validators = validators or []
+        self.description = kwargs.pop("description", "")
+        self.default = kwargs.pop("default", None)
         self.kwargs = kwargs
 
 
 class _FakeStringField(_FakeField):
     pass
+
+
+class _FakeAnyOf:
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
 
 
 class _FakePasswordField(_FakeField):
@@ -179,7 +190,7 @@ def fake_form_libraries(monkeypatch):
         "IntegerField": type("IntegerField", (_FakeField,), {}),
         "BooleanField": type("BooleanField", (_FakeField,), {}),
     }
-    validators = module("wtforms.validators", Optional=lambda *a, **k: None, any_of=lambda values: values)
+    validators = module("wtforms.validators", Optional=lambda *a, **k: None, any_of=_FakeAnyOf)
     simple = module("wtforms.fields.simple", **fields)
     module(
         "wtforms", validators=validators, fields=module("wtforms.fields", simple=simple, **fields), **fields
@@ -201,12 +212,75 @@ def test_conn_fields_match_the_legacy_form_widgets(conn_type, fake_form_librarie
     widgets = hook_class.get_connection_form_widgets()
     conn_fields = entry.get("conn-fields", {})
 
-    assert set(conn_fields) <= set(widgets)
+    assert list(widgets) == list(conn_fields)  # the same fields in the same order
     for key, field in conn_fields.items():
         widget = widgets[key]
         assert widget.label == field["label"], key
+        assert widget.description == field["description"], key  # the help text under the field
+        assert widget.default == field["schema"].get("default"), key
         is_secret = field["schema"].get("format") == "password"
         assert isinstance(widget, _FakePasswordField) == is_secret, key
+        choices = [v.values for v in widget.validators if isinstance(v, _FakeAnyOf)]
+        assert choices == ([field["schema"]["enum"]] if "enum" in field["schema"] else []), key
+
+
+def test_form_widgets_need_neither_flask_appbuilder_nor_flask_babel(fake_form_libraries, monkeypatch):
+    """Airflow 3.0 installs neither; a hook whose form method imports them shows no fields there."""
+    monkeypatch.setitem(sys.modules, "flask_appbuilder", None)
+    monkeypatch.setitem(sys.modules, "flask_appbuilder.fieldwidgets", None)
+    monkeypatch.setitem(sys.modules, "flask_babel", None)
+    for entry in INFO["connection-types"]:
+        hook_class = _import_string(entry["hook-class-name"])
+        assert set(hook_class.get_connection_form_widgets()) == set(entry["conn-fields"])
+
+
+@pytest.mark.parametrize("conn_type", sorted(CONNECTION_TYPES))
+def test_form_order_connect_first_rotation_last(conn_type):
+    keys = list(CONNECTION_TYPES[conn_type]["conn-fields"])
+    rotation = [key for key in keys if key in ROTATION_FIELDS]
+    assert keys[len(keys) - len(rotation) :] == rotation, keys
+    assert [k for k in ROTATION_FIELDS if k in rotation] == rotation
+
+
+@pytest.mark.parametrize("conn_type", sorted(CONNECTION_TYPES))
+def test_every_field_has_help_and_placeholders_target_fields_that_show_them(conn_type):
+    """The Airflow 3 forms show placeholders only for the standard fields, a description for every
+    extra field; the port stays visible (Airflow 3.3.0–3.3.2's Test needs a stored port)."""
+    entry = CONNECTION_TYPES[conn_type]
+    behaviour = entry["ui-field-behaviour"]
+    assert set(behaviour.get("placeholders", {})) <= STANDARD_FIELDS - set(behaviour["hidden-fields"])
+    assert "port" not in behaviour["hidden-fields"]
+    assert "443" in behaviour["placeholders"]["port"]
+    for key, field in entry["conn-fields"].items():
+        assert field.get("description"), key
+
+
+def test_tripletex_tokens_sit_together():
+    """The employee token is the form's password, the last standard field before the extras; the
+    consumer token is the first extra field, right after it."""
+    entry = CONNECTION_TYPES["ledgerlink_tripletex"]
+    assert entry["ui-field-behaviour"]["relabeling"]["password"] == "Employee token"
+    assert next(iter(entry["conn-fields"])) == "consumer_token"
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("12345", True),
+        ("O12345AA", True),
+        ("T12345AA", True),
+        ("A12345AA", True),
+        ("O12345", True),
+        ("1234", False),
+        ("X12345AA", False),
+        ("12345AAA", False),
+    ],
+)
+def test_afas_environment_pattern(value, accepted):
+    import re
+
+    pattern = CONNECTION_TYPES["ledgerlink_afas"]["conn-fields"]["environment_id"]["schema"]["pattern"]
+    assert bool(re.fullmatch(pattern, value)) == accepted
 
 
 @pytest.mark.parametrize("conn_type", sorted(CONNECTION_TYPES))
@@ -337,7 +411,7 @@ def test_hook_meta_shows_the_afas_connection_form(hook_meta):
         "placeholder": "<token><version>1</version><data>…</data></token>",
     }
     assert standard["login"]["hidden"] is True
-    assert standard["port"]["hidden"] is True
+    assert standard["port"]["hidden"] is False
     assert standard["url_schema"]["hidden"] is True
     assert standard["host"]["hidden"] is False
 
@@ -347,11 +421,11 @@ def test_hook_meta_shows_the_afas_connection_form(hook_meta):
     for key, field in extras.items():
         assert field["schema"]["title"] == declared[key]["label"], key
         assert (field["schema"].get("format") == "password") == (key in AFAS_SECRET_EXTRA_FIELDS), key
-    if UI_READS_PROVIDER_INFO:
-        # Descriptions, enums and defaults exist only in the declarative form.
-        assert extras["environment_id"]["description"] == declared["environment_id"]["description"]
-        assert extras["environment_type"]["schema"]["enum"] == ["production", "test", "accept"]
-        assert extras["environment_type"]["value"] == "production"
+    # Help texts, choices and defaults on every Airflow 3 (3.0/3.1 through the hook's form method).
+    assert list(extras) == list(declared)
+    assert extras["environment_id"]["description"] == declared["environment_id"]["description"]
+    assert extras["environment_type"]["schema"]["enum"] == ["production", "test", "accept"]
+    assert extras["environment_type"]["value"] == "production"
 
 
 def test_hook_meta_route_is_protected_and_serves_the_same(airflow_db, hook_meta):

@@ -56,7 +56,7 @@ def test_the_message_carries_http_status_reference_and_hint() -> None:
 
     assert str(error) == (
         "AFAS Profit GetConnector Profit_Transactions failed: the query took too long (HTTP 500) "
-        "[vendor reference: ABC-123]. Use a smaller page size"
+        "(vendor reference: ABC-123). Use a smaller page size"
     )
 
 

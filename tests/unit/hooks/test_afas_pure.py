@@ -571,7 +571,7 @@ def test_500_with_a_profit_log_reference_is_a_vendor_error_carrying_it() -> None
     assert error.reference == "3A4CA18A0F6B4D5E8C1B2A3F4E5D6C7B"
     assert error.http_status == 500
     assert "Het veld 'Rekening' is verplicht. (errorNumber -2147180999)" in str(error)
-    assert "[vendor reference: 3A4CA18A0F6B4D5E8C1B2A3F4E5D6C7B]" in str(error)
+    assert "(vendor reference: 3A4CA18A0F6B4D5E8C1B2A3F4E5D6C7B)" in str(error)
     assert error.retryable is False
 
 

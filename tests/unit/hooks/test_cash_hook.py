@@ -106,8 +106,9 @@ def test_test_connection_says_logged_in_when_cash_refuses_only_the_export(
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"login": "not-an-email"}, "Login"),
-        ({"password": ""}, "Password"),
+        # Named as the connection form labels them.
+        ({"login": "not-an-email"}, "correct: API user e-mail"),
+        ({"password": ""}, "correct: API user password"),
         (
             {
                 "extra": {
@@ -116,9 +117,9 @@ def test_test_connection_says_logged_in_when_cash_refuses_only_the_export(
                     "administration_map": "1570",
                 }
             },
-            "relation_number",
+            "correct: Relation number",
         ),
-        ({"extra": {"relation_number": "25583", "administration_code": "DEMO"}}, "administration_map"),
+        ({"extra": {"relation_number": "25583", "administration_code": "DEMO"}}, "Administration map"),
     ],
 )
 def test_a_malformed_connection_names_the_field_to_fix(

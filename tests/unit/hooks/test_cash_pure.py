@@ -293,7 +293,7 @@ def test_response_codes_map_to_ledgerlink_errors() -> None:
     assert "Instellen CashWeb API" in str(refused)
     other = map_response_code(5, "invalid token", "Cash.export")
     assert isinstance(other, VendorError)
-    assert "[vendor reference: response code 5]" in str(other)
+    assert "(vendor reference: response code 5)" in str(other)
 
 
 def test_the_status_operation_is_found_under_the_names_cash_has_used() -> None:

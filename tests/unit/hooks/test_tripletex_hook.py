@@ -137,12 +137,13 @@ def test_test_connection_names_the_employee_and_the_company(hook: TripletexHook)
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"extra": {"consumer_token": None}}, "consumer_token"),
-        ({"password": ""}, "Password (the employee token)"),
-        ({"extra": {"environment": "staging"}}, "Extra environment"),
-        ({"extra": {"company_id": "acme"}}, "Extra company_id"),
-        ({"extra": {"rate_limit_reserve": "-3"}}, "Extra rate_limit_reserve"),
-        ({"extra": {"credential_store": "no.such.Store"}}, "Extra credential_store"),
+        # Named as the connection form labels them.
+        ({"extra": {"consumer_token": None}}, "correct: Consumer token"),
+        ({"password": ""}, "correct: Employee token"),
+        ({"extra": {"environment": "staging"}}, "correct: Environment"),
+        ({"extra": {"company_id": "acme"}}, "correct: Client company id"),
+        ({"extra": {"rate_limit_reserve": "-3"}}, "correct: Rate-limit reserve"),
+        ({"extra": {"credential_store": "no.such.Store"}}, "correct: Credential store"),
     ],
 )
 def test_a_malformed_connection_names_the_field_to_fix(
@@ -152,7 +153,7 @@ def test_a_malformed_connection_names_the_field_to_fix(
     hook = TripletexHook()
 
     with pytest.raises(ConfigurationError) as caught:
-        hook.whoami() if "credential_store" not in field else hook.credential_store
+        hook.whoami() if "Credential store" not in field else hook.credential_store
 
     assert field in str(caught.value)
     assert "tripletex_default" in str(caught.value)
@@ -172,7 +173,7 @@ def test_the_environment_chooses_the_host_and_a_host_override_gets_v2(
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ({"consumer_token": "eyJ3cm9uZyI6dHJ1ZX0="}, "rejected the consumer token (extra consumer_token)"),
+        ({"consumer_token": "eyJ3cm9uZyI6dHJ1ZX0="}, "rejected the consumer token (Consumer token)"),
         ({}, "rejected the employee token (the connection's password)"),
     ],
 )
