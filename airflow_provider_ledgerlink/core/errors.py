@@ -166,3 +166,11 @@ class AmbiguousWriteError(LedgerLinkError):
 
     Raised instead of re-sending a non-idempotent request. The hint tells the user how to check.
     """
+
+
+class ConcurrentWriteError(LedgerLinkError):
+    """Another attempt committed output into the same place first; this attempt published nothing."""
+
+
+class EndlessPagingError(LedgerLinkError):
+    """The vendor kept answering pages that repeat or go past its own total; nothing was committed."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ledgerlink.core.compat import Asset, BaseOperator, ObjectStoragePath
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
-from airflow_provider_ledgerlink.core.sinks import MANIFEST_NAME, JsonLinesSink
+from airflow_provider_ledgerlink.core.sinks import JsonLinesSink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -229,7 +229,10 @@ class LedgerLinkExtractOperator(BaseOperator):
         with (
             _long_lived_objects_frozen(),
             JsonLinesSink(
-                folder, part_max_bytes=self.part_max_bytes, compresslevel=self.compresslevel
+                folder,
+                part_max_bytes=self.part_max_bytes,
+                compresslevel=self.compresslevel,
+                vendor=self.vendor,
             ) as sink,
         ):
             for page in self.extract_pages(window):
@@ -250,7 +253,7 @@ class LedgerLinkExtractOperator(BaseOperator):
             "pages": progress.pages,
             "parts": [str(folder / p["path"]) for p in manifest["parts"]],
             "folder": str(folder),
-            "manifest": str(folder / MANIFEST_NAME),
+            "manifest": str(sink.manifest_path),
             "window": manifest["window"],
             "seconds": manifest["seconds"],
         }
