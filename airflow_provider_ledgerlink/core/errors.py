@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_ledgerlink.core.compat import AirflowException
-from airflow_provider_ledgerlink.core.redaction import scrub
+from airflow_provider_ledgerlink.core.redaction import scrub, scrub_value
 
 
 class LedgerLinkError(AirflowException):
@@ -42,12 +42,14 @@ class LedgerLinkError(AirflowException):
         details: Any = None,
     ) -> None:
         self.vendor = vendor
-        self.operation = operation
+        self.operation = scrub(operation)
         self.message = scrub(message)
         self.hint = scrub(hint if hint is not None else self.default_hint)
-        self.reference = reference
+        # The vendor's reference and details are the vendor's words: an echoing vendor can put a
+        # secret there as well.
+        self.reference = scrub(reference) if reference else reference
         self.http_status = status_code
-        self.details = details
+        self.details = scrub_value(details)
         super().__init__(self._render())
 
     def _render(self) -> str:

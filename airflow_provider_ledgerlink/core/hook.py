@@ -187,6 +187,28 @@ class LedgerLinkHook(BaseHook):
 
     @cached_property
     def _extras(self) -> dict[str, Any]:
+        # Airflow logs an extra that is not JSON and hands over {}: the hook would then run on
+        # defaults (another limit, a "missing" token). Read the raw text and say what is wrong.
+        raw = getattr(self.raw_connection, "extra", None)
+        if isinstance(raw, str) and raw.strip():
+            import json
+
+            try:
+                parsed = json.loads(raw)
+            except RecursionError:
+                raise self.config_error("the extra is nested too deeply to read", field="Extra") from None
+            except ValueError as exc:
+                raise self.config_error(
+                    f"the extra is not valid JSON ({exc.__class__.__name__} at character "
+                    f"{getattr(exc, 'pos', '?')})",
+                    field='Extra (a JSON object such as {"key": "value"})',
+                ) from None
+            if not isinstance(parsed, dict):
+                raise self.config_error(
+                    f"the extra is JSON but not an object (it is a {type(parsed).__name__})",
+                    field='Extra (a JSON object such as {"key": "value"})',
+                )
+            return parsed
         extras = self.raw_connection.extra_dejson
         return extras if isinstance(extras, dict) else {}
 
