@@ -28,8 +28,10 @@ from airflow_provider_ledgerlink.core.sinks import JsonLinesSink
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_WINDOW_START = "{{ data_interval_start }}"
-DEFAULT_WINDOW_END = "{{ data_interval_end }}"
+# A manual run of an unscheduled DAG has no data interval: Airflow 3 leaves the names out of the
+# context, and rendering them as such fails. Rendered empty, the extract reads everything.
+DEFAULT_WINDOW_START = "{{ data_interval_start if data_interval_start is defined else '' }}"
+DEFAULT_WINDOW_END = "{{ data_interval_end if data_interval_end is defined else '' }}"
 
 
 class Window:
@@ -160,6 +162,8 @@ class LedgerLinkExtractOperator(BaseOperator):
         self.destination = destination
         self.window_start = window_start
         self.window_end = window_end
+        # The data interval of a run of an unscheduled DAG is empty (start == end, or absent).
+        self._window_from_run = window_start == DEFAULT_WINDOW_START and window_end == DEFAULT_WINDOW_END
         self.incremental = incremental
         self.part_max_bytes = part_max_bytes
         self.compresslevel = compresslevel
@@ -207,6 +211,11 @@ class LedgerLinkExtractOperator(BaseOperator):
                 "only one end of the window is set",
                 hint="Give both window_start and window_end, or set incremental=False for a full load",
             )
+        if end == start and self._window_from_run:
+            self.log.info(
+                "The run's data interval is empty (a manual run of an unscheduled DAG): reading everything"
+            )
+            return None
         if end <= start:
             raise ConfigurationError(
                 self.vendor,
