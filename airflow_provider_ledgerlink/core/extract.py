@@ -71,6 +71,13 @@ def parse_instant(value: Any, *, name: str, vendor: str) -> datetime | None:
             raise ConfigurationError(
                 vendor, "resolving the extract window", f"{name}={value!r} is not a date or datetime"
             )
+    if not 1900 <= moment.year <= 2999:
+        raise ConfigurationError(
+            vendor,
+            "resolving the extract window",
+            f"{name}={value!r} is in the year {moment.year}",
+            hint=f"Give {name} a date between 1900 and 2999 (it is usually the run's data interval)",
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
@@ -173,6 +180,7 @@ class LedgerLinkExtractOperator(BaseOperator):
     def default_asset(cls, destination: str, conn_id: str, object_name: str) -> Asset:
         """The destination itself when it is a fixed URI, else a LedgerLink name for the object."""
         vendor_key = cls.__module__.rsplit(".", 1)[-1]
+        destination = str(destination or "").strip()  # an unusable one is refused when the task runs
         if "{{" not in destination and "://" in destination:
             return Asset(uri=destination.rstrip("/"))
         if "{{" not in destination and destination.startswith("/"):
@@ -226,8 +234,41 @@ class LedgerLinkExtractOperator(BaseOperator):
         return Window(start, end)
 
     def output_folder(self, window: Window | None) -> Any:
-        root = ObjectStoragePath(str(self.destination).rstrip("/"))
+        root = self.destination_root()
         return root / (window.folder_name if window else "full")
+
+    def destination_root(self) -> Any:
+        """``destination`` as an ``ObjectStoragePath``, refused when it cannot hold an extract."""
+        text = str(self.destination or "").strip()
+
+        def refuse(problem: str, fix: str) -> ConfigurationError:
+            return ConfigurationError(self.vendor, f"extract {self.object_label()}", problem, hint=fix)
+
+        fix = "Give destination an absolute folder URI: /data/lake, file:///data/lake, s3://bucket/lake …"
+        if not text or text in ("/", "file://", "file:///"):
+            raise refuse(f"destination={self.destination!r} names no folder", fix)
+        if "://" not in text and not text.startswith("/"):
+            raise refuse(
+                f"destination={text!r} is relative: it would land in the worker's current directory", fix
+            )
+        root = ObjectStoragePath(text.rstrip("/"))
+        local = text.startswith("/") or text.startswith("file://")
+        if local:
+            import os
+            from pathlib import Path
+
+            path = Path(text.removeprefix("file://"))
+            existing = next((p for p in (path, *path.parents) if p.exists()), None)
+            if path.exists() and not path.is_dir():
+                raise refuse(f"destination {text!r} is a file, not a folder", fix)
+            if existing is not None and existing != path and not existing.is_dir():
+                raise refuse(f"destination {text!r} lies below the file {existing}", fix)
+            if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+                raise refuse(
+                    f"destination {text!r} is not writable ({existing} does not allow this user to write)",
+                    "Give the worker's user write access to the folder, or choose another destination",
+                )
+        return root
 
     def execute(self, context: Context) -> dict[str, Any]:
         window = self.resolve_window()

@@ -819,4 +819,14 @@ def _rows_of(response: httpx.Response, operation: str) -> list[dict[str, Any]]:
             hint="Check that the id is a GetConnector (not an UpdateConnector)",
             status_code=response.status_code,
         )
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise VendorError(
+                VENDOR,
+                operation,
+                f"row {index} of the answer's 'rows' is a {type(row).__name__}, not an object",
+                hint="The answer is not a GetConnector page (a proxy or another service may have "
+                "answered): check the connection's host",
+                status_code=response.status_code,
+            )
     return rows

@@ -152,3 +152,69 @@ def test_a_page_size_below_one_is_refused_before_any_request(size: object) -> No
     ):
         next(fetch_pages(fetch, page_size=size, vendor="Tripletex", operation="GET /ledger/posting"))  # type: ignore[arg-type]
     assert asked == []
+
+
+class _Extract:
+    @staticmethod
+    def make(destination: object, **kwargs: object) -> object:
+        from airflow_provider_ledgerlink.operators.afas import AfasExtractOperator
+
+        return AfasExtractOperator(
+            task_id="t", connector_id="Profit_Transactions", destination=destination, **kwargs
+        )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("destination", "problem"),
+    [
+        ("", "names no folder"),
+        ("   ", "names no folder"),
+        (None, "names no folder"),
+        ("lake/afas", "is relative"),
+        ("./lake", "is relative"),
+    ],
+)
+def test_an_unusable_destination_is_named(destination: object, problem: str) -> None:
+    operator = _Extract.make(destination)
+    with pytest.raises(ConfigurationError, match=problem) as caught:
+        operator.output_folder(None)  # type: ignore[attr-defined]
+    assert str(caught.value).startswith("AFAS Profit extract Profit_Transactions failed: destination")
+    assert "absolute folder URI" in str(caught.value)
+
+
+def test_a_destination_that_is_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for destination in (tmp_path / "file", tmp_path / "file" / "below"):
+        with pytest.raises(ConfigurationError, match=r"is a file|below the file"):
+            _Extract.make(destination.as_uri()).output_folder(None)  # type: ignore[attr-defined]
+
+
+def test_a_destination_that_is_not_writable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # As a user without write access sees it (root, which these tests may run as, may write anywhere).
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(locked))
+    with pytest.raises(ConfigurationError, match=r"not writable .*locked does not allow"):
+        _Extract.make(str(locked / "lake")).output_folder(None)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T00:00:00", "0001-01-01", "3000-01-01T00:00:00Z"])
+def test_a_window_in_an_impossible_year_is_named(moment: str) -> None:
+    operator = _Extract.make("/tmp/lake", modified_field="Modified", window_start=moment, window_end=moment)
+    with pytest.raises(ConfigurationError, match=r"window_start=.* is in the year .*between 1900 and 2999"):
+        operator.resolve_window()  # type: ignore[attr-defined]
+
+
+def test_afas_rows_that_are_not_objects_are_named() -> None:
+    import httpx
+
+    from airflow_provider_ledgerlink.core.errors import VendorError
+    from airflow_provider_ledgerlink.hooks.afas import _rows_of
+
+    response = httpx.Response(200, json={"skip": 0, "take": 3, "rows": [{"a": 1}, "b", 3]})
+    with pytest.raises(
+        VendorError, match="AFAS Profit GetConnector X failed: row 1 of the answer's 'rows' is a str"
+    ):
+        _rows_of(response, "GetConnector X")
