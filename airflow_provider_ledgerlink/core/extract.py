@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ledgerlink.core.compat import Asset, BaseOperator, ObjectStoragePath
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
+from airflow_provider_ledgerlink.core.hook import xcom_result
 from airflow_provider_ledgerlink.core.sinks import JsonLinesSink
 
 if TYPE_CHECKING:
@@ -308,6 +309,7 @@ class LedgerLinkExtractOperator(BaseOperator):
             "seconds": manifest["seconds"],
         }
         self.log.info("Extracted %s: %s; manifest %s", label, progress.describe(), summary["manifest"])
+        summary = xcom_result(summary)
         self._annotate_outlets(context, summary)
         return summary
 

@@ -14,7 +14,7 @@ from airflow_provider_ledgerlink.core.credentials import (
 )
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
 from airflow_provider_ledgerlink.core.http import HttpClient, RetryPolicy, Timeouts
-from airflow_provider_ledgerlink.core.redaction import scrub
+from airflow_provider_ledgerlink.core.redaction import scrub, scrub_value
 
 _MISSING = object()
 _Hook = TypeVar("_Hook", bound="LedgerLinkHook")
@@ -260,3 +260,19 @@ class LedgerLinkHook(BaseHook):
     def check_connection(self) -> str:
         """Make one cheap authenticated call and describe what answered; raise on failure."""
         raise NotImplementedError
+
+
+def trigger_event(payload: dict[str, Any]) -> Any:
+    """A ``TriggerEvent`` whose payload is scrubbed of every registered secret, in any encoding.
+
+    Trigger events are stored in the metadata database and shown in the UI; every LedgerLink trigger
+    builds its events here, so an event never carries what a vendor echoed back.
+    """
+    from airflow.triggers.base import TriggerEvent
+
+    return TriggerEvent(scrub_value(payload))
+
+
+def xcom_result(value: Any) -> Any:
+    """An operator's return value (XCom) scrubbed of every registered secret, in any encoding."""
+    return scrub_value(value)
