@@ -22,7 +22,9 @@ a *splitter* (Moir and Anderson) per round, made of two keys: ``x`` (the last at
 ``door``. An attempt writes its id to ``x``; if ``door`` is already closed it loses; otherwise it closes
 the door and wins only if ``x`` still holds its id. At most one attempt wins a round; one that runs
 alone always wins. Concurrent attempts may all lose; a loser waits ``settle`` seconds for the winner's
-record and, when none appears, moves to the next round. A winner re-reads the record, writes
+record and, when none appears, moves to the next round after a random pause of up to half of
+``settle``, so that attempts which collided once do not arrive together again (one that runs
+alone through a round wins it). A winner re-reads the record, writes
 ``sending``, then checks that nobody has moved on to the next round before it sends (each side
 writes first and reads the other's key second, so at least one of them sees the other). The round's
 keys are deleted once the record says ``done`` or ``open``: an attempt that arrives late and wins an
@@ -38,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import re
 import time
 import uuid
@@ -106,6 +109,7 @@ class WriteOnce:
         self._sleep = sleep
         self._clock = clock
         self.holder = uuid.uuid4().hex
+        self._rng = random.Random(self.holder)
         digest = hashlib.sha256("\x00".join((vendor, account, key)).encode("utf-8")).hexdigest()[:32]
         slug = re.sub(r"[^a-z0-9]+", "", vendor.lower())[:16] or "vendor"
         #: The Variable holding this write's record (named in every message about it).
@@ -170,7 +174,10 @@ class WriteOnce:
         :param check_hint: how a person checks at the vendor whether the write was applied.
         """
         floor = 0  # rounds below this one are known to have no usable winner
-        for _ in range(self.max_rounds):
+        empty_rounds = 0
+        for _ in range(4 * self.max_rounds):  # a bound on passes; each one normally ends or votes
+            if empty_rounds >= self.max_rounds:
+                break
             record = self.record() or {}
             state = record.get("state")
             if state == "done":
@@ -184,6 +191,8 @@ class WriteOnce:
             if not self._split(round_):
                 if self._await_winner(round_) is None:  # nobody won this round: try the next one
                     floor = round_ + 1
+                    empty_rounds += 1
+                    self._sleep(self._rng.uniform(0, self.settle / 2))
                 continue
             current = self.record() or {}
             if current.get("state") in ("done", "sending") or _int(current.get("round")) > round_:
