@@ -42,10 +42,12 @@ class LedgerLinkError(AirflowException):
         details: Any = None,
     ) -> None:
         self.vendor = vendor
-        self.operation = operation
+        self.operation = scrub(operation)
         self.message = scrub(message)
         self.hint = scrub(hint if hint is not None else self.default_hint)
-        self.reference = reference
+        # The vendor's reference and details are the vendor's words: an echoing vendor can put a
+        # secret there as well.
+        self.reference = scrub(reference) if reference else reference
         self.http_status = status_code
         self.details = scrub_value(details)  # a vendor's error body may echo the request
         super().__init__(self._render())
@@ -168,3 +170,11 @@ class AmbiguousWriteError(LedgerLinkError):
 
     Raised instead of re-sending a non-idempotent request. The hint tells the user how to check.
     """
+
+
+class ConcurrentWriteError(LedgerLinkError):
+    """Another attempt committed output into the same place first; this attempt published nothing."""
+
+
+class EndlessPagingError(LedgerLinkError):
+    """The vendor kept answering pages that repeat or go past its own total; nothing was committed."""

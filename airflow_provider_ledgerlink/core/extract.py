@@ -23,13 +23,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ledgerlink.core.compat import Asset, BaseOperator, ObjectStoragePath
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
-from airflow_provider_ledgerlink.core.sinks import MANIFEST_NAME, JsonLinesSink
+from airflow_provider_ledgerlink.core.hook import xcom_result
+from airflow_provider_ledgerlink.core.sinks import JsonLinesSink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_WINDOW_START = "{{ data_interval_start }}"
-DEFAULT_WINDOW_END = "{{ data_interval_end }}"
+# A manual run of an unscheduled DAG has no data interval: Airflow 3 leaves the names out of the
+# context, and rendering them as such fails. Rendered empty, the extract reads everything.
+DEFAULT_WINDOW_START = "{{ data_interval_start if data_interval_start is defined else '' }}"
+DEFAULT_WINDOW_END = "{{ data_interval_end if data_interval_end is defined else '' }}"
 
 
 class Window:
@@ -69,6 +72,13 @@ def parse_instant(value: Any, *, name: str, vendor: str) -> datetime | None:
             raise ConfigurationError(
                 vendor, "resolving the extract window", f"{name}={value!r} is not a date or datetime"
             )
+    if not 1900 <= moment.year <= 2999:
+        raise ConfigurationError(
+            vendor,
+            "resolving the extract window",
+            f"{name}={value!r} is in the year {moment.year}",
+            hint=f"Give {name} a date between 1900 and 2999 (it is usually the run's data interval)",
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
@@ -160,6 +170,8 @@ class LedgerLinkExtractOperator(BaseOperator):
         self.destination = destination
         self.window_start = window_start
         self.window_end = window_end
+        # The data interval of a run of an unscheduled DAG is empty (start == end, or absent).
+        self._window_from_run = window_start == DEFAULT_WINDOW_START and window_end == DEFAULT_WINDOW_END
         self.incremental = incremental
         self.part_max_bytes = part_max_bytes
         self.compresslevel = compresslevel
@@ -169,6 +181,7 @@ class LedgerLinkExtractOperator(BaseOperator):
     def default_asset(cls, destination: str, conn_id: str, object_name: str) -> Asset:
         """The destination itself when it is a fixed URI, else a LedgerLink name for the object."""
         vendor_key = cls.__module__.rsplit(".", 1)[-1]
+        destination = str(destination or "").strip()  # an unusable one is refused when the task runs
         if "{{" not in destination and "://" in destination:
             return Asset(uri=destination.rstrip("/"))
         if "{{" not in destination and destination.startswith("/"):
@@ -207,6 +220,11 @@ class LedgerLinkExtractOperator(BaseOperator):
                 "only one end of the window is set",
                 hint="Give both window_start and window_end, or set incremental=False for a full load",
             )
+        if end == start and self._window_from_run:
+            self.log.info(
+                "The run's data interval is empty (a manual run of an unscheduled DAG): reading everything"
+            )
+            return None
         if end <= start:
             raise ConfigurationError(
                 self.vendor,
@@ -217,8 +235,41 @@ class LedgerLinkExtractOperator(BaseOperator):
         return Window(start, end)
 
     def output_folder(self, window: Window | None) -> Any:
-        root = ObjectStoragePath(str(self.destination).rstrip("/"))
+        root = self.destination_root()
         return root / (window.folder_name if window else "full")
+
+    def destination_root(self) -> Any:
+        """``destination`` as an ``ObjectStoragePath``, refused when it cannot hold an extract."""
+        text = str(self.destination or "").strip()
+
+        def refuse(problem: str, fix: str) -> ConfigurationError:
+            return ConfigurationError(self.vendor, f"extract {self.object_label()}", problem, hint=fix)
+
+        fix = "Give destination an absolute folder URI: /data/lake, file:///data/lake, s3://bucket/lake …"
+        if not text or text in ("/", "file://", "file:///"):
+            raise refuse(f"destination={self.destination!r} names no folder", fix)
+        if "://" not in text and not text.startswith("/"):
+            raise refuse(
+                f"destination={text!r} is relative: it would land in the worker's current directory", fix
+            )
+        root = ObjectStoragePath(text.rstrip("/"))
+        local = text.startswith("/") or text.startswith("file://")
+        if local:
+            import os
+            from pathlib import Path
+
+            path = Path(text.removeprefix("file://"))
+            existing = next((p for p in (path, *path.parents) if p.exists()), None)
+            if path.exists() and not path.is_dir():
+                raise refuse(f"destination {text!r} is a file, not a folder", fix)
+            if existing is not None and existing != path and not existing.is_dir():
+                raise refuse(f"destination {text!r} lies below the file {existing}", fix)
+            if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+                raise refuse(
+                    f"destination {text!r} is not writable ({existing} does not allow this user to write)",
+                    "Give the worker's user write access to the folder, or choose another destination",
+                )
+        return root
 
     def execute(self, context: Context) -> dict[str, Any]:
         window = self.resolve_window()
@@ -229,7 +280,10 @@ class LedgerLinkExtractOperator(BaseOperator):
         with (
             _long_lived_objects_frozen(),
             JsonLinesSink(
-                folder, part_max_bytes=self.part_max_bytes, compresslevel=self.compresslevel
+                folder,
+                part_max_bytes=self.part_max_bytes,
+                compresslevel=self.compresslevel,
+                vendor=self.vendor,
             ) as sink,
         ):
             for page in self.extract_pages(window):
@@ -250,11 +304,12 @@ class LedgerLinkExtractOperator(BaseOperator):
             "pages": progress.pages,
             "parts": [str(folder / p["path"]) for p in manifest["parts"]],
             "folder": str(folder),
-            "manifest": str(folder / MANIFEST_NAME),
+            "manifest": str(sink.manifest_path),
             "window": manifest["window"],
             "seconds": manifest["seconds"],
         }
         self.log.info("Extracted %s: %s; manifest %s", label, progress.describe(), summary["manifest"])
+        summary = xcom_result(summary)
         self._annotate_outlets(context, summary)
         return summary
 

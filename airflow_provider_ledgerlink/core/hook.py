@@ -16,7 +16,7 @@ from airflow_provider_ledgerlink.core.credentials import (
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
 from airflow_provider_ledgerlink.core.http import HttpClient, RetryPolicy, Timeouts
 from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
-from airflow_provider_ledgerlink.core.redaction import scrub
+from airflow_provider_ledgerlink.core.redaction import scrub, scrub_value
 
 _MISSING = object()
 _Hook = TypeVar("_Hook", bound="LedgerLinkHook")
@@ -233,6 +233,28 @@ class LedgerLinkHook(BaseHook):
 
     @cached_property
     def _extras(self) -> dict[str, Any]:
+        # Airflow logs an extra that is not JSON and hands over {}: the hook would then run on
+        # defaults (another limit, a "missing" token). Read the raw text and say what is wrong.
+        raw = getattr(self.raw_connection, "extra", None)
+        if isinstance(raw, str) and raw.strip():
+            import json
+
+            try:
+                parsed = json.loads(raw)
+            except RecursionError:
+                raise self.config_error("the extra is nested too deeply to read", field="Extra") from None
+            except ValueError as exc:
+                raise self.config_error(
+                    f"the extra is not valid JSON ({exc.__class__.__name__} at character "
+                    f"{getattr(exc, 'pos', '?')})",
+                    field='Extra (a JSON object such as {"key": "value"})',
+                ) from None
+            if not isinstance(parsed, dict):
+                raise self.config_error(
+                    f"the extra is JSON but not an object (it is a {type(parsed).__name__})",
+                    field='Extra (a JSON object such as {"key": "value"})',
+                )
+            return parsed
         extras = self.raw_connection.extra_dejson
         return extras if isinstance(extras, dict) else {}
 
@@ -307,3 +329,19 @@ class LedgerLinkHook(BaseHook):
     def check_connection(self) -> str:
         """Make one cheap authenticated call and describe what answered; raise on failure."""
         raise NotImplementedError
+
+
+def trigger_event(payload: dict[str, Any]) -> Any:
+    """A ``TriggerEvent`` whose payload is scrubbed of every registered secret, in any encoding.
+
+    Trigger events are stored in the metadata database and shown in the UI; every LedgerLink trigger
+    builds its events here, so an event never carries what a vendor echoed back.
+    """
+    from airflow.triggers.base import TriggerEvent
+
+    return TriggerEvent(scrub_value(payload))
+
+
+def xcom_result(value: Any) -> Any:
+    """An operator's return value (XCom) scrubbed of every registered secret, in any encoding."""
+    return scrub_value(value)

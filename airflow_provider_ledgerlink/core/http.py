@@ -35,6 +35,7 @@ import tenacity
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
+    ConfigurationError,
     LedgerLinkError,
     NotFoundError,
     PermissionDeniedError,
@@ -242,6 +243,59 @@ class _Attempt:
         }
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
+    import ipaddress
+
+    name = host.strip("[]").lower().rstrip(".")
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(vendor: str, url: str) -> str:
+    """``url`` when it is a usable vendor address; else a :class:`ConfigurationError` saying the fix.
+
+    Credentials travel in every request, so plain ``http://`` is allowed only to a loopback host (a
+    local emulator or a tunnel); anything else must be ``https://``. User-info in the URL is refused:
+    it would replace the vendor's own authorization header.
+    """
+    from urllib.parse import urlsplit
+
+    def refuse(problem: str, hint: str) -> ConfigurationError:
+        return ConfigurationError(vendor, "connecting", problem, hint=f"Edit the connection's Host: {hint}")
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise refuse(
+            f"the host {redact_url(url)!r} is not a valid URL ({exc})", "give it as https://name"
+        ) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise refuse(f"the host {redact_url(url)!r} is not an http(s) URL", "give it as https://name")
+    if "@" in parts.netloc:
+        raise refuse(
+            f"the host {redact_url(url)!r} carries a user name or password",
+            "remove 'user:password@' and put the credentials in the connection's login/password fields",
+        )
+    if not host:
+        raise refuse(f"the host {redact_url(url)!r} names no server", "give it as https://name")
+    if parts.scheme.lower() == "http" and not is_loopback(host):
+        raise refuse(
+            f"plain http to {host} would send the credentials unencrypted",
+            "use https:// (plain http is allowed only to localhost/127.0.0.1/::1)",
+        )
+    return url
+
+
 class _BaseClient:
     def __init__(
         self,
@@ -258,6 +312,8 @@ class _BaseClient:
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.vendor = vendor
+        if transport is None:  # a transport given in code (a test's mock, a proxy) is the caller's choice
+            check_base_url(vendor, base_url)
         self.base_url = base_url.rstrip("/")
         self.error_mapper: ErrorMapper = error_mapper or (lambda r, op: default_error(vendor, r, op))
         self.retry = retry or RetryPolicy()

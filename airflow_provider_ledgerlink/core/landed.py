@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
-from airflow_provider_ledgerlink.core.sinks import MANIFEST_NAME, read_rows
+from airflow_provider_ledgerlink.core.sinks import read_rows
 
 
 def iter_landed_records(source: Any) -> Iterator[Any]:
     """Yield the records of a landed file or extract folder (see the module docs)."""
     path = source if isinstance(source, ObjectStoragePath) else ObjectStoragePath(str(source))
-    if path.is_dir() or (path / MANIFEST_NAME).exists():
+    if path.is_dir():
         yield from read_rows(path)
         return
     name = path.name.lower()

@@ -89,6 +89,8 @@ def encoded_forms(value: str) -> list[str]:
         html.escape(value, quote=False),
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+        repr(value.encode("utf-8"))[2:-1],
     }
     forms.update(_base64_fragments(value))
     return sorted(form for form in forms if form)
@@ -129,6 +131,14 @@ def _char_alternatives(char: str) -> str:
     escaped = json.dumps(char)[1:-1]
     if escaped != char:
         options.append(re.escape(escaped))
+    # Python's repr, as in httpcore's DEBUG lines that print headers as bytes (b'Bearer a\'b'):
+    # str repr escapes a quote and a backslash; bytes repr writes every non-ASCII byte as \xNN.
+    if char in "'\\":
+        options.append(re.escape("\\" + char))
+    if code > 0x7E or code < 0x20:
+        options.append("".join(f"\\\\x(?i:{byte:02x})" for byte in char.encode("utf-8")))
+        if code <= 0xFF:
+            options.append(f"\\\\x(?i:{code:02x})")
     if code <= 0xFFFF:
         options.append(f"\\\\u(?i:{code:04x})")
     if char == "/":

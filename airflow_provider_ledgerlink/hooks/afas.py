@@ -40,7 +40,7 @@ from airflow_provider_ledgerlink.core.errors import (
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error, parse_retry_after
 from airflow_provider_ledgerlink.core.jsonparse import loads
-from airflow_provider_ledgerlink.core.paging import fetch_pages
+from airflow_provider_ledgerlink.core.paging import check_page_size, fetch_pages
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.rotation import RotationResult, verification_failed
 
@@ -550,8 +550,8 @@ class AfasHook(LedgerLinkHook):
             raise ValidationError(
                 VENDOR, f"GetConnector {connector_id}", str(exc), hint="Fix the filters"
             ) from None
-        size = page_size or self.page_size
         operation = f"GetConnector {connector_id}"
+        size = check_page_size(VENDOR, operation, self.page_size if page_size is None else page_size)
         convert = self._row_converter()
 
         def fetch(offset: int, take: int) -> list[dict[str, Any]]:
@@ -574,7 +574,13 @@ class AfasHook(LedgerLinkHook):
         if len(first) < size:
             return
         yield from fetch_pages(
-            fetch, page_size=size, max_in_flight=max_in_flight or self.max_in_flight, start=skip + size
+            fetch,
+            page_size=size,
+            max_in_flight=max_in_flight or self.max_in_flight,
+            start=skip + size,
+            vendor=VENDOR,
+            operation=operation,
+            previous=first,
         )
 
     def get_rows(self, connector_id: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -926,4 +932,14 @@ def _rows_of(response: httpx.Response, operation: str) -> list[dict[str, Any]]:
             hint="Check that the id is a GetConnector (not an UpdateConnector)",
             status_code=response.status_code,
         )
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise VendorError(
+                VENDOR,
+                operation,
+                f"row {index} of the answer's 'rows' is a {type(row).__name__}, not an object",
+                hint="The answer is not a GetConnector page (a proxy or another service may have "
+                "answered): check the connection's host",
+                status_code=response.status_code,
+            )
     return rows

@@ -1061,17 +1061,18 @@ class TripletexHook(LedgerLinkHook):
             return
         if len(first) > size:  # the endpoint ignores count: it already sent everything
             return
-        previous = _ids(first)
-        for raw in fetch_pages(fetch, page_size=size, max_in_flight=in_flight, start=size):
+        # A page that repeats the one before it means the endpoint ignores from/count: the core
+        # guard stops with an error instead of committing the duplicates (or a truncated list).
+        for raw in fetch_pages(
+            fetch,
+            page_size=size,
+            max_in_flight=in_flight,
+            start=size,
+            vendor=VENDOR,
+            operation=operation,
+            previous=first,
+        ):
             page = cast(Page, raw)
-            ids = _ids(page)
-            if page and ids == previous:
-                self.log.warning(
-                    "Tripletex served the same page again for %s: this endpoint ignores from/count; stopping",
-                    path,
-                )
-                return
-            previous = ids
             if digests is not None:
                 digests.append(page.digest)
             yield page
@@ -1548,18 +1549,6 @@ def _page_of(response: httpx.Response, operation: str) -> Page:
     digest = body.get("versionDigest")
     page.digest = digest if isinstance(digest, str) and "If-None-Match" not in digest else None
     return page
-
-
-def _ids(page: Sequence[Any]) -> tuple[Any, ...]:
-    """A cheap fingerprint of a page: its size and the ids of its first and last rows."""
-    if not page:
-        return (0,)
-    first, last = page[0], page[-1]
-    return (
-        len(page),
-        first.get("id") if isinstance(first, Mapping) else first,
-        last.get("id") if isinstance(last, Mapping) else last,
-    )
 
 
 def _as_date(value: Any) -> date | None:

@@ -36,7 +36,7 @@ from airflow_provider_ledgerlink.core.compat import (
 )
 from airflow_provider_ledgerlink.core.credentials import CredentialStore
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, hook_for_connection
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, hook_for_connection, xcom_result
 from airflow_provider_ledgerlink.core.rotation import NothingStagedError, RotationResult, promote_staged
 
 #: The connection types whose credential no vendor API rotates.
@@ -117,7 +117,7 @@ class TokenRotationOperator(BaseOperator):
         )
         if result.detail:
             self.log.info("%s", result.detail)
-        return summary
+        return xcom_result(summary)
 
     # -- execution --------------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:

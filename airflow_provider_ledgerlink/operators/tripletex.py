@@ -13,7 +13,7 @@ from airflow_provider_ledgerlink.core.compat import BaseOperator
 from airflow_provider_ledgerlink.core.errors import ConfigurationError, LedgerLinkError, ValidationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
 from airflow_provider_ledgerlink.core.landed import iter_landed_records
-from airflow_provider_ledgerlink.core.sinks import MANIFEST_NAME, read_manifest
+from airflow_provider_ledgerlink.core.sinks import latest_manifest
 from airflow_provider_ledgerlink.hooks.tripletex import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_WINDOW_DAYS,
@@ -291,9 +291,10 @@ class TripletexExtractOperator(LedgerLinkExtractOperator):
             return None
         folder = self.output_folder(None)
         try:
-            manifest = read_manifest(folder)
+            found = latest_manifest(folder)
         except (OSError, ValueError):
             return None
+        path, manifest = found if found else (None, None)
         source = (manifest or {}).get("source") or {}
         digests = source.get("page_digests")
         same_request = all(
@@ -333,7 +334,7 @@ class TripletexExtractOperator(LedgerLinkExtractOperator):
             "pages": len(digests),
             "parts": [str(folder / p["path"]) for p in manifest["parts"]],
             "folder": str(folder),
-            "manifest": str(folder / MANIFEST_NAME),
+            "manifest": str(path),
             "window": manifest.get("window"),
             "seconds": 0.0,
             "unchanged": True,

@@ -26,6 +26,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ledgerlink.core.errors import VendorError
+from airflow_provider_ledgerlink.core.hook import trigger_event
 from airflow_provider_ledgerlink.core.redaction import scrub
 from airflow_provider_ledgerlink.hooks.cash import (
     SUCCESS,
@@ -84,7 +85,7 @@ class CashTransactionTrigger(BaseTrigger):
     def _event(self, status: str, **payload: Any) -> TriggerEvent:
         if self.try_number is not None:
             payload["try_number"] = self.try_number
-        return TriggerEvent({"status": status, "transaction_id": self.transaction_id, **payload})
+        return trigger_event({"status": status, "transaction_id": self.transaction_id, **payload})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         session = None

@@ -12,6 +12,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError
 from airflow_provider_ledgerlink.core.errors import LedgerLinkError
+from airflow_provider_ledgerlink.core.hook import trigger_event
 from airflow_provider_ledgerlink.core.redaction import scrub
 
 #: Statuses a :class:`CloudPosWeborderConfirmedTrigger` event can carry.
@@ -69,7 +70,7 @@ class CloudPosWeborderConfirmedTrigger(BaseTrigger):
         return CloudPosHook(self.cloudpos_conn_id, holder=self.holder, budget_kind="poll")
 
     def _event(self, status: str, **payload: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "weborder_id": self.weborder_id, **payload})
+        return trigger_event({"status": status, "weborder_id": self.weborder_id, **payload})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()

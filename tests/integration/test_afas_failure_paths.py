@@ -94,7 +94,8 @@ def extract(destination: Path, **kwargs: Any) -> AfasExtractOperator:
 def landed(summary: dict[str, Any]) -> dict[str, Any]:
     """The extract's output as a reader sees it: the manifest, every file, and the parts' bytes."""
     folder = Path(summary["folder"].removeprefix("file://"))
-    manifest = json.loads((folder / "_manifest.json").read_text())
+    (manifest_file,) = folder.glob("_manifest-*.json")
+    manifest = json.loads(manifest_file.read_text())
     return {
         "manifest": manifest,
         "files": sorted(path.name for path in folder.iterdir()),
@@ -213,7 +214,7 @@ def test_a_refused_token_stops_at_the_first_request(
 
     assert afas_requests(sandbox_clean) == 1
     assert requests_to(sandbox_clean, "GET", TRANSACTIONS) == {"401": 1}
-    assert not list((tmp_path / "lake").rglob("_manifest.json"))
+    assert not list((tmp_path / "lake").rglob("_manifest-*.json"))
     assert not list((tmp_path / "lake").rglob("part-*"))
 
 
@@ -234,7 +235,7 @@ def test_a_task_failing_mid_extract_leaves_the_previous_output_as_it_was(
         extract(lake).execute({})
 
     assert requests_to(sandbox_clean, "GET", TRANSACTIONS)["200"] >= 10  # it got well under way
-    folder = next(lake.rglob("_manifest.json")).parent
+    folder = next(lake.rglob("_manifest-*.json")).parent
     assert landed({"folder": folder.as_uri()}) == before  # same manifest, files and bytes
 
 

@@ -133,7 +133,7 @@ def test_approved_invoices_are_booked_once_and_their_payments_registered_once(sa
 
 def test_the_costs_dag_lands_the_day_and_a_rerun_replaces_it(sandbox_env, lake):
     from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
-    from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
+    from airflow_provider_ledgerlink.core.sinks import manifest_path, read_manifest, read_rows
 
     bag = load_dag_file(EXAMPLE_DAGS / "alasco_costs_to_lake.py")
     dag = bag.dags["alasco_costs_to_lake"]
@@ -151,7 +151,8 @@ def test_the_costs_dag_lands_the_day_and_a_rerun_replaces_it(sandbox_env, lake):
         "projects"
     )
     first = {
-        path: read_manifest(ObjectStoragePath(path.parent.as_uri())) for path in root.rglob("_manifest.json")
+        path: read_manifest(ObjectStoragePath(path.parent.as_uri()))
+        for path in root.rglob("_manifest-*.json")
     }
     assert len(first) == len(dag.tasks)
 
@@ -163,7 +164,7 @@ def test_the_costs_dag_lands_the_day_and_a_rerun_replaces_it(sandbox_env, lake):
         assert again["run_id"] != before["run_id"], path
         assert [p["sha256"] for p in again["parts"]] == [p["sha256"] for p in before["parts"]], path
         leftovers = {p.name for p in path.parent.iterdir()} - {
-            "_manifest.json",
+            manifest_path(ObjectStoragePath(path.parent.as_uri())).name,
             *(p["path"] for p in again["parts"]),
         }
         assert not leftovers, path

@@ -68,7 +68,7 @@ def landed_rows(folder: Path) -> list[dict[str, Any]]:
     from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
     from airflow_provider_ledgerlink.core.sinks import read_rows
 
-    [manifest] = folder.rglob("_manifest.json")
+    [manifest] = folder.rglob("_manifest-*.json")
     return list(read_rows(ObjectStoragePath(manifest.parent.as_uri())))
 
 

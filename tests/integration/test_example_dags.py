@@ -155,7 +155,7 @@ def test_example_dag_imports_and_runs_to_success(dag_file: Path, sandbox_env: An
 # --------------------------------------------------------------------------------------------------
 def landed_extracts(lake: Path) -> dict[str, Path]:
     """``{connector_id: folder}`` of every complete AFAS extract in the lake (one per connector)."""
-    manifests = sorted((lake / "afas").rglob("_manifest.json"))
+    manifests = sorted((lake / "afas").rglob("_manifest-*.json"))
     found: dict[str, Path] = {}
     for manifest in manifests:
         connector = manifest.parent.parent.name
@@ -167,13 +167,14 @@ def landed_extracts(lake: Path) -> dict[str, Path]:
 def snapshot(folder: Path) -> dict[str, Any]:
     """What a reader of one extract folder sees: manifest, files, part checksums and the rows."""
     from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
-    from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
+    from airflow_provider_ledgerlink.core.sinks import manifest_path, read_manifest, read_rows
 
     storage = ObjectStoragePath(folder.as_uri())
     manifest = read_manifest(storage)
     assert manifest is not None
     return {
         "manifest": manifest,
+        "manifest_name": manifest_path(storage).name,
         "files": sorted(path.name for path in folder.iterdir()),
         "checksums": [(part["rows"], part["sha256"]) for part in manifest["parts"]],
         "rows": list(read_rows(storage)),
@@ -225,7 +226,9 @@ def test_afas_dag_lands_what_the_hook_reads_and_a_rerun_replaces_it(
         expected = list(afas_hook.get_rows(connector, filters=filters, order_by=task.order_by))
         assert manifest["rows"] == len(expected), connector
         assert as_multiset(landed["rows"]) == as_multiset(expected), connector  # the order may differ
-        assert landed["files"] == sorted(["_manifest.json", *(part["path"] for part in manifest["parts"])])
+        assert landed["files"] == sorted(
+            [landed["manifest_name"], *(part["path"] for part in manifest["parts"])]
+        )
     assert first["Profit_Transactions"]["manifest"]["rows"] > 0, "the window should hold transactions"
 
     # The same logical date again: the same rows, written anew, and nothing left of the first run.
@@ -240,6 +243,6 @@ def test_afas_dag_lands_what_the_hook_reads_and_a_rerun_replaces_it(
         assert again["rows"] == before["rows"], connector
         assert again["checksums"] == before["checksums"], connector
         assert again["files"] == sorted(
-            ["_manifest.json", *(part["path"] for part in again["manifest"]["parts"])]
+            [again["manifest_name"], *(part["path"] for part in again["manifest"]["parts"])]
         ), f"{connector}: files of the first run were left behind"
-        assert not set(again["files"]) & set(before["files"]) - {"_manifest.json"}
+        assert not set(again["files"]) & set(before["files"])

@@ -63,7 +63,7 @@ def landed(lake: Path, resource: str) -> tuple[dict[str, Any], list[dict[str, An
     from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
     from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
 
-    (manifest_path,) = (lake / "tripletex" / resource).rglob("_manifest.json")
+    (manifest_path,) = (lake / "tripletex" / resource).rglob("_manifest-*.json")
     folder = ObjectStoragePath(manifest_path.parent.as_uri())
     manifest = read_manifest(folder)
     assert manifest is not None

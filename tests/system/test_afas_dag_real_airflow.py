@@ -128,7 +128,7 @@ def test_afas_example_dag_runs_to_success_in_real_airflow(system_sandbox, deploy
     try:
         for task in extracts:
             connector = task.connector_id
-            manifests = sorted((lake / "afas" / connector).rglob("_manifest.json"))
+            manifests = sorted((lake / "afas" / connector).rglob("_manifest-*.json"))
             assert len(manifests) == 1, f"{connector}: expected one complete extract, found {manifests}"
             folder = ObjectStoragePath(manifests[0].parent.as_uri())
             manifest = read_manifest(folder)

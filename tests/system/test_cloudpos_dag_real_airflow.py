@@ -146,7 +146,7 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
     assert "is not confirmed yet" in task_log, task_log
     polls = [call for call in system_sandbox.cloudpos.calls if call["function"] == "get-confirmedweborder"]
     assert len(polls) >= 2, f"the weborder was confirmed after {len(polls)} poll(s), expected more than one"
-    manifests = sorted((lake / "cloudpos" / "confirmed_weborders").rglob("_manifest.json"))
+    manifests = sorted((lake / "cloudpos" / "confirmed_weborders").rglob("_manifest-*.json"))
     assert len(manifests) == 1, manifests
     folder = ObjectStoragePath(manifests[0].parent.as_uri())
     manifest = read_manifest(folder)

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from airflow_provider_ledgerlink.core.errors import ConfigurationError
 from airflow_provider_ledgerlink.core.paging import fetch_pages
 
 
@@ -182,5 +183,7 @@ def test_closing_the_generator_early_stops_further_fetches() -> None:
 
 
 def test_a_page_size_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="page_size"):
-        next(fetch_pages(FakeVendor(total=5), page_size=0))
+    with pytest.raises(
+        ConfigurationError, match=r"AFAS Profit GetConnector X failed: page_size=0 .*at least 1"
+    ):
+        next(fetch_pages(FakeVendor(total=5), page_size=0, vendor="AFAS Profit", operation="GetConnector X"))

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ledgerlink.core.sinks import MANIFEST_NAME, JsonLinesSink, read_manifest, read_rows
+from airflow_provider_ledgerlink.core.sinks import (
+    MANIFEST_PREFIX,
+    JsonLinesSink,
+    manifest_path,
+    read_manifest,
+    read_rows,
+)
 
 
 @pytest.fixture
@@ -80,7 +86,7 @@ def test_the_folder_is_created_when_missing(folder: ObjectStoragePath) -> None:
 
     write_extract(folder, sample_rows(1))
 
-    assert (folder / MANIFEST_NAME).exists()
+    assert manifest_path(folder).exists()
 
 
 def test_an_extract_without_rows_has_a_manifest_and_no_parts(folder: ObjectStoragePath) -> None:
@@ -159,7 +165,7 @@ def test_before_commit_there_is_no_manifest_and_no_complete_extract(folder: Obje
         sink.write_rows(sample_rows(10))
 
         assert read_manifest(folder) is None
-        with pytest.raises(FileNotFoundError, match=MANIFEST_NAME):
+        with pytest.raises(FileNotFoundError, match=MANIFEST_PREFIX):
             list(read_rows(folder))
 
         sink.commit()
@@ -179,7 +185,7 @@ def test_a_rerun_replaces_the_previous_output_and_removes_its_parts(folder: Obje
     assert [row["id"] for row in read_rows(folder)] == list(range(100, 105))
     assert part_names(folder) == {part["path"] for part in new["parts"]}
     assert not old_parts & part_names(folder)
-    assert file_names(folder) == {MANIFEST_NAME, *part_names(folder)}
+    assert file_names(folder) == {manifest_path(folder).name, *part_names(folder)}
 
 
 def test_a_rerun_keeps_files_that_are_not_extract_parts(folder: ObjectStoragePath) -> None:

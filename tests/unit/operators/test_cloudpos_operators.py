@@ -125,7 +125,7 @@ def test_an_extract_that_would_cross_the_budget_refuses_to_start(
         three_days.execute({})
 
     assert sandbox_clean.cloudpos.used_today(definition["login"]) == 0  # nothing was sent
-    assert not (tmp_path / "orders").exists() or not list((tmp_path / "orders").rglob("_manifest.json"))
+    assert not (tmp_path / "orders").exists() or not list((tmp_path / "orders").rglob("_manifest-*.json"))
 
 
 def test_an_extract_told_to_wait_defers_until_the_budget_resets(
