@@ -37,7 +37,8 @@ Data is generated from the seed, never held in memory: relations (0101, with a c
 ``W|N`` "changed in the last N days" selection), journal lines (0301, balanced sales entries over the
 60 days before the anchor 2026-11-20, selectable by booking period with ``T|YYMM|YYMM``), ledger
 accounts (0201), journals (0901), and the recorded delivery addresses (2229) of relation 000100.
-Imported records are added to what the exports return.
+Records CASHWin (or CASHWeb, online) processed are added to what the exports of their own
+administration return, so a client can read an import back.
 """
 
 from __future__ import annotations
