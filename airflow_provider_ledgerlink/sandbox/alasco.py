@@ -22,8 +22,8 @@ from the vendor's OpenAPI and "Get Started" page:
   ``POST /{invoices|contracts|change_orders}/{id}/documents/`` (multipart ``document_type`` +
   ``upload``).
 - A document download answers 302 to a temporary pre-signed URL under ``/alasco/_files/`` (the
-  sandbox's object storage). That URL refuses requests that carry the API credentials, and expires
-  after 300 s of sandbox time.
+  sandbox's object storage). That URL ignores the API headers (as presigned storage ignores headers
+  it does not sign), refuses an ``Authorization`` header, and expires after 300 s of sandbox time.
 - ``Accept-Encoding: gzip`` compresses larger answers.
 
 Where the vendor documents nothing, the choices are ours (and listed in docs/alasco.md): 401 with a
@@ -2244,21 +2244,32 @@ class AlascoEmulator(Emulator):
         return hmac.new(self._secret, f"{token}:{expires}".encode(), hashlib.sha256).hexdigest()
 
     def _storage(self, request: Request, token: str) -> Response:
-        """The object storage behind the pre-signed links: no API credentials, a valid signature."""
+        """The object storage behind the pre-signed links: the signature in the URL is the only
+        authority. Like presigned object storage (S3 and the like), it ignores headers it does not
+        know, the API's ``X-API-KEY``/``X-API-TOKEN`` included, so a client that leaks them there
+        gets its file all the same; only an ``Authorization`` header is refused, as S3 refuses a
+        second authentication mechanism. Every fetch is recorded with the headers it carried, so
+        tests can see what a client sent to a host that is not Alasco."""
         carried = sorted(
             name for name in ("x-api-key", "x-api-token", "authorization") if request.header(name)
         )
-        record = {"path": token, "credentials_sent": carried, "status": 200}
+        record = {
+            "path": token,
+            "credentials_sent": carried,
+            "headers": dict(request.headers),
+            "status": 200,
+        }
         try:
             expires = int(request.param("X-Amz-Date") or "")
         except ValueError:
             expires = -1
         signature = request.param("X-Amz-Signature") or ""
-        if carried:
+        if request.header("authorization"):
             response = _storage_error(
                 400,
-                "InvalidRequest",
-                "The pre-signed URL carries credentials of its own: send no API headers",
+                "InvalidArgument",
+                "Only one auth mechanism allowed; only the X-Amz-Signature query parameter or the "
+                "Authorization header should be specified",
             )
         elif expires < 0 or not hmac.compare_digest(signature, self._sign(token, expires)):
             response = _storage_error(403, "SignatureDoesNotMatch", "The request signature does not match")

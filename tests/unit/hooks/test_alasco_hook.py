@@ -303,11 +303,32 @@ def test_a_download_follows_the_redirect_without_our_credentials(hook, sandbox_c
 
     assert pdf.startswith(b"%PDF-") and invoice["attributes"]["internal_identifier"].encode() in pdf
     (fetch,) = sandbox_clean.alasco.downloads
-    assert fetch == {"path": fetch["path"], "credentials_sent": [], "status": 200}
+    assert fetch["credentials_sent"] == [] and fetch["status"] == 200
     assert hook.download_document("invoices", invoice["id"], document["id"], annotated=True) == pdf
 
 
-def test_the_storage_refuses_a_request_that_carries_the_credentials(sandbox_clean):
+def test_the_storage_behind_the_redirect_never_sees_the_key_or_token(hook, sandbox_clean):
+    """The storage ignores the API headers, as presigned storage does, so a leak there would go
+    unnoticed by a refusal: the storage records every header it received, and none may hold the
+    key or the token in any encoding."""
+    from airflow_provider_ledgerlink.core.redaction import encoded_forms
+
+    invoice = next(hook.get_all("invoices"))
+    (document,) = hook.list_documents("invoices", invoice["id"])
+    contract = next(hook.get_all("contracts"))
+    uploaded = hook.upload_document("contracts", contract["id"], _pdf("LV"), document_type="CONTRACT")
+    hook.download_document("invoices", invoice["id"], document["id"])
+    hook.download_document("contracts", contract["id"], uploaded["id"])
+
+    assert len(sandbox_clean.alasco.downloads) == 2
+    forms = {form for secret in (KEY, TOKEN) for form in encoded_forms(secret) if len(form) >= 6}
+    for fetch in sandbox_clean.alasco.downloads:
+        received = json.dumps(fetch["headers"]) + fetch["path"]
+        assert fetch["headers"] and not any(form in received for form in forms)
+        assert {"x-api-key", "x-api-token", "authorization"}.isdisjoint(fetch["headers"])
+
+
+def test_the_storage_ignores_the_api_headers_as_presigned_storage_does(sandbox_clean):
     import httpx
 
     emulator = sandbox_clean.alasco
@@ -316,10 +337,11 @@ def test_the_storage_refuses_a_request_that_carries_the_credentials(sandbox_clea
     headers = {"X-API-KEY": emulator.api_key, "X-API-TOKEN": emulator.api_token}
     documents = httpx.get(f"{base}/invoices/{invoice['id']}/documents/", headers=headers).json()["data"]
     naive = httpx.get(documents[0]["links"]["download"], headers=headers, follow_redirects=True)
+    basic = httpx.get(naive.url, headers={"Authorization": "Basic eDp5"})
 
-    assert naive.status_code == 400
-    assert b"InvalidRequest" in naive.content
-    assert emulator.downloads[-1]["credentials_sent"] == ["x-api-key", "x-api-token"]
+    assert naive.status_code == 200 and naive.content.startswith(b"%PDF-")
+    assert emulator.downloads[-2]["credentials_sent"] == ["x-api-key", "x-api-token"]
+    assert basic.status_code == 400 and b"InvalidArgument" in basic.content  # one auth mechanism
 
 
 def test_an_uploaded_pdf_comes_back_byte_for_byte(hook, sandbox_clean):
