@@ -2392,9 +2392,11 @@ class AlascoEmulator(Emulator):
         now = self.now_micros()
         row = {
             "name": attributes["name"],
-            "contract_number": attributes.get("contract_number"),
-            "cost_center": attributes.get("cost_center"),
-            "description": attributes.get("description"),
+            # The read schema (ReadContractAttributesFincon) requires these as strings, never null:
+            # one the request leaves out (or sends as null) reads back as "" (our assumption).
+            "contract_number": attributes.get("contract_number") or "",
+            "cost_center": attributes.get("cost_center") or "",
+            "description": attributes.get("description") or "",
             "status": "DRAFT",
             "contract_type": "STANDARD",
             "is_reverse_charge": reverse_charge,
@@ -2437,6 +2439,9 @@ class AlascoEmulator(Emulator):
         ):
             if name in attributes:
                 changes[name] = attributes[name]
+        for name in _CONTRACT_TEXTS:
+            if name in changes and changes[name] is None:
+                changes[name] = ""  # a null clears the text; the read schema has no null for it
         if "amount" in attributes:
             amount = attributes["amount"]
             changes["amount"] = (
@@ -2475,11 +2480,12 @@ class AlascoEmulator(Emulator):
         return Response.json(body)
 
     def _register_payment(self, request: Request, rid: str) -> Response:
-        attributes, _data = _json_attributes(request)
+        # InvoicePayment: payment_date (date), payment_amount_gross (number or decimal string) and
+        # payment_comment (string) are all required.
+        attributes = self._checked_body(request, "/invoices/{id}/register-payment/", "post")["data"][
+            "attributes"
+        ]
         loc = ["body", "data", "attributes"]
-        for name in ("payment_amount_gross", "payment_date", "payment_comment"):
-            if name not in attributes:
-                raise validation_error([*loc, name], "Field required", "missing")
         amount = attributes["payment_amount_gross"]
         if (
             isinstance(amount, bool)
@@ -2528,7 +2534,10 @@ class AlascoEmulator(Emulator):
         return Response.json(body, 201)
 
     def _update_new(self, request: Request, rid: str) -> Response:
-        attributes, _data = _json_attributes(request)
+        # UpdateNewInvoiceDetailsRequest: data.id required, attributes optional (null: nothing to change)
+        attributes = (
+            self._checked_body(request, "/invoices/{id}/update-new/", "post")["data"].get("attributes") or {}
+        )
         allowed = ("date_discount", "date_due", "date_posted", "date_received", "external_identifier",
                    "internal_identifier", "invoice_type", "unaudited_amount")  # fmt: skip
         changes = {name: attributes[name] for name in allowed if name in attributes}
@@ -2657,19 +2666,8 @@ def _compress(request: Request, response: Response) -> Response:
     return response
 
 
-def _json_attributes(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``data.attributes`` of a JSON:API request body; FastAPI's 422 when it is not one."""
-    try:
-        body = request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise validation_error(["body"], "JSON decode error", "json_invalid") from None
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, dict):
-        raise validation_error(["body", "data"], "Field required", "missing")
-    attributes = data.get("attributes")
-    if not isinstance(attributes, dict):
-        raise validation_error(["body", "data", "attributes"], "Field required", "missing")
-    return attributes, data
+#: Contract attributes the read schema requires as strings (a PATCH may send null for them).
+_CONTRACT_TEXTS = ("contract_number", "cost_center", "description")
 
 
 def _money_body(value: Any, loc: list[str]) -> dict[str, str]:

@@ -38,6 +38,19 @@ def hook(alasco_connection: str) -> Any:
     made.close()
 
 
+@pytest.fixture
+def api_as_clerk(sandbox_clean: Any) -> Any:
+    """Alasco changed by someone else: a plain client with the account's key and token."""
+    import httpx
+
+    emulator = sandbox_clean.alasco
+    with httpx.Client(
+        base_url=sandbox_clean.alasco_url + "/fincon/v1",
+        headers={"X-API-KEY": emulator.api_key, "X-API-TOKEN": emulator.api_token},
+    ) as client:
+        yield client
+
+
 def set_connection(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_ALASCO_DEFAULT", json.dumps({"conn_type": "ledgerlink_alasco", **fields})
@@ -399,20 +412,37 @@ def test_a_payment_whose_answer_was_lost_is_found_on_the_check(hook, sandbox_cle
     assert len(sandbox_clean.alasco.payments) == 1  # not sent twice
 
 
-def test_a_payment_lost_before_it_arrived_is_not_resent_blindly(hook, sandbox_clean):
+def test_a_payment_lost_before_it_arrived_is_ambiguous_and_never_resent(hook, sandbox_clean):
     invoice = approved_invoice(hook)
     sandbox_clean.faults.add(
         reset_fault(vendor="alasco", method="POST", path="register-payment", when="before", times=1)
     )
 
-    with pytest.raises(AmbiguousWriteError, match="Check at the vendor"):
+    with pytest.raises(AmbiguousWriteError, match="may or may not have been applied") as caught:
         hook.register_payment(invoice["id"], amount_gross="10.00", payment_date="2026-11-19")
+    assert f"open invoice {invoice['id']}" in str(caught.value)
 
+    hook.once_wait = 0  # a rerun does not wait for the lost attempt's outcome
+    with pytest.raises(AmbiguousWriteError, match="never learned"):  # nor send: even another amount
+        hook.register_payment(invoice["id"], amount_gross="20.00", payment_date="2026-11-20")
     assert sandbox_clean.alasco.payments == []
-    assert (
-        hook.register_payment(invoice["id"], amount_gross="10.00", payment_date="2026-11-19")["status"]
-        == "registered"
+
+    # a person found no payment in Alasco and allowed one new attempt, as the message says
+    hook.once_state.set_json(_record_key(caught.value), {"state": "open", "round": 1})
+    result = hook.register_payment(invoice["id"], amount_gross="10.00", payment_date="2026-11-19")
+    assert result["status"] == "registered" and len(sandbox_clean.alasco.payments) == 1
+
+
+def test_a_payment_answered_with_a_5xx_after_it_was_applied_counts_as_registered(hook, sandbox_clean):
+    invoice = approved_invoice(hook)
+    sandbox_clean.faults.add(
+        status_fault(503, vendor="alasco", method="POST", path="register-payment", when="after", times=3)
     )
+
+    result = hook.register_payment(invoice["id"], amount_gross="10.00", payment_date="2026-11-19")
+
+    assert result["status"] == "registered" and result["payment"]["payment_date"] == "2026-11-19"
+    assert len(sandbox_clean.alasco.payments) == 1
 
 
 def test_a_payment_on_an_invoice_not_yet_approved_is_refused_before_sending(hook, sandbox_clean):
@@ -446,6 +476,53 @@ def test_a_contract_status_is_written_only_when_it_changes(hook, sandbox_clean):
     assert len(sandbox_clean.alasco.contract_updates) == 1
     with pytest.raises(ValidationError, match="not one of"):
         hook.update_contract_status(contract["id"], "CANCELLED")
+
+
+def test_a_status_set_once_does_not_overrule_a_clerk_on_a_rerun(hook, sandbox_clean, api_as_clerk):
+    contract = next(hook.get_all("contracts", filters={"status.in": ["ORDERED"]}))
+
+    first = hook.update_contract_status(contract["id"], "COMPLETED")
+    api_as_clerk.patch(  # the clerk reopens the contract in Alasco
+        f"/contracts/{contract['id']}/",
+        json={"data": {"id": contract["id"], "type": "CONTRACT", "attributes": {"status": "ORDERED"}}},
+    ).raise_for_status()
+    rerun = hook.update_contract_status(contract["id"], "COMPLETED")
+
+    assert first["status"] == "updated"
+    assert rerun == {
+        "contract_id": contract["id"],
+        "status": "already_updated",
+        "previous": "ORDERED",
+        "current": "ORDERED",
+    }
+    assert [u["after"] for u in sandbox_clean.alasco.contract_updates] == ["COMPLETED", "ORDERED"]
+
+
+def test_a_status_whose_answer_was_lost_is_checked_on_the_contract(hook, sandbox_clean):
+    contract = next(hook.get_all("contracts", filters={"status.in": ["ORDERED"]}))
+    sandbox_clean.faults.add(
+        reset_fault(vendor="alasco", method="PATCH", path="contracts", when="after", times=1)
+    )
+
+    result = hook.update_contract_status(contract["id"], "COMPLETED")
+
+    assert result["status"] == "updated" and result["current"] == "COMPLETED"
+    assert len(sandbox_clean.alasco.contract_updates) == 1  # not sent twice
+
+
+def test_a_status_lost_before_it_arrived_is_ambiguous_and_never_resent(hook, sandbox_clean):
+    contract = next(hook.get_all("contracts", filters={"status.in": ["ORDERED"]}))
+    sandbox_clean.faults.add(
+        reset_fault(vendor="alasco", method="PATCH", path="contracts", when="before", times=1)
+    )
+
+    with pytest.raises(AmbiguousWriteError, match="look whether its status is COMPLETED") as caught:
+        hook.update_contract_status(contract["id"], "COMPLETED")
+    assert "airflow variables set ledgerlink_once_alasco_" in str(caught.value)
+    hook.once_wait = 0
+    with pytest.raises(AmbiguousWriteError, match="never learned"):
+        hook.update_contract_status(contract["id"], "COMPLETED")
+    assert sandbox_clean.alasco.contract_updates == []
 
 
 def test_an_invoice_pdf_is_submitted_once(hook, sandbox_clean):
@@ -519,6 +596,7 @@ def test_an_invoice_that_left_new_is_not_submitted_again(hook, sandbox_clean):
     [
         reset_fault(vendor="alasco", method="POST", path="submit-invoice", when="after", times=1),
         status_fault(502, vendor="alasco", method="POST", path="submit-invoice", when="after", times=1),
+        status_fault(503, vendor="alasco", method="POST", path="submit-invoice", when="after", times=1),
         status_fault(
             200,
             {"data": {"type": "INVOICE"}},
@@ -529,7 +607,7 @@ def test_an_invoice_that_left_new_is_not_submitted_again(hook, sandbox_clean):
             times=1,
         ),
     ],
-    ids=["reset-after-applied", "5xx-after-applied", "200-without-id"],
+    ids=["reset-after-applied", "502-after-applied", "503-after-applied", "200-without-id"],
 )
 def test_a_submission_whose_answer_was_lost_is_found_by_its_document(hook, sandbox_clean, fault):
     project = next(hook.get_all("projects"))
