@@ -217,6 +217,60 @@ def test_includes_arrive_in_included(hook, sandbox_clean):
     assert {item["attributes"]["contract"] for item in page.data} - {None} <= contracts
 
 
+def test_lists_in_filters_and_includes_read_the_same_with_literal_or_encoded_commas(
+    hook, sandbox_clean, api_as_clerk, monkeypatch
+):
+    """``filter[...]`` and ``include`` values are comma-separated; httpx and requests send the
+    comma of a ``params=`` value as ``%2C``. Alasco reads both the same, and so must the emulator:
+    the hook's request, the literal form and httpx's encoded form give the same page."""
+    import httpx
+
+    sent: list[str] = []
+    original = hook._request
+
+    def recording(method: str, url: str, **kwargs: Any) -> Any:
+        sent.append(url)
+        return original(method, url, **kwargs)
+
+    monkeypatch.setattr(hook, "_request", recording)
+    states, include = ["APPROVED", "PAID"], ["contract", "contract.contractor"]
+
+    page = next(hook.get_pages("invoices", filters={"invoice_process_state.in": states}, include=include))
+    params = {"filter[invoice_process_state.in]": "APPROVED,PAID", "include": "contract,contract.contractor"}
+    encoded = api_as_clerk.get("/invoices/", params=params)
+    literal = api_as_clerk.get(
+        "/invoices/?filter%5Binvoice_process_state.in%5D=APPROVED,PAID&include=contract,contract.contractor"
+    )
+
+    assert "APPROVED%2CPAID" in str(encoded.request.url) and "contract%2Ccontract.contractor" in str(
+        encoded.request.url
+    )  # what httpx makes of a comma in params
+    assert "=APPROVED,PAID" in sent[0] and "include=contract,contract.contractor" in sent[0]
+    assert page.data and {i["attributes"]["invoice_process_state"] for i in page.data} <= set(states)
+    for answer in (encoded, literal):
+        assert answer.status_code == 200, answer.text
+        assert [i["id"] for i in answer.json()["data"]] == [i["id"] for i in page.data]
+        assert [i["id"] for i in answer.json()["included"]] == [i["id"] for i in page.included]
+    # and the next link of each form holds the same query, so paging goes on alike
+    assert httpx.URL(encoded.json()["links"]["next"]).params.get("include") == "contract,contract.contractor"
+
+
+def test_a_comma_inside_a_single_value_stays_part_of_the_value(hook, sandbox_clean, monkeypatch):
+    sent: list[str] = []
+    original = hook._request
+    monkeypatch.setattr(hook, "_request", lambda m, url, **kw: sent.append(url) or original(m, url, **kw))
+    name = "Richter Garten- und Landschaftsbau GmbH & Co. KG"
+
+    by_name = list(hook.get_all("contractors", filters={"name.exact": name}))
+    with_comma = list(hook.get_all("contractors", filters={"name.contains": "GmbH & Co., KG"}))
+
+    assert [c["attributes"]["name"] for c in by_name] == [name]
+    assert with_comma == []  # one value "GmbH & Co., KG", not the two values "GmbH & Co." and " KG"
+    assert "GmbH%20%26%20Co.%2C%20KG" in sent[1]
+    with pytest.raises(ValidationError, match="contains a comma"):
+        list(hook.get_all("contractors", filters={"name.in": ["a,b"]}))
+
+
 def test_an_unknown_filter_is_a_clear_validation_error(hook, sandbox_clean):
     with pytest.raises(
         ValidationError, match=r"query\.filter\[colour\.exact\]: Filtering on 'colour' is not supported"
