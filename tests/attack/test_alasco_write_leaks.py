@@ -23,7 +23,6 @@ from airflow_provider_ledgerlink.sandbox.alasco import _pdf, alasco_connection_d
 
 from .harness import Answer, HostileProxy, Seen, assert_no_secret
 
-
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, max_elapsed=30)
 
 
