@@ -327,3 +327,59 @@ def test_every_json_write_refuses_what_the_spec_refuses(
     assert detail["detail"] and detail["detail"][0]["loc"][0] == "body"
     refusal = spec["paths"][template][method.lower()]["responses"]["422"]["content"]["application/json"]
     assert schema_problems(refusal["schema"]["$ref"], detail) == []
+
+
+def test_the_hooks_multipart_writes_send_the_spec_form_fields(
+    alasco_connection, sandbox_clean, spec, monkeypatch
+):
+    """Uploads and the invoice submission are ``multipart/form-data``: the hook sends exactly the
+    form fields the spec's ``Body_…`` schemas name, with a document type from the spec's enum."""
+    hook = AlascoHook(alasco_connection, once_state=MemoryState())
+    sent: dict[str, dict[str, Any]] = {}
+    original = hook._request
+
+    def recording(method: str, url: str, **kwargs: Any) -> Any:
+        if "files" in kwargs:
+            sent[url.split("/fincon/v1", 1)[1]] = {**kwargs.get("data", {}), **kwargs["files"]}
+        return original(method, url, **kwargs)
+
+    monkeypatch.setattr(hook, "_request", recording)
+    emulator = sandbox_clean.alasco
+    targets = {
+        "/invoices/{invoice_id}/documents/": (
+            "invoices",
+            emulator.resources("invoices", 0, 1)[0]["id"],
+            "ATTACHMENT",
+        ),
+        "/contracts/{contract_id}/documents/": (
+            "contracts",
+            emulator.resources("contracts", 0, 1)[0]["id"],
+            "CONTRACT",
+        ),
+        "/change_orders/{change_order_id}/documents/": (
+            "change_orders",
+            emulator.resources("change_orders", 0, 1)[0]["id"],
+            "CHANGE_ORDER_OFFER",
+        ),
+    }
+    for parent, rid, kind in targets.values():
+        hook.upload_document(parent, rid, _pdf("Anlage"), document_type=kind)
+    project = emulator.resources("projects", 0, 1)[0]["id"]
+    hook.submit_invoice(project, _pdf("RE 88"))
+    hook.close()
+
+    forms = {template: (parent, rid) for template, (parent, rid, _kind) in targets.items()}
+    forms["/projects/{id}/submit-invoice/"] = ("projects", project)
+    for template, (parent, rid) in forms.items():
+        suffix = "submit-invoice/" if parent == "projects" else "documents/"
+        fields = sent[f"/{parent}/{rid}/{suffix}"]
+        ref = spec["paths"][template]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"][
+            "$ref"
+        ]
+        body = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert set(fields) == set(body["properties"]) == set(body["required"]), template
+        if "document_type" in fields:
+            kinds = spec["components"]["schemas"][
+                body["properties"]["document_type"]["$ref"].rsplit("/", 1)[1]
+            ]
+            assert fields["document_type"] in kinds["enum"], template
