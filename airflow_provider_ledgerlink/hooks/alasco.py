@@ -682,6 +682,10 @@ class AlascoHook(LedgerLinkHook):
     :param alasco_conn_id: the Airflow connection id.
     :param max_in_flight: cursor chains read at once when a read is split into partitions.
     :param in_chunk_size: values per ``in`` filter in one request (reporting endpoints: at most 10).
+    :param once_state: where the write-once records of payments, status changes and submitted
+        invoices live (default: Airflow Variables, shared by every worker).
+    :param once_wait: seconds an attempt waits for another attempt of the same write to learn its
+        outcome before failing with :class:`AmbiguousWriteError`.
     """
 
     conn_name_attr = "alasco_conn_id"
