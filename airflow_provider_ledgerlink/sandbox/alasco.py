@@ -18,7 +18,8 @@ from the vendor's OpenAPI and "Get Started" page:
   ``/cost_elements/{id}``, which has none (``…/{id}/`` answers 307 to it).
 - Request validation answers 422 with FastAPI's ``{"detail": [{"loc", "msg", "type"}]}``.
 - Writes: ``POST /invoices/{id}/register-payment/``, ``POST /invoices/{id}/update-new/``,
-  ``PATCH /contracts/{id}/``, ``POST /projects/{id}/submit-invoice/`` (multipart ``file``, PDF) and
+  ``POST /contracts/``, ``PATCH /contracts/{id}/`` (JSON bodies checked against the spec's request
+  schemas), ``POST /projects/{id}/submit-invoice/`` (multipart ``file``, PDF) and
   ``POST /{invoices|contracts|change_orders}/{id}/documents/`` (multipart ``document_type`` +
   ``upload``).
 - A document download answers 302 to a temporary pre-signed URL under ``/alasco/_files/`` (the
