@@ -352,6 +352,62 @@ def test_a_500_after_cash_applied_the_import_is_ambiguous_and_the_mark_stays(
     assert len(sandbox_clean.cash.transactions) == 1  # one booking at CASH, never a second
 
 
+def test_a_success_answer_without_a_transaction_is_ambiguous_and_never_sent_again(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    from airflow_provider_ledgerlink.sandbox.faults import status_fault
+
+    assert CashHook(cash_connection).operations  # the WSDL is read before the fault
+    no_transaction = (
+        '<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope '
+        'xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ns1="urn:CashApi"><SOAP-ENV:Body>'
+        "<ns1:Cash.importResponse><response><code>1</code><message>Success</message></response>"
+        "</ns1:Cash.importResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>"
+    )
+    sandbox_clean.faults.add(
+        status_fault(
+            200, no_transaction, vendor="cash", method="POST", when="after", nth=[1], content_type="text/xml"
+        )
+    )
+
+    with pytest.raises(
+        AmbiguousWriteError, match="CASH answered success, but the answer holds no transaction"
+    ):
+        import_operator(once_state, deferrable=False).execute(context())
+    with pytest.raises(AmbiguousWriteError):
+        import_operator(once_state, deferrable=False).execute(context("manual__2"))
+
+    assert sandbox_clean.cash.import_calls == 1
+
+
+def test_the_trigger_reads_back_without_blocking_io(
+    cash_connection: str, sandbox_clean: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The triggerer's event loop is shared: the trigger may only use asyncio I/O (httpx's async
+    transport), never a blocking HTTP call or sleep."""
+    import time
+
+    import httpx
+
+    transaction_id, expectation = pending_import(sandbox_clean)
+    sandbox_clean.cash.cashwin.running = True
+
+    def blocking(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("blocking I/O in the trigger")
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", blocking)
+    monkeypatch.setattr(time, "sleep", blocking)
+    event = run_trigger(CashTransactionTrigger(transaction_id, poll_interval=0.1, expectation=expectation))
+
+    assert event["status"] == "success", event
+    assert event["transaction"]["read_back"] == {
+        "booked": 1,
+        "missing": [],
+        "different": [],
+        "missing_count": 0,
+    }
+
+
 def test_rows_that_do_not_balance_are_refused_before_anything_is_stored_or_sent(
     cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
