@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -296,6 +297,7 @@ class CashImportOperator(BaseOperator):
             "record_code": payload.record_code,
             "records": payload.records,
             "sha256": payload.sha256,
+            "lines": _lines_digest(payload),
         }
         if transaction.errors:
             result["errors"] = transaction.errors[:50]
@@ -347,8 +349,9 @@ class CashImportOperator(BaseOperator):
     def _check_same_rows(
         self, once: WriteOnce, earlier: Mapping[str, Any], payload: ImportPayload, operation: str
     ) -> None:
-        """The earlier import of these document numbers must have been these rows."""
-        if not earlier.get("sha256") or earlier.get("sha256") == payload.sha256:
+        """The earlier import of these document numbers must have booked the same lines (ledger
+        account, amount, date; a changed description is the same import)."""
+        if not earlier.get("lines") or earlier.get("lines") == _lines_digest(payload):
             return
         raise ValidationError(
             VENDOR,
@@ -482,6 +485,14 @@ def _kept_record_hint(once: WriteOnce) -> Iterator[None]:
             status_code=exc.http_status,
             details=exc.details,
         ) from None
+
+
+def _lines_digest(payload: ImportPayload) -> str:
+    """What the import books, as the read-back compares it (the XML's hash where it cannot)."""
+    if payload.expectation is None:
+        return payload.sha256
+    text = json.dumps(sorted(payload.expectation.entries.items()))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _int(value: Any, default: int) -> int:

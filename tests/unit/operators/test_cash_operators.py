@@ -268,6 +268,18 @@ def test_other_document_numbers_are_a_new_import(
     assert sandbox_clean.cash.import_calls == 2
 
 
+def test_the_same_entry_with_another_description_is_the_same_import(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    run_to_the_end(import_operator(once_state, deferrable=False), context())
+    redescribed = [{**line, "description": "Kassa 19-11"} for line in journal_entry()]
+
+    summary = import_operator(once_state, deferrable=False, rows=redescribed).execute(context("manual__2"))
+
+    assert summary["resumed"] is True and summary["status_name"] == "success"
+    assert sandbox_clean.cash.import_calls == 1
+
+
 def test_the_same_document_numbers_with_other_lines_are_not_sent(
     cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
