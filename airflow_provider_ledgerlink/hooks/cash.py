@@ -1338,7 +1338,8 @@ def periods_of_window(start: datetime, end: datetime) -> tuple[str, str]:
 
 
 class CashHook(LedgerLinkHook):
-    """CASH API 3.0 (SOAP on CASHWeb): export records, import records, read a transaction's status.
+    """CASH API 3.0 (SOAP on CASHWeb): export records, import records, follow an import until CASHWin
+    has processed it (by reading it back; through a status operation only where the WSDL offers one).
 
     :param cash_conn_id: the Airflow connection (type ``ledgerlink_cash``): login = the API user's
         e-mail, password, extras ``relation_number``, ``administration_code``,

@@ -527,6 +527,27 @@ def test_the_sensor_timeout_says_what_is_most_likely_wrong(cash_connection: str,
     assert CASHWIN_DIAGNOSIS in str(caught.value) and "not there: MM/000001/2026" in str(caught.value)
 
 
+def test_the_sensor_on_the_worker_times_out_naming_the_missing_records(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    transaction_id, expectation = pending_import(sandbox_clean)
+    sensor = CashTransactionSensor(
+        task_id="wait",
+        transaction_id=transaction_id,
+        expectation=expectation,
+        poll_interval=0.1,
+        timeout=0.3,
+        deferrable=False,
+    )
+
+    with pytest.raises(AirflowSensorTimeout) as caught:
+        sensor.execute(context())
+
+    message = str(caught.value)
+    assert message.startswith(f"CASH waiting for import {transaction_id}: the records of import")
+    assert "not there: MM/000001/2026" in message and CASHWIN_DIAGNOSIS in message
+
+
 def test_the_sensor_without_anything_to_read_back_says_what_it_needs(
     cash_connection: str, sandbox_clean: Any
 ) -> None:
