@@ -24,7 +24,9 @@ following CloudPOS's V1 page where it says something and LedgerLink's documented
   not confirmed``, 2002 ``weborderid can not be empty``, 2003 ``weborderid does not exist``, or
   ``{"success": 1, "webordertime": "YYYY-MM-DD HH:MM:SS"}``, the confirmed pick-up or delivery time.
   Weborders created through V2 are confirmed ``confirm_after_seconds`` after creation (0 by default;
-  ``null``: never); ``/_sandbox/cloudpos/weborders/<id>`` forces ``confirmed`` or ``pending``.
+  ``null``: never), or, when ``confirm_on_poll`` is N, from the N-th ``get-confirmedweborder`` for
+  it on (earlier polls get 2001; tests use this to be independent of timing);
+  ``/_sandbox/cloudpos/weborders/<id>`` forces ``confirmed`` or ``pending``.
   Fixtures: 7001 confirmed, 7002 never confirmed.
 - V2 ``POST /api/v2/weborder.insert`` with the ``Licensename`` and ``Token`` headers and a JSON body;
   answers ``{"weborderid": N}``, errors as ``{"error_code": N, "message": "…"}`` with a 4xx status.
@@ -487,6 +489,9 @@ class _Weborder:
     state: str | None = None
     """Forced state (``confirmed``, ``pending``); ``None`` follows the confirm delay."""
     confirm_after: float | None = 0.0
+    confirm_on_poll: int | None = None
+    """Confirmed from the ``confirm_on_poll``-th ``get-confirmedweborder`` for it (deterministic)."""
+    polls: int = 0
 
 
 # ==================================================================================================
@@ -535,6 +540,7 @@ class CloudPosEmulator(Emulator):
             self.default_daily_limit = DAILY_LIMIT
             self.max_rows_per_call = MAX_ROWS_PER_CALL
             self.confirm_after_seconds: float | None = 0.0
+            self.confirm_on_poll: int | None = None
             self.unlicensed: set[str] = set()
             self.usage: dict[tuple[str, str], int] = {}
             self.bad_logins: dict[str, int] = {}
@@ -760,6 +766,7 @@ class CloudPosEmulator(Emulator):
             weborder = self.weborders.get(weborder_id)
             if weborder is None:
                 raise _Refusal(2003, "weborderid does not exist")
+            weborder.polls += 1
             state = self._state_of(weborder)
         if state != "confirmed":
             raise _Refusal(2001, "weborder not confirmed")
@@ -774,6 +781,8 @@ class CloudPosEmulator(Emulator):
     def _state_of(self, weborder: _Weborder) -> str:
         if weborder.state is not None:
             return weborder.state
+        if weborder.confirm_on_poll is not None:
+            return "confirmed" if weborder.polls >= weborder.confirm_on_poll else "pending"
         if weborder.confirm_after is None:
             return "pending"
         return "confirmed" if self.clock() >= weborder.created + weborder.confirm_after else "pending"
@@ -804,8 +813,9 @@ class CloudPosEmulator(Emulator):
             weborder_id = self.next_weborder
             self.next_weborder += 1
             confirm_after = 0.0 if body.get("autoconfirmation") else self.confirm_after_seconds
+            confirm_on_poll = None if body.get("autoconfirmation") else self.confirm_on_poll
             self.weborders[weborder_id] = _Weborder(
-                weborder_id, self.clock(), body, confirm_after=confirm_after
+                weborder_id, self.clock(), body, confirm_after=confirm_after, confirm_on_poll=confirm_on_poll
             )
         return Response.json({"weborderid": weborder_id})
 
@@ -878,6 +888,9 @@ class CloudPosEmulator(Emulator):
                 if "confirm_after_seconds" in data:
                     value = data["confirm_after_seconds"]
                     self.confirm_after_seconds = None if value is None else float(value)
+                if "confirm_on_poll" in data:
+                    value = data["confirm_on_poll"]
+                    self.confirm_on_poll = None if value is None else max(1, int(value))
                 if "unlicensed" in data:
                     self.unlicensed = {str(name).lower() for name in data["unlicensed"]}
         except (ValueError, TypeError, AttributeError) as error:

@@ -329,16 +329,17 @@ def roomy(airflow_db, sandbox_clean, monkeypatch) -> dict[str, Any]:
 
 
 def test_the_trigger_waits_until_the_pos_confirms(roomy, sandbox_clean):
-    sandbox_clean.cloudpos.confirm_after_seconds = 0.8
+    # Confirmed on the third poll, whatever the timing: two "weborder not confirmed" (2001) first.
+    sandbox_clean.cloudpos.confirm_on_poll = 3
     weborder = CloudPosHook().create_weborder(ORDER)
 
-    events = run(trigger(weborder))
+    events = run(trigger(weborder, poke_interval=0.05))
 
     assert len(events) == 1
     assert events[0]["status"] == "confirmed"
     assert events[0]["weborder"]["weborder_id"] == weborder
     polls = [call for call in sandbox_clean.cloudpos.calls if call["function"] == "get-confirmedweborder"]
-    assert len(polls) >= 2
+    assert len(polls) == 3
 
 
 @pytest.mark.parametrize(("weborder", "status"), [(424242, "not_found"), ("", "no_weborderid")])
