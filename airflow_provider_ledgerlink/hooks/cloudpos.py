@@ -540,11 +540,19 @@ class _Gate:
 
     def admit(self) -> None:
         self.guard.check(self.settings.fingerprint)
-        self.budget.acquire(1)
+        try:
+            self.budget.acquire(1)
+        except BaseException:
+            self.guard.inconclusive()  # nothing was sent: another holder may try the credentials
+            raise
 
     async def aadmit(self) -> None:
         await self.guard.acheck(self.settings.fingerprint)
-        await self.budget.aacquire(1)
+        try:
+            await self.budget.aacquire(1)
+        except BaseException:
+            await self.guard.ainconclusive()
+            raise
 
     def wire_request(self, request: httpx.Request) -> httpx.Request:
         """A copy of ``request`` carrying the token; the original (which httpx logs) never does."""
