@@ -255,6 +255,13 @@ class DailyBudget:
                 self._reserve(account, wanted=max(need, self.block_size), minimum=need)
             account.used += requests
 
+    @property
+    def used(self) -> int:
+        """Requests this holder has counted today (sent, or about to be), in this process."""
+        account = self._account
+        with account.lock:
+            return account.used if account.day == self.day_of(self.now()) else 0
+
     def reserve(self, requests: int) -> BudgetStatus:
         """Make sure ``requests`` are reserved for this holder, all or nothing (a task that needs a
         known number of calls refuses to start rather than stopping half-way)."""

@@ -922,10 +922,20 @@ class CloudPosHook(LedgerLinkHook):
         self.budget.release(final=final)
 
     def check_connection(self) -> str:
-        categories = self.call("categories")
+        """One ``get-categories``. The test reserves exactly that one request (not a block) and
+        gives back whatever it did not send, so a click costs the day's budget what it sent."""
+        budget = self.budget
+        before = budget.used
+        try:
+            budget.reserve(1)
+            categories = self.call("categories")
+        finally:
+            sent = budget.used - before
+            self.close()  # gives back what was reserved and not sent
         return (
             f"Connected to CloudPOS as licence '{self.settings.licence}': {len(categories)} categories. "
-            f"Budget: {self.budget.status().describe()} (this test used one request)"
+            f"Budget: {budget.status().describe()} "
+            f"(this test used {sent} request{'' if sent == 1 else 's'})"
         )
 
     # -- sending ----------------------------------------------------------------------------------

@@ -383,6 +383,35 @@ def test_test_connection_reports_and_never_raises(hook, sandbox_clean, monkeypat
     assert "e" * 32 not in message
 
 
+def test_each_connection_test_costs_the_budget_exactly_the_requests_it_sent(
+    cloudpos_connection, sandbox_clean, state
+):
+    licence = CloudPosHook(cloudpos_connection, state=state).settings.licence
+
+    for click in (1, 2):  # every click is a new hook, as in the api-server
+        ok, message = CloudPosHook(cloudpos_connection, state=state).test_connection()
+        assert ok and "(this test used 1 request)" in message
+        assert sandbox_clean.cloudpos.used_today(licence) == click
+        status = CloudPosHook(cloudpos_connection, state=state).budget.status()
+        assert status.spent == click  # no block of requests kept in reserve
+        assert f"{status.limit - click} of {status.limit} requests left" in message
+
+    sandbox_clean.faults.add(status_fault(503, vendor="cloudpos", nth=[1]))  # retried once
+    ok, message = CloudPosHook(cloudpos_connection, state=state).test_connection()
+    assert ok and "(this test used 2 requests)" in message
+    assert CloudPosHook(cloudpos_connection, state=state).budget.status().spent == 4
+
+
+def test_a_failed_connection_test_gives_its_reservation_back(sandbox_clean, monkeypatch, state):
+    use_connection(monkeypatch, sandbox_clean, token="e" * 32)
+    hook = CloudPosHook(state=state)
+
+    ok, _message = hook.test_connection()
+
+    assert not ok
+    assert hook.budget.status().spent == 1  # the one request sent, nothing held back
+
+
 # --------------------------------------------------------------------------------------------------
 # The connection
 # --------------------------------------------------------------------------------------------------
