@@ -903,6 +903,41 @@ class CloudPosHook(LedgerLinkHook):
             )
         return str(weborder_id)
 
+    def select_products(self, *, show_deleted: bool = False) -> list[dict[str, Any]]:
+        """V2 ``product.select``: every product (``id``, ``name``, ``category_id``, ``price``,
+        ``tax``, ``modtime`` …), as CloudPOS's V2 clients read it (body ``{"show_deleted": false}``)."""
+        return self._v2_select("product.select", {"show_deleted": bool(show_deleted)})
+
+    def select_categories(self) -> list[dict[str, Any]]:
+        """V2 ``category.select``: every category (``id``, ``name``, ``modtime``)."""
+        return self._v2_select("category.select", {})
+
+    def select_customers(self, *, email: str | None = None) -> list[dict[str, Any]]:
+        """V2 ``customer.select``: every customer (``id``, ``firstname``, ``name``, ``email``,
+        ``phone``, ``modtime``), or those with ``email``."""
+        if email is not None and not str(email).strip():
+            raise ValidationError(
+                VENDOR, "V2 customer.select", "email is empty", hint="Pass an e-mail address, or None for all"
+            )
+        return self._v2_select("customer.select", {"email": str(email).strip()} if email else {})
+
+    def _v2_select(self, action: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A V2 read: ``POST /v2/<action>`` with a JSON body; a bare JSON array comes back, and
+        2000 ("No … found") means none. Based on how CloudPOS's V2 clients call it (CloudPOS's V2
+        documentation was not available). A read changes nothing, so it is retried like a GET."""
+        request = _V1Request(
+            "POST",
+            f"/v2/{action}",
+            f"V2 {action}",
+            "",
+            {
+                "content": json.dumps(dict(body)).encode("utf-8"),
+                "headers": {"Content-Type": "application/json"},
+                "idempotent": True,
+            },
+        )
+        return self._send(request).records
+
     # -- budget -----------------------------------------------------------------------------------
     def budget_status(self) -> Any:
         return self.budget.status()

@@ -613,3 +613,40 @@ def test_each_function_takes_the_reference_filters_where_the_reference_puts_them
     assert list(spec.filters) == documented.get("post_filters", [])
     own_codes = {str(code) for code in documented["errors"] if code != "2000"}
     assert {str(code) for code in spec.codes} == own_codes
+
+
+# --------------------------------------------------------------------------------------------------
+# V2 selects (tests/fixtures/cloudpos_v2_clients.json: how CloudPOS's V2 clients call them)
+# --------------------------------------------------------------------------------------------------
+V2_CLIENTS = json.loads((Path(__file__).parents[2] / "fixtures" / "cloudpos_v2_clients.json").read_text())
+
+
+def test_v2_selects_send_what_v2_clients_send_and_return_the_rows(hook, sandbox_clean):
+    products = hook.select_products()
+    categories = hook.select_categories()
+    customers = hook.select_customers()
+
+    assert len(products) == len(hook.call("products")) and len(categories) == 12 and len(customers) == 300
+    for action, rows in (
+        ("product.select", products),
+        ("category.select", categories),
+        ("customer.select", customers),
+    ):
+        assert set(V2_CLIENTS["selects"][action]["fields"]) <= set(rows[0])
+    sent = {call["function"]: call.get("body") for call in sandbox_clean.cloudpos.calls}
+    for action, spec in V2_CLIENTS["selects"].items():
+        assert sent[action] == spec["body"], action
+    assert hook.budget.used == 4  # one request each, counted in the day's budget
+
+
+def test_v2_customer_select_by_email(hook):
+    assert [row["id"] for row in hook.select_customers(email="klant7@example.be")] == [7]
+    assert hook.select_customers(email="nobody@example.be") == []  # 2000: nothing found
+    with pytest.raises(ValidationError, match="email is empty"):
+        hook.select_customers(email=" ")
+
+
+def test_v2_selects_are_retried_after_a_transient_fault(hook, sandbox_clean):
+    sandbox_clean.faults.add(status_fault(503, vendor="cloudpos", path="category.select", nth=[1]))
+
+    assert len(hook.select_categories()) == 12
