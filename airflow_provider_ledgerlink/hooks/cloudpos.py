@@ -758,6 +758,8 @@ class CloudPosHook(LedgerLinkHook):
             self.__dict__.pop("client").close()
         if "budget" in self.__dict__:
             self.budget.release()
+        if "guard" in self.__dict__:
+            self.guard.inconclusive()  # an attempt without a verdict lets the next holder try
 
     # -- V1 ---------------------------------------------------------------------------------------
     def call(
