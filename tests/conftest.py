@@ -40,6 +40,8 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
 os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "ledgerlink-tests-only-" + "0123456789abcdef" * 4)
 
 SANDBOX_SEED = 42
+STATE_ROOT = AIRFLOW_HOME / "ledgerlink-state"
+"""Machine-wide LedgerLink state (shared rate limits, session files): one directory per test below."""
 AFAS_ENVIRONMENT_ID = "12345"
 
 
@@ -71,6 +73,13 @@ def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: float = 
             f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
         )
     return result.stdout
+
+
+@pytest.fixture(autouse=True)
+def isolated_state_dir(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own machine state directory (created on first use), so no test sees a
+    rate-limit state or session another test left."""
+    monkeypatch.setenv("LEDGERLINK_STATE_DIR", str(STATE_ROOT / f"{os.getpid()}-{id(request.node):x}"))
 
 
 @pytest.fixture(scope="session")
