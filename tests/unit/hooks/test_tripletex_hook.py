@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_provider_ledgerlink.core import redaction
 from airflow_provider_ledgerlink.core.credentials import CredentialStore
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
@@ -75,6 +76,19 @@ WRITES: list[MemoryState] = [MemoryState()]
 @pytest.fixture(autouse=True)
 def fresh_write_records() -> None:
     WRITES[0] = MemoryState()
+
+
+@pytest.fixture(autouse=True)
+def forget_the_secrets_of_earlier_tests() -> Iterator[None]:
+    """Every session a test creates is registered as a secret, as in a task; a task process ends
+    after a few, but one test process would collect hundreds, and the scrub pattern is rebuilt over
+    all of them at every new session (seconds per rebuild). Each test starts from the secrets known
+    before it; a hook registers its tokens again when it reads them."""
+    before = set(redaction._secrets)
+    yield
+    with redaction._lock:
+        redaction._secrets.intersection_update(before)
+        redaction._pattern = None
 
 
 def make_hook(store: CredentialStore | None = None, **kwargs: Any) -> TripletexHook:
