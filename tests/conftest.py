@@ -82,6 +82,23 @@ def isolated_state_dir(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     monkeypatch.setenv("LEDGERLINK_STATE_DIR", str(STATE_ROOT / f"{os.getpid()}-{id(request.node):x}"))
 
 
+@pytest.fixture
+def forget_new_secrets() -> Iterator[None]:
+    """Forget the secrets a test registered (its session tokens …), keeping those known before it.
+
+    A task registers a few; one test process would collect hundreds, and the scrub pattern is
+    rebuilt over all of them at every new one (seconds per rebuild by then). Use it in modules whose
+    hooks are made per test: a hook registers its credentials again when it reads them.
+    """
+    from airflow_provider_ledgerlink.core import redaction
+
+    before = set(redaction._secrets)
+    yield
+    with redaction._lock:
+        redaction._secrets.intersection_update(before)
+        redaction._pattern = None
+
+
 @pytest.fixture(scope="session")
 def airflow_cli() -> Callable[..., str]:
     """``airflow_cli("providers", "list")``: run this venv's ``airflow`` with the test environment."""

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_ledgerlink.core import redaction
 from airflow_provider_ledgerlink.core.credentials import CredentialStore
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
@@ -46,6 +45,8 @@ from airflow_provider_ledgerlink.sandbox.faults import (
     truncate_fault,
 )
 from airflow_provider_ledgerlink.sandbox.tripletex import tripletex_connection_definition
+
+pytestmark = pytest.mark.usefixtures("forget_new_secrets")
 
 UTC = timezone.utc
 HISTORY = (date(2026, 9, 21), date(2026, 11, 20))
@@ -76,19 +77,6 @@ WRITES: list[MemoryState] = [MemoryState()]
 @pytest.fixture(autouse=True)
 def fresh_write_records() -> None:
     WRITES[0] = MemoryState()
-
-
-@pytest.fixture(autouse=True)
-def forget_the_secrets_of_earlier_tests() -> Iterator[None]:
-    """Every session a test creates is registered as a secret, as in a task; a task process ends
-    after a few, but one test process would collect hundreds, and the scrub pattern is rebuilt over
-    all of them at every new session (seconds per rebuild). Each test starts from the secrets known
-    before it; a hook registers its tokens again when it reads them."""
-    before = set(redaction._secrets)
-    yield
-    with redaction._lock:
-        redaction._secrets.intersection_update(before)
-        redaction._pattern = None
 
 
 def make_hook(store: CredentialStore | None = None, **kwargs: Any) -> TripletexHook:
@@ -723,10 +711,12 @@ def test_a_write_whose_answer_was_lost_is_never_created_twice(
 def test_a_write_that_timed_out_is_looked_for_before_it_is_sent_again(
     tripletex_connection: str, emulator: Any, sandbox_clean: Any
 ) -> None:
-    hook = make_hook(timeouts=Timeouts(read=0.3), recheck_delay=3.0)
+    # The order is booked 0.5 s after it was sent, the answer given up after 0.2 s, and the hook
+    # looks 2 s later: well after the booking.
+    hook = make_hook(timeouts=Timeouts(read=0.2), recheck_delay=2.0)
     customer = hook.upsert_customer({"name": "Dahl Maskin AS", "customerNumber": 400})
     sandbox_clean.faults.add(
-        latency_fault(1000, vendor="tripletex", path=r"^/v2/order$", method="POST", nth=[1])
+        latency_fault(500, vendor="tripletex", path=r"^/v2/order$", method="POST", nth=[1])
     )
 
     result = hook.create_order(an_order(customer.id), reference="WS-400")
