@@ -38,9 +38,11 @@ integration: $(STAMP)
 system: $(STAMP)
 	$(PY) -m pytest tests/system -q
 
-# One pytest run for the three suites, so the closing summary counts every test.
+# One pytest run for every suite, so the closing summary counts every test; TEST_WORKERS processes
+# share the files (real-Airflow suites stay on one worker, see tests/conftest.py).
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/afas_extract.py

@@ -48,6 +48,22 @@ AFAS_ENVIRONMENT_ID = "12345"
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("timeout"):  # pytest-timeout is a dev extra, not required
         config.addinivalue_line("markers", "timeout(seconds): time limit of a test, with pytest-timeout")
+    if not config.pluginmanager.hasplugin("xdist"):  # pytest-xdist is a dev extra, not required
+        config.addinivalue_line("markers", "xdist_group(name): tests that run on one pytest-xdist worker")
+
+
+# Tests that start real Airflow deployments (api-server, scheduler, triggerer) or a browser.
+_AIRFLOW_PROCESS_SUITES = ("tests/system/", "tests/browser/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For ``make test`` (pytest-xdist, ``--dist loadgroup``): each test file stays on one worker, so
+    its fixtures are set up once, and every suite of real Airflow processes runs on the same worker,
+    one after another: two Airflow deployments at once would starve a two-core machine."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = "airflow-processes" if path.startswith(_AIRFLOW_PROCESS_SUITES) else path
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def airflow_env(**overrides: str) -> dict[str, str]:

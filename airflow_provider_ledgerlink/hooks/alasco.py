@@ -571,6 +571,18 @@ def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
             hint="Lower max_in_flight or spread the DAGs that use this account",
             **common,
         )
+    if status == 503 and response.request.method not in ("GET", "HEAD", "OPTIONS"):
+        # Alasco documents no 503, so on a write it is no verdict: the write may have been applied
+        # before the failure (a write that is not idempotent becomes an AmbiguousWriteError, which
+        # the write-once guard resolves by checking at Alasco instead of sending again).
+        return VendorError(
+            VENDOR,
+            operation,
+            text or "Alasco is temporarily unavailable (HTTP 503)",
+            hint="Try again later",
+            retryable=True,
+            **common,
+        )
     if status == 503:
         return ServiceUnavailableError(
             VENDOR,
@@ -615,6 +627,41 @@ def format_money(value: Any, *, name: str = "amount") -> str:
     return text
 
 
+#: The parts of the spec's money objects in request bodies (``{"currency", "net", "tax"}``; net and
+#: tax are ``type: string``, e.g. ``"123.123456789012"``, in every write schema of the FinCon spec).
+MONEY_PARTS = ("net", "tax")
+
+
+def is_money_object(value: Any) -> bool:
+    """Whether ``value`` has the shape of the spec's money object: ``net``/``tax`` (and ``currency``)."""
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and set(value) <= {"currency", *MONEY_PARTS}
+        and bool(set(value) & set(MONEY_PARTS))
+    )
+
+
+def money_as_strings(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """``attributes`` with every money object's ``net`` and ``tax`` as the decimal strings the spec
+    asks for (``Decimal``, int and decimal strings accepted, floats refused); other values as given.
+    Raises ``ValueError`` naming the attribute."""
+    result: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if is_money_object(value):
+            result[name] = {
+                part: (
+                    format_money(amount, name=f"{name}.{part}")
+                    if part in MONEY_PARTS and amount is not None
+                    else amount
+                )
+                for part, amount in value.items()
+            }
+        else:
+            result[name] = value
+    return result
+
+
 def same_money(a: Any, b: Any) -> bool:
     try:
         return Decimal(str(a)) == Decimal(str(b))
@@ -635,6 +682,10 @@ class AlascoHook(LedgerLinkHook):
     :param alasco_conn_id: the Airflow connection id.
     :param max_in_flight: cursor chains read at once when a read is split into partitions.
     :param in_chunk_size: values per ``in`` filter in one request (reporting endpoints: at most 10).
+    :param once_state: where the write-once records of payments, status changes and submitted
+        invoices live (default: Airflow Variables, shared by every worker).
+    :param once_wait: seconds an attempt waits for another attempt of the same write to learn its
+        outcome before failing with :class:`AmbiguousWriteError`.
     """
 
     conn_name_attr = "alasco_conn_id"
@@ -652,11 +703,14 @@ class AlascoHook(LedgerLinkHook):
         in_chunk_size: int = IN_CHUNK_SIZE,
         adopt_staged: bool = True,
         once_state: SharedState | None = None,
+        once_wait: float = 300.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(alasco_conn_id, **kwargs)
         #: Where write-once records live (default: Airflow Variables).
         self.once_state = once_state
+        #: Seconds an attempt waits for another attempt's outcome before calling the write ambiguous.
+        self.once_wait = once_wait
         self.alasco_conn_id = alasco_conn_id
         self.adopt_staged = adopt_staged
         self._adopt_lock = threading.Lock()
@@ -970,6 +1024,20 @@ class AlascoHook(LedgerLinkHook):
             return {}
         return parse_document(response, operation)
 
+    @staticmethod
+    def _attributes(attributes: Mapping[str, Any], operation: str) -> dict[str, Any]:
+        """Request attributes with money as the spec's strings; a clear error before sending."""
+        try:
+            return money_as_strings(attributes)
+        except ValueError as exc:
+            raise ValidationError(
+                VENDOR,
+                operation,
+                str(exc),
+                hint='Give money as {"currency": "EUR", "net": "1000.00", "tax": "190.00"} with Decimal or '
+                "decimal-string amounts",
+            ) from None
+
     def create(
         self,
         resource: str,
@@ -981,7 +1049,7 @@ class AlascoHook(LedgerLinkHook):
         """``POST /<resource>/`` with a JSON:API body; returns the created ``data``. Not idempotent:
         never re-sent after an ambiguous failure (check before creating again)."""
         operation = f"create {resource}"
-        data: dict[str, Any] = {"type": resource_type, "attributes": dict(attributes)}
+        data: dict[str, Any] = {"type": resource_type, "attributes": self._attributes(attributes, operation)}
         if relationships:
             data["relationships"] = dict(relationships)
         return (
@@ -1001,7 +1069,11 @@ class AlascoHook(LedgerLinkHook):
         """``PATCH /<resource>/<id>/``. Setting fields to given values is safe to repeat, so it is
         retried like a read."""
         operation = f"update {resource} {resource_id}"
-        data: dict[str, Any] = {"id": resource_id, "type": resource_type, "attributes": dict(attributes)}
+        data: dict[str, Any] = {
+            "id": resource_id,
+            "type": resource_type,
+            "attributes": self._attributes(attributes, operation),
+        }
         if relationships:
             data["relationships"] = dict(relationships)
         path = resource_path(resource, resource_id)
@@ -1022,12 +1094,17 @@ class AlascoHook(LedgerLinkHook):
         """Register the payment of an approved invoice, once.
 
         Checks first: an invoice that is already ``PAID`` is left alone (``status: already_paid``;
-        a warning is logged when its payment differs). A POST whose answer was lost is checked
-        again before the error is raised, so a payment that did arrive counts as registered.
-        Returns ``{"invoice_id", "status": "registered"|"already_paid", "payment": {...}}``.
+        a warning is logged when its payment differs). The POST itself goes through a
+        :class:`~..core.once.WriteOnce` record keyed by the invoice (an invoice is paid once): a
+        retry, rerun or backfill never sends a second payment, whatever amount or date it carries
+        (``status: already_registered`` when the record says it was sent). When the answer to the
+        POST is lost, the invoice is read again: paid, it counts as registered; not paid,
+        :class:`AmbiguousWriteError` says how to check in Alasco, and no later attempt sends until
+        the record is resolved. Returns ``{"invoice_id", "status", "payment": {...}}``.
         """
         operation = f"register payment on invoice {invoice_id}"
         try:
+            path = resource_path("invoices", invoice_id) + "register-payment/"
             amount = format_money(amount_gross, name="amount_gross")
             day = payment_date if isinstance(payment_date, str) else payment_date.isoformat()
             date.fromisoformat(day)
@@ -1056,17 +1133,37 @@ class AlascoHook(LedgerLinkHook):
                 },
             }
         }
-        path = resource_path("invoices", invoice_id) + "register-payment/"
-        try:
-            document = self._send_json("POST", path, body, operation=operation)
-        except AmbiguousWriteError:
-            after = self.get("invoices", invoice_id)
-            if self._payment_of(after) is not None:
+        once = WriteOnce(
+            vendor=VENDOR,
+            operation=operation,
+            account=self.base_url,
+            key=f"invoice {invoice_id.lower()} register-payment",
+            label=f"the payment of invoice {invoice_id} ({amount} on {day})",
+            state=self.once_state,
+            wait=self.once_wait,
+        )
+
+        def send() -> dict[str, Any]:
+            try:
+                document = self._send_json("POST", path, body, operation=operation)
+            except AmbiguousWriteError:
+                after = self.get("invoices", invoice_id)
+                if self._payment_of(after) is None:
+                    raise
                 self.log.warning("The answer to %s was lost, but the payment is there", operation)
-                return {"invoice_id": invoice_id, "status": "registered", "payment": self._payment_of(after)}
-            raise
-        data = document.get("data") or {}
-        return {"invoice_id": invoice_id, "status": "registered", "payment": self._payment_of(data)}
+                return {"payment": self._payment_of(after)}
+            return {"payment": self._payment_of(document.get("data") or {})}
+
+        check = (
+            f"In Alasco, open invoice {invoice_id} and look whether a payment is registered (state "
+            f"PAID, payment date and amount set); AlascoHook.get('invoices', '{invoice_id}') shows it"
+        )
+        outcome = once.run(send, check_hint=check)
+        return {
+            "invoice_id": invoice_id,
+            "status": "registered" if outcome.sent else "already_registered",
+            "payment": outcome.result.get("payment"),
+        }
 
     @staticmethod
     def _payment_of(resource: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -1097,10 +1194,15 @@ class AlascoHook(LedgerLinkHook):
         return {"invoice_id": current.get("id"), "status": "already_paid", "payment": payment}
 
     def update_contract_status(self, contract_id: str, status: str) -> dict[str, Any]:
-        """Set a contract's status (``DRAFT``, ``ORDERED``, ``PARTIAL_COMPLETED``, ``COMPLETED``).
+        """Set a contract's status (``DRAFT``, ``ORDERED``, ``PARTIAL_COMPLETED``, ``COMPLETED``), once.
 
-        Reads the contract first and sends nothing when it already has that status. Returns
-        ``{"contract_id", "status": "updated"|"unchanged", "previous", "current"}``.
+        Reads the contract first and sends nothing when it already has that status. The PATCH goes
+        through a :class:`~..core.once.WriteOnce` record keyed by the contract and the status: once
+        it was sent, a retry, rerun or backfill does not send it again, so a clerk who has since
+        moved the contract on (or back) in Alasco is not overruled (``status: already_updated``).
+        A lost answer is resolved by reading the contract: it has the status, it counts as
+        updated; otherwise :class:`AmbiguousWriteError` says how to check. Returns
+        ``{"contract_id", "status": "updated"|"unchanged"|"already_updated", "previous", "current"}``.
         """
         operation = f"update status of contract {contract_id}"
         wanted = str(status).strip().upper()
@@ -1108,6 +1210,10 @@ class AlascoHook(LedgerLinkHook):
             raise ValidationError(
                 VENDOR, operation, f"status {status!r} is not one of {', '.join(CONTRACT_STATUSES)}"
             )
+        try:
+            path = resource_path("contracts", contract_id)
+        except ValueError as exc:
+            raise ValidationError(VENDOR, operation, str(exc)) from None
         current = self.get("contracts", contract_id)
         previous = (current.get("attributes") or {}).get("status")
         if previous == wanted:
@@ -1117,9 +1223,48 @@ class AlascoHook(LedgerLinkHook):
                 "previous": previous,
                 "current": wanted,
             }
-        data = self.update("contracts", contract_id, {"status": wanted}, resource_type="CONTRACT")
-        now = (data.get("attributes") or {}).get("status", wanted)
-        return {"contract_id": contract_id, "status": "updated", "previous": previous, "current": now}
+        once = WriteOnce(
+            vendor=VENDOR,
+            operation=operation,
+            account=self.base_url,
+            key=f"contract {contract_id.lower()} status {wanted}",
+            label=f"status {wanted} of contract {contract_id}",
+            state=self.once_state,
+            wait=self.once_wait,
+        )
+        body = {"data": {"id": contract_id, "type": "CONTRACT", "attributes": {"status": wanted}}}
+
+        def send() -> dict[str, Any]:
+            try:
+                document = self._send_json("PATCH", path, body, operation=operation, idempotent=False)
+                now = ((document.get("data") or {}).get("attributes") or {}).get("status", wanted)
+            except AmbiguousWriteError:
+                now = (self.get("contracts", contract_id).get("attributes") or {}).get("status")
+                if now != wanted:
+                    raise
+                self.log.warning("The answer to %s was lost, but the contract has status %s", operation, now)
+            return {"previous": previous, "current": now}
+
+        check = (
+            f"In Alasco, open contract {contract_id} and look whether its status is {wanted}; "
+            f"AlascoHook.get('contracts', '{contract_id}') shows it"
+        )
+        outcome = once.run(send, check_hint=check)
+        if outcome.sent:
+            return {"contract_id": contract_id, "status": "updated", **outcome.result}
+        self.log.warning(
+            "%s: status %s was set earlier and the contract has since been changed to %s in Alasco; "
+            "not sent again",
+            operation,
+            wanted,
+            previous,
+        )
+        return {
+            "contract_id": contract_id,
+            "status": "already_updated",
+            "previous": outcome.result.get("previous"),
+            "current": previous,
+        }
 
     def submit_invoice(
         self,
@@ -1159,6 +1304,7 @@ class AlascoHook(LedgerLinkHook):
             key=f"project {project_id.lower()} pdf-sha256 {digest}",
             label=f"{name} (SHA-256 {digest[:16]}…) to project {project_id}",
             state=self.once_state,
+            wait=self.once_wait,
         )
 
         def send() -> dict[str, Any]:

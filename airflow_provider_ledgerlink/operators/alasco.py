@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_ledgerlink.core.compat import BaseOperator, ObjectStoragePath
 from airflow_provider_ledgerlink.core.errors import LedgerLinkError, ValidationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window, parse_instant
-from airflow_provider_ledgerlink.core.redaction import redact_url
+from airflow_provider_ledgerlink.core.hook import xcom_result
+from airflow_provider_ledgerlink.core.redaction import redact_url, scrub
 from airflow_provider_ledgerlink.hooks.alasco import (
     DEFAULT_MAX_IN_FLIGHT,
     VENDOR,
@@ -302,7 +303,9 @@ class _AlascoWriteOperator(BaseOperator):
                 try:
                     result = self.write(item)
                 except (LedgerLinkError, KeyError, TypeError, ValueError) as exc:
-                    message = str(exc) if isinstance(exc, LedgerLinkError) else f"{type(exc).__name__}: {exc}"
+                    message = scrub(
+                        str(exc) if isinstance(exc, LedgerLinkError) else f"{type(exc).__name__}: {exc}"
+                    )
                     results.append({"index": index, "item": label, "status": "failed", "error": message})
                     failures.append(f"{label}: {message}")
                     self.log.error("%s %s failed: %s", self.item_name, label, message)
@@ -319,6 +322,7 @@ class _AlascoWriteOperator(BaseOperator):
                 summary[result["status"]] = summary.get(result["status"], 0) + 1
         summary["not_attempted"] = len(items) - len(results)
         summary["results"] = results
+        summary = xcom_result(summary)  # an error text may quote what a hostile answer echoed
         if failures:
             task_instance = context.get("ti")
             if task_instance is not None:
@@ -340,8 +344,8 @@ class AlascoRegisterPaymentOperator(_AlascoWriteOperator):
 
     ``payments`` (templated) is a list of ``{"invoice_id", "amount_gross", "payment_date",
     "comment"}`` (amounts as decimal strings); one payment can also be given with the single-item
-    arguments. An invoice already ``PAID`` is skipped (``already_paid``). Returns counts by status
-    and the per-payment results.
+    arguments. An invoice already ``PAID`` is skipped (``already_paid``); a payment sent once is
+    never sent again (``already_registered``). Returns counts by status and the per-payment results.
     """
 
     item_name = "payment"
@@ -399,7 +403,8 @@ class AlascoUpdateContractStatusOperator(_AlascoWriteOperator):
     """Set contracts' statuses (``DRAFT``, ``ORDERED``, ``PARTIAL_COMPLETED``, ``COMPLETED``).
 
     ``updates`` (templated): a list of ``{"contract_id", "status"}``; or one with ``contract_id`` and
-    ``status``. A contract that already has the status is not written (``unchanged``).
+    ``status``. A contract that already has the status is not written (``unchanged``); a status
+    sent once is not sent again by a rerun (``already_updated``), so a clerk's later change stands.
     """
 
     item_name = "contract"
@@ -430,8 +435,10 @@ class AlascoSubmitInvoiceOperator(_AlascoWriteOperator):
 
     ``invoices`` (templated): a list of ``{"project_id", "pdf_path", "external_identifier"}``
     (``pdf_path`` is any ``ObjectStoragePath`` URI); or one with the single-item arguments. The
-    external identifier (default: derived from the PDF's hash) is the natural key: an invoice that
-    already carries it is not submitted again (``already_submitted``).
+    project and the PDF's SHA-256 are the key (kept in a write-once record, not in Alasco): a PDF
+    submitted before is not submitted again (``already_submitted``), whatever a clerk has since
+    edited. ``external_identifier``, when given, is the real invoice number ("Rechnungsnummer
+    (extern)"), set on the new invoice.
     """
 
     item_name = "invoice"

@@ -18,12 +18,13 @@ from the vendor's OpenAPI and "Get Started" page:
   ``/cost_elements/{id}``, which has none (``…/{id}/`` answers 307 to it).
 - Request validation answers 422 with FastAPI's ``{"detail": [{"loc", "msg", "type"}]}``.
 - Writes: ``POST /invoices/{id}/register-payment/``, ``POST /invoices/{id}/update-new/``,
-  ``PATCH /contracts/{id}/``, ``POST /projects/{id}/submit-invoice/`` (multipart ``file``, PDF) and
+  ``POST /contracts/``, ``PATCH /contracts/{id}/`` (JSON bodies checked against the spec's request
+  schemas), ``POST /projects/{id}/submit-invoice/`` (multipart ``file``, PDF) and
   ``POST /{invoices|contracts|change_orders}/{id}/documents/`` (multipart ``document_type`` +
   ``upload``).
 - A document download answers 302 to a temporary pre-signed URL under ``/alasco/_files/`` (the
-  sandbox's object storage). That URL refuses requests that carry the API credentials, and expires
-  after 300 s of sandbox time.
+  sandbox's object storage). That URL ignores the API headers (as presigned storage ignores headers
+  it does not sign), refuses an ``Authorization`` header, and expires after 300 s of sandbox time.
 - ``Accept-Encoding: gzip`` compresses larger answers.
 
 Where the vendor documents nothing, the choices are ours (and listed in docs/alasco.md): 401 with a
@@ -2244,21 +2245,32 @@ class AlascoEmulator(Emulator):
         return hmac.new(self._secret, f"{token}:{expires}".encode(), hashlib.sha256).hexdigest()
 
     def _storage(self, request: Request, token: str) -> Response:
-        """The object storage behind the pre-signed links: no API credentials, a valid signature."""
+        """The object storage behind the pre-signed links: the signature in the URL is the only
+        authority. Like presigned object storage (S3 and the like), it ignores headers it does not
+        know, the API's ``X-API-KEY``/``X-API-TOKEN`` included, so a client that leaks them there
+        gets its file all the same; only an ``Authorization`` header is refused, as S3 refuses a
+        second authentication mechanism. Every fetch is recorded with the headers it carried, so
+        tests can see what a client sent to a host that is not Alasco."""
         carried = sorted(
             name for name in ("x-api-key", "x-api-token", "authorization") if request.header(name)
         )
-        record = {"path": token, "credentials_sent": carried, "status": 200}
+        record = {
+            "path": token,
+            "credentials_sent": carried,
+            "headers": dict(request.headers),
+            "status": 200,
+        }
         try:
             expires = int(request.param("X-Amz-Date") or "")
         except ValueError:
             expires = -1
         signature = request.param("X-Amz-Signature") or ""
-        if carried:
+        if request.header("authorization"):
             response = _storage_error(
                 400,
-                "InvalidRequest",
-                "The pre-signed URL carries credentials of its own: send no API headers",
+                "InvalidArgument",
+                "Only one auth mechanism allowed; only the X-Amz-Signature query parameter or the "
+                "Authorization header should be specified",
             )
         elif expires < 0 or not hmac.compare_digest(signature, self._sign(token, expires)):
             response = _storage_error(403, "SignatureDoesNotMatch", "The request signature does not match")
@@ -2381,9 +2393,11 @@ class AlascoEmulator(Emulator):
         now = self.now_micros()
         row = {
             "name": attributes["name"],
-            "contract_number": attributes.get("contract_number"),
-            "cost_center": attributes.get("cost_center"),
-            "description": attributes.get("description"),
+            # The read schema (ReadContractAttributesFincon) requires these as strings, never null:
+            # one the request leaves out (or sends as null) reads back as "" (our assumption).
+            "contract_number": attributes.get("contract_number") or "",
+            "cost_center": attributes.get("cost_center") or "",
+            "description": attributes.get("description") or "",
             "status": "DRAFT",
             "contract_type": "STANDARD",
             "is_reverse_charge": reverse_charge,
@@ -2426,6 +2440,9 @@ class AlascoEmulator(Emulator):
         ):
             if name in attributes:
                 changes[name] = attributes[name]
+        for name in _CONTRACT_TEXTS:
+            if name in changes and changes[name] is None:
+                changes[name] = ""  # a null clears the text; the read schema has no null for it
         if "amount" in attributes:
             amount = attributes["amount"]
             changes["amount"] = (
@@ -2464,11 +2481,12 @@ class AlascoEmulator(Emulator):
         return Response.json(body)
 
     def _register_payment(self, request: Request, rid: str) -> Response:
-        attributes, _data = _json_attributes(request)
+        # InvoicePayment: payment_date (date), payment_amount_gross (number or decimal string) and
+        # payment_comment (string) are all required.
+        attributes = self._checked_body(request, "/invoices/{id}/register-payment/", "post")["data"][
+            "attributes"
+        ]
         loc = ["body", "data", "attributes"]
-        for name in ("payment_amount_gross", "payment_date", "payment_comment"):
-            if name not in attributes:
-                raise validation_error([*loc, name], "Field required", "missing")
         amount = attributes["payment_amount_gross"]
         if (
             isinstance(amount, bool)
@@ -2517,7 +2535,10 @@ class AlascoEmulator(Emulator):
         return Response.json(body, 201)
 
     def _update_new(self, request: Request, rid: str) -> Response:
-        attributes, _data = _json_attributes(request)
+        # UpdateNewInvoiceDetailsRequest: data.id required, attributes optional (null: nothing to change)
+        attributes = (
+            self._checked_body(request, "/invoices/{id}/update-new/", "post")["data"].get("attributes") or {}
+        )
         allowed = ("date_discount", "date_due", "date_posted", "date_received", "external_identifier",
                    "internal_identifier", "invoice_type", "unaudited_amount")  # fmt: skip
         changes = {name: attributes[name] for name in allowed if name in attributes}
@@ -2646,19 +2667,8 @@ def _compress(request: Request, response: Response) -> Response:
     return response
 
 
-def _json_attributes(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``data.attributes`` of a JSON:API request body; FastAPI's 422 when it is not one."""
-    try:
-        body = request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise validation_error(["body"], "JSON decode error", "json_invalid") from None
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, dict):
-        raise validation_error(["body", "data"], "Field required", "missing")
-    attributes = data.get("attributes")
-    if not isinstance(attributes, dict):
-        raise validation_error(["body", "data", "attributes"], "Field required", "missing")
-    return attributes, data
+#: Contract attributes the read schema requires as strings (a PATCH may send null for them).
+_CONTRACT_TEXTS = ("contract_number", "cost_center", "description")
 
 
 def _money_body(value: Any, loc: list[str]) -> dict[str, str]:

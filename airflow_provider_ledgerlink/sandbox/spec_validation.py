@@ -2,8 +2,8 @@
 
 An emulator refuses what the vendor refuses when it reads the rules from the vendor's specification
 instead of retyping them. This covers the JSON Schema subset FastAPI-generated specs use: ``$ref``,
-``anyOf``, ``type``, ``properties``, ``required``, ``enum``, ``maxLength``, ``minimum``, ``maximum``,
-``items`` and the ``date`` and ``uuid`` formats. Each problem is one FastAPI/pydantic entry
+``anyOf``, ``type``, ``properties``, ``required``, ``enum``, ``maxLength``, ``pattern``, ``minimum``,
+``maximum``, ``items`` and the ``date`` and ``uuid`` formats. Each problem is one FastAPI/pydantic entry
 ``{"type", "loc", "msg", "input"}`` with ``loc`` starting at ``"body"``.
 """
 
@@ -94,6 +94,14 @@ def _check(
             limit = schema["maxLength"]
             _problem(
                 problems, "string_too_long", loc, f"String should have at most {limit} characters", value
+            )
+        if "pattern" in schema and re.search(str(schema["pattern"]), value) is None:
+            _problem(
+                problems,
+                "string_pattern_mismatch",
+                loc,
+                f"String should match pattern '{schema['pattern']}'",
+                value,
             )
         fmt = schema.get("format")
         if fmt == "uuid":

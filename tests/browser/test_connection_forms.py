@@ -3,11 +3,13 @@ Chromium (``/usr/bin/chromium``; ``make venv`` installs it, no browser is downlo
 
 One api-server for the whole module; each LedgerLink connection type's Add form is opened, checked
 (labels in the declared order, help texts, choices as selects, secrets as password inputs where the
-Airflow version draws them) and photographed into ``docs/img/`` for the vendor docs.
+Airflow version draws them) and photographed. ``LEDGERLINK_UPDATE_SCREENSHOTS=1`` (on Airflow 3.3)
+writes the pictures into ``docs/img/`` for the vendor docs; otherwise they go to a temporary folder.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -102,7 +104,8 @@ def _open_form(page: Any, hook_name: str) -> Any:
 def test_connection_form(ui: Any, conn_type: str, tmp_path: Path) -> None:
     form = FORMS[conn_type]
     page = ui
-    images = DOCS_IMAGES if AIRFLOW >= (3, 3) else tmp_path
+    update_docs = AIRFLOW >= (3, 3) and os.environ.get("LEDGERLINK_UPDATE_SCREENSHOTS") == "1"
+    images = DOCS_IMAGES if update_docs else tmp_path
     dialog = _open_form(page, form["hook-name"])
     behaviour = form["ui-field-behaviour"]
 

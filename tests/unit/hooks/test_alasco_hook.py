@@ -38,6 +38,19 @@ def hook(alasco_connection: str) -> Any:
     made.close()
 
 
+@pytest.fixture
+def api_as_clerk(sandbox_clean: Any) -> Any:
+    """Alasco changed by someone else: a plain client with the account's key and token."""
+    import httpx
+
+    emulator = sandbox_clean.alasco
+    with httpx.Client(
+        base_url=sandbox_clean.alasco_url + "/fincon/v1",
+        headers={"X-API-KEY": emulator.api_key, "X-API-TOKEN": emulator.api_token},
+    ) as client:
+        yield client
+
+
 def set_connection(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_ALASCO_DEFAULT", json.dumps({"conn_type": "ledgerlink_alasco", **fields})
@@ -204,6 +217,60 @@ def test_includes_arrive_in_included(hook, sandbox_clean):
     assert {item["attributes"]["contract"] for item in page.data} - {None} <= contracts
 
 
+def test_lists_in_filters_and_includes_read_the_same_with_literal_or_encoded_commas(
+    hook, sandbox_clean, api_as_clerk, monkeypatch
+):
+    """``filter[...]`` and ``include`` values are comma-separated; httpx and requests send the
+    comma of a ``params=`` value as ``%2C``. Alasco reads both the same, and so must the emulator:
+    the hook's request, the literal form and httpx's encoded form give the same page."""
+    import httpx
+
+    sent: list[str] = []
+    original = hook._request
+
+    def recording(method: str, url: str, **kwargs: Any) -> Any:
+        sent.append(url)
+        return original(method, url, **kwargs)
+
+    monkeypatch.setattr(hook, "_request", recording)
+    states, include = ["APPROVED", "PAID"], ["contract", "contract.contractor"]
+
+    page = next(hook.get_pages("invoices", filters={"invoice_process_state.in": states}, include=include))
+    params = {"filter[invoice_process_state.in]": "APPROVED,PAID", "include": "contract,contract.contractor"}
+    encoded = api_as_clerk.get("/invoices/", params=params)
+    literal = api_as_clerk.get(
+        "/invoices/?filter%5Binvoice_process_state.in%5D=APPROVED,PAID&include=contract,contract.contractor"
+    )
+
+    assert "APPROVED%2CPAID" in str(encoded.request.url) and "contract%2Ccontract.contractor" in str(
+        encoded.request.url
+    )  # what httpx makes of a comma in params
+    assert "=APPROVED,PAID" in sent[0] and "include=contract,contract.contractor" in sent[0]
+    assert page.data and {i["attributes"]["invoice_process_state"] for i in page.data} <= set(states)
+    for answer in (encoded, literal):
+        assert answer.status_code == 200, answer.text
+        assert [i["id"] for i in answer.json()["data"]] == [i["id"] for i in page.data]
+        assert [i["id"] for i in answer.json()["included"]] == [i["id"] for i in page.included]
+    # and the next link of each form holds the same query, so paging goes on alike
+    assert httpx.URL(encoded.json()["links"]["next"]).params.get("include") == "contract,contract.contractor"
+
+
+def test_a_comma_inside_a_single_value_stays_part_of_the_value(hook, sandbox_clean, monkeypatch):
+    sent: list[str] = []
+    original = hook._request
+    monkeypatch.setattr(hook, "_request", lambda m, url, **kw: sent.append(url) or original(m, url, **kw))
+    name = "Richter Garten- und Landschaftsbau GmbH & Co. KG"
+
+    by_name = list(hook.get_all("contractors", filters={"name.exact": name}))
+    with_comma = list(hook.get_all("contractors", filters={"name.contains": "GmbH & Co., KG"}))
+
+    assert [c["attributes"]["name"] for c in by_name] == [name]
+    assert with_comma == []  # one value "GmbH & Co., KG", not the two values "GmbH & Co." and " KG"
+    assert "GmbH%20%26%20Co.%2C%20KG" in sent[1]
+    with pytest.raises(ValidationError, match="contains a comma"):
+        list(hook.get_all("contractors", filters={"name.in": ["a,b"]}))
+
+
 def test_an_unknown_filter_is_a_clear_validation_error(hook, sandbox_clean):
     with pytest.raises(
         ValidationError, match=r"query\.filter\[colour\.exact\]: Filtering on 'colour' is not supported"
@@ -303,11 +370,32 @@ def test_a_download_follows_the_redirect_without_our_credentials(hook, sandbox_c
 
     assert pdf.startswith(b"%PDF-") and invoice["attributes"]["internal_identifier"].encode() in pdf
     (fetch,) = sandbox_clean.alasco.downloads
-    assert fetch == {"path": fetch["path"], "credentials_sent": [], "status": 200}
+    assert fetch["credentials_sent"] == [] and fetch["status"] == 200
     assert hook.download_document("invoices", invoice["id"], document["id"], annotated=True) == pdf
 
 
-def test_the_storage_refuses_a_request_that_carries_the_credentials(sandbox_clean):
+def test_the_storage_behind_the_redirect_never_sees_the_key_or_token(hook, sandbox_clean):
+    """The storage ignores the API headers, as presigned storage does, so a leak there would go
+    unnoticed by a refusal: the storage records every header it received, and none may hold the
+    key or the token in any encoding."""
+    from airflow_provider_ledgerlink.core.redaction import encoded_forms
+
+    invoice = next(hook.get_all("invoices"))
+    (document,) = hook.list_documents("invoices", invoice["id"])
+    contract = next(hook.get_all("contracts"))
+    uploaded = hook.upload_document("contracts", contract["id"], _pdf("LV"), document_type="CONTRACT")
+    hook.download_document("invoices", invoice["id"], document["id"])
+    hook.download_document("contracts", contract["id"], uploaded["id"])
+
+    assert len(sandbox_clean.alasco.downloads) == 2
+    forms = {form for secret in (KEY, TOKEN) for form in encoded_forms(secret) if len(form) >= 6}
+    for fetch in sandbox_clean.alasco.downloads:
+        received = json.dumps(fetch["headers"]) + fetch["path"]
+        assert fetch["headers"] and not any(form in received for form in forms)
+        assert {"x-api-key", "x-api-token", "authorization"}.isdisjoint(fetch["headers"])
+
+
+def test_the_storage_ignores_the_api_headers_as_presigned_storage_does(sandbox_clean):
     import httpx
 
     emulator = sandbox_clean.alasco
@@ -316,10 +404,11 @@ def test_the_storage_refuses_a_request_that_carries_the_credentials(sandbox_clea
     headers = {"X-API-KEY": emulator.api_key, "X-API-TOKEN": emulator.api_token}
     documents = httpx.get(f"{base}/invoices/{invoice['id']}/documents/", headers=headers).json()["data"]
     naive = httpx.get(documents[0]["links"]["download"], headers=headers, follow_redirects=True)
+    basic = httpx.get(naive.url, headers={"Authorization": "Basic eDp5"})
 
-    assert naive.status_code == 400
-    assert b"InvalidRequest" in naive.content
-    assert emulator.downloads[-1]["credentials_sent"] == ["x-api-key", "x-api-token"]
+    assert naive.status_code == 200 and naive.content.startswith(b"%PDF-")
+    assert emulator.downloads[-2]["credentials_sent"] == ["x-api-key", "x-api-token"]
+    assert basic.status_code == 400 and b"InvalidArgument" in basic.content  # one auth mechanism
 
 
 def test_an_uploaded_pdf_comes_back_byte_for_byte(hook, sandbox_clean):
@@ -377,20 +466,37 @@ def test_a_payment_whose_answer_was_lost_is_found_on_the_check(hook, sandbox_cle
     assert len(sandbox_clean.alasco.payments) == 1  # not sent twice
 
 
-def test_a_payment_lost_before_it_arrived_is_not_resent_blindly(hook, sandbox_clean):
+def test_a_payment_lost_before_it_arrived_is_ambiguous_and_never_resent(hook, sandbox_clean):
     invoice = approved_invoice(hook)
     sandbox_clean.faults.add(
         reset_fault(vendor="alasco", method="POST", path="register-payment", when="before", times=1)
     )
 
-    with pytest.raises(AmbiguousWriteError, match="Check at the vendor"):
+    with pytest.raises(AmbiguousWriteError, match="may or may not have been applied") as caught:
         hook.register_payment(invoice["id"], amount_gross="10.00", payment_date="2026-11-19")
+    assert f"open invoice {invoice['id']}" in str(caught.value)
 
+    hook.once_wait = 0  # a rerun does not wait for the lost attempt's outcome
+    with pytest.raises(AmbiguousWriteError, match="never learned"):  # nor send: even another amount
+        hook.register_payment(invoice["id"], amount_gross="20.00", payment_date="2026-11-20")
     assert sandbox_clean.alasco.payments == []
-    assert (
-        hook.register_payment(invoice["id"], amount_gross="10.00", payment_date="2026-11-19")["status"]
-        == "registered"
+
+    # a person found no payment in Alasco and allowed one new attempt, as the message says
+    hook.once_state.set_json(_record_key(caught.value), {"state": "open", "round": 1})
+    result = hook.register_payment(invoice["id"], amount_gross="10.00", payment_date="2026-11-19")
+    assert result["status"] == "registered" and len(sandbox_clean.alasco.payments) == 1
+
+
+def test_a_payment_answered_with_a_5xx_after_it_was_applied_counts_as_registered(hook, sandbox_clean):
+    invoice = approved_invoice(hook)
+    sandbox_clean.faults.add(
+        status_fault(503, vendor="alasco", method="POST", path="register-payment", when="after", times=3)
     )
+
+    result = hook.register_payment(invoice["id"], amount_gross="10.00", payment_date="2026-11-19")
+
+    assert result["status"] == "registered" and result["payment"]["payment_date"] == "2026-11-19"
+    assert len(sandbox_clean.alasco.payments) == 1
 
 
 def test_a_payment_on_an_invoice_not_yet_approved_is_refused_before_sending(hook, sandbox_clean):
@@ -424,6 +530,53 @@ def test_a_contract_status_is_written_only_when_it_changes(hook, sandbox_clean):
     assert len(sandbox_clean.alasco.contract_updates) == 1
     with pytest.raises(ValidationError, match="not one of"):
         hook.update_contract_status(contract["id"], "CANCELLED")
+
+
+def test_a_status_set_once_does_not_overrule_a_clerk_on_a_rerun(hook, sandbox_clean, api_as_clerk):
+    contract = next(hook.get_all("contracts", filters={"status.in": ["ORDERED"]}))
+
+    first = hook.update_contract_status(contract["id"], "COMPLETED")
+    api_as_clerk.patch(  # the clerk reopens the contract in Alasco
+        f"/contracts/{contract['id']}/",
+        json={"data": {"id": contract["id"], "type": "CONTRACT", "attributes": {"status": "ORDERED"}}},
+    ).raise_for_status()
+    rerun = hook.update_contract_status(contract["id"], "COMPLETED")
+
+    assert first["status"] == "updated"
+    assert rerun == {
+        "contract_id": contract["id"],
+        "status": "already_updated",
+        "previous": "ORDERED",
+        "current": "ORDERED",
+    }
+    assert [u["after"] for u in sandbox_clean.alasco.contract_updates] == ["COMPLETED", "ORDERED"]
+
+
+def test_a_status_whose_answer_was_lost_is_checked_on_the_contract(hook, sandbox_clean):
+    contract = next(hook.get_all("contracts", filters={"status.in": ["ORDERED"]}))
+    sandbox_clean.faults.add(
+        reset_fault(vendor="alasco", method="PATCH", path="contracts", when="after", times=1)
+    )
+
+    result = hook.update_contract_status(contract["id"], "COMPLETED")
+
+    assert result["status"] == "updated" and result["current"] == "COMPLETED"
+    assert len(sandbox_clean.alasco.contract_updates) == 1  # not sent twice
+
+
+def test_a_status_lost_before_it_arrived_is_ambiguous_and_never_resent(hook, sandbox_clean):
+    contract = next(hook.get_all("contracts", filters={"status.in": ["ORDERED"]}))
+    sandbox_clean.faults.add(
+        reset_fault(vendor="alasco", method="PATCH", path="contracts", when="before", times=1)
+    )
+
+    with pytest.raises(AmbiguousWriteError, match="look whether its status is COMPLETED") as caught:
+        hook.update_contract_status(contract["id"], "COMPLETED")
+    assert "airflow variables set ledgerlink_once_alasco_" in str(caught.value)
+    hook.once_wait = 0
+    with pytest.raises(AmbiguousWriteError, match="never learned"):
+        hook.update_contract_status(contract["id"], "COMPLETED")
+    assert sandbox_clean.alasco.contract_updates == []
 
 
 def test_an_invoice_pdf_is_submitted_once(hook, sandbox_clean):
@@ -497,6 +650,7 @@ def test_an_invoice_that_left_new_is_not_submitted_again(hook, sandbox_clean):
     [
         reset_fault(vendor="alasco", method="POST", path="submit-invoice", when="after", times=1),
         status_fault(502, vendor="alasco", method="POST", path="submit-invoice", when="after", times=1),
+        status_fault(503, vendor="alasco", method="POST", path="submit-invoice", when="after", times=1),
         status_fault(
             200,
             {"data": {"type": "INVOICE"}},
@@ -507,7 +661,7 @@ def test_an_invoice_that_left_new_is_not_submitted_again(hook, sandbox_clean):
             times=1,
         ),
     ],
-    ids=["reset-after-applied", "5xx-after-applied", "200-without-id"],
+    ids=["reset-after-applied", "502-after-applied", "503-after-applied", "200-without-id"],
 )
 def test_a_submission_whose_answer_was_lost_is_found_by_its_document(hook, sandbox_clean, fault):
     project = next(hook.get_all("projects"))

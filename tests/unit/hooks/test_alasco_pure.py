@@ -365,6 +365,18 @@ def test_undocumented_statuses_get_a_clear_error_even_without_a_body(status, cls
         assert error.retryable
 
 
+def test_a_503_to_a_write_is_no_verdict():
+    """Alasco documents no 503: on a write it may come after the write was applied, so it must not
+    read as a refusal (which the HTTP layer would re-send); a read is retried as usual."""
+    request = httpx.Request("POST", "https://api.alasco.de/fincon/v1/projects/x/submit-invoice/")
+    request.extensions["ledgerlink_scope"] = "https://api.alasco.de/fincon/v1/"
+
+    error = map_error(httpx.Response(503, request=request), "submit invoice")
+
+    assert type(error) is VendorError and not error.refused
+    assert "unavailable" in str(error)
+
+
 def test_an_auth_error_is_never_retryable():
     assert not map_error(_response(401, {"errors": [{"title": "Unauthorized"}]}), "x").retryable
 

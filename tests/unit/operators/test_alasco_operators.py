@@ -12,6 +12,7 @@ import pytest
 
 from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
 from airflow_provider_ledgerlink.core.errors import ValidationError
+from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
 from airflow_provider_ledgerlink.hooks.alasco import AlascoHook, flatten_resource, parse_timestamp
 from airflow_provider_ledgerlink.operators.alasco import (
@@ -26,6 +27,15 @@ from airflow_provider_ledgerlink.sandbox.faults import reset_fault, status_fault
 
 UTC = timezone.utc
 START, END = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 15, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def once_records(monkeypatch: pytest.MonkeyPatch) -> MemoryState:
+    """The write-once records of this test, shared by every hook it makes (in a deployment they
+    are Airflow Variables; here they start empty for each test)."""
+    state = MemoryState()
+    monkeypatch.setattr("airflow_provider_ledgerlink.core.once.AirflowVariableState", lambda: state)
+    return state
 
 
 class FakeTaskInstance:
