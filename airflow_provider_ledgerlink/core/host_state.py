@@ -41,6 +41,9 @@ ENV_STATE_DIR = "LEDGERLINK_STATE_DIR"
 #: Serialises the threads of this process; ``flock`` serialises the processes.
 _thread_locks: dict[str, threading.RLock] = {}
 _thread_locks_guard = threading.Lock()
+#: The locks each thread holds: a thread that takes one again must not ``flock`` a second descriptor
+#: (that would wait for itself).
+_held = threading.local()
 
 
 class StateDirError(RuntimeError):
@@ -84,13 +87,20 @@ def _thread_lock(path: Path) -> threading.RLock:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold the machine-wide lock named ``path`` (a ``.lock`` file, created ``0600``)."""
+    """Hold the machine-wide lock named ``path`` (a ``.lock`` file, created ``0600``); re-entrant."""
+    held: set[str] = _held.__dict__.setdefault("paths", set())
+    key = str(path)
+    if key in held:
+        yield
+        return
     with _thread_lock(path):
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        held.add(key)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
         finally:
+            held.discard(key)
             os.close(descriptor)  # closing releases the lock
 
 

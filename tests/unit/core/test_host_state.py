@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_ledgerlink.core.host_state import StateDirError, locked_json, private_state_dir
+from airflow_provider_ledgerlink.core.host_state import StateDirError, locked, locked_json, private_state_dir
 
 
 def test_the_state_directory_is_created_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,3 +42,12 @@ def test_a_locked_file_is_written_0600_and_only_when_the_block_succeeds(tmp_path
         raise RuntimeError("failed half-way")
     with locked_json(path) as value:
         assert value == {"token": "kept"}
+
+
+def test_a_thread_may_take_a_lock_it_holds(tmp_path: Path) -> None:
+    with locked_json(tmp_path / "a.json") as outer:
+        outer["n"] = 1
+        with locked_json(tmp_path / "b.json") as other, locked(tmp_path / "a.json.lock"):
+            other["n"] = 2
+    with locked_json(tmp_path / "a.json") as again:
+        assert again == {"n": 1}
