@@ -36,10 +36,14 @@ else:
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
+# The login guards' lock files stay in this run's home: runs side by side never wait for each other.
+os.environ["LEDGERLINK_LOCK_DIR"] = str(AIRFLOW_HOME / "locks")
 # A fixed key, so tokens minted in one process validate in another and no warning is logged.
 os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "ledgerlink-tests-only-" + "0123456789abcdef" * 4)
 
 SANDBOX_SEED = 42
+STATE_ROOT = AIRFLOW_HOME / "ledgerlink-state"
+"""Machine-wide LedgerLink state (shared rate limits, session files): one directory per test below."""
 AFAS_ENVIRONMENT_ID = "12345"
 
 
@@ -87,6 +91,30 @@ def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: float = 
             f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
         )
     return result.stdout
+
+
+@pytest.fixture(autouse=True)
+def isolated_state_dir(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own machine state directory (created on first use), so no test sees a
+    rate-limit state or session another test left."""
+    monkeypatch.setenv("LEDGERLINK_STATE_DIR", str(STATE_ROOT / f"{os.getpid()}-{id(request.node):x}"))
+
+
+@pytest.fixture
+def forget_new_secrets() -> Iterator[None]:
+    """Forget the secrets a test registered (its session tokens …), keeping those known before it.
+
+    A task registers a few; one test process would collect hundreds, and the scrub pattern is
+    rebuilt over all of them at every new one (seconds per rebuild by then). Use it in modules whose
+    hooks are made per test: a hook registers its credentials again when it reads them.
+    """
+    from airflow_provider_ledgerlink.core import redaction
+
+    before = set(redaction._secrets)
+    yield
+    with redaction._lock:
+        redaction._secrets.intersection_update(before)
+        redaction._pattern = None
 
 
 @pytest.fixture(scope="session")

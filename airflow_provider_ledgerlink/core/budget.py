@@ -255,6 +255,13 @@ class DailyBudget:
                 self._reserve(account, wanted=max(need, self.block_size), minimum=need)
             account.used += requests
 
+    @property
+    def used(self) -> int:
+        """Requests this holder has counted today (sent, or about to be), in this process."""
+        account = self._account
+        with account.lock:
+            return account.used if account.day == self.day_of(self.now()) else 0
+
     def reserve(self, requests: int) -> BudgetStatus:
         """Make sure ``requests`` are reserved for this holder, all or nothing (a task that needs a
         known number of calls refuses to start rather than stopping half-way)."""
@@ -380,11 +387,7 @@ class DailyBudget:
                 wanted = min(wanted, room)
             if attempt < self.max_attempts:
                 self._sleep(random.uniform(0.02, 0.15) * attempt)  # let a racing holder go first
-        raise self._exhausted(
-            self.resets_at(),
-            f"{spent} of the {self.limit} requests of the day are used or reserved and {minimum} more "
-            "are needed",
-        )
+        raise self._exhausted(self.resets_at(), self._shortfall(spent, minimum, "used or reserved"))
 
     def _reserve_shared(self, account: _Account, *, wanted: int, minimum: int) -> None:
         """The fallback without listing: one row for everyone, best effort (see the module docs)."""
@@ -394,10 +397,7 @@ class DailyBudget:
         spent = _int(row.get("reserved"))
         room = self.limit - spent
         if room < minimum:
-            raise self._exhausted(
-                self.resets_at(),
-                f"{spent} of the {self.limit} requests of the day are used and {minimum} more are needed",
-            )
+            raise self._exhausted(self.resets_at(), self._shortfall(spent, minimum, "used"))
         wanted = min(wanted, room)
         self._shared_update(account.day, wanted, row=row)
         account.granted += wanted
@@ -470,6 +470,17 @@ class DailyBudget:
             day_part = key[len(prefix) :].split("_", 1)[0]
             if day_part.isdigit() and len(day_part) == 8 and day_part < oldest_kept:
                 self.state.delete(key)
+
+    def _shortfall(self, spent: int, needed: int, how: str) -> str:
+        """Why ``needed`` requests do not fit. ``spent`` may exceed the limit for a moment (other
+        holders' intents are counted while they check), so it is capped: never "58 of the 40"."""
+        left = max(0, self.limit - spent)
+        more = f"{needed} more {'is' if needed == 1 else 'are'} needed"
+        if left == 0:
+            return f"all {self.limit} requests of the day are {how} and {more}"
+        return (
+            f"{self.limit - left} of the {self.limit} requests of the day are {how}, {left} left, and {more}"
+        )
 
     def _exhausted(self, reset_at: datetime, why: str) -> BudgetExhaustedError:
         return BudgetExhaustedError(

@@ -15,11 +15,21 @@ applies these rules before every request:
   repeated never reaches the vendor's own block;
 * **when the vendor blocks** (CloudPOS 1004: "your IP is blocked till …"), every request waits for
   the end of the block as a refusal with that time;
-* **credentials not yet known to work** are tried by one holder at a time: a holder writes an intent
-  row, lists the intents, and goes ahead only if it finds no other live one; the others wait for the
-  verdict. The same write-then-read argument as :mod:`.budget` shows two holders can never both go
-  ahead (this needs listing: Airflow 3.3 in tasks; before that, holders starting at the same moment
-  with new credentials may each try once).
+* **credentials not yet known to work** are tried by one holder at a time; the others wait for the
+  verdict. Electing that holder takes two steps:
+
+  1. on one machine, an exclusive ``flock`` on a lock file per account (in ``lock_dir``, the
+     system's temporary directory by default). The kernel grants it to one process at a time,
+     atomically, and takes it back when the holder's process dies (the directory can be set with
+     the ``LEDGERLINK_LOCK_DIR`` environment variable);
+  2. across machines, the holder that has the lock writes an intent row, lists the intents, and goes
+     ahead only if it finds no other live one. The same write-then-read argument as :mod:`.budget`
+     shows two holders can never both go ahead (listing needs Airflow 3.3 in tasks; before that,
+     holders on *different* machines starting at the same moment may each try once).
+
+  The elected holder then reads the verdict row once more before it sends: a holder that read "no
+  verdict" just before the previous attempt wrote "failed" and withdrew its intent would otherwise
+  send the same failing credentials a second time.
 
 The fingerprint is a truncated SHA-256 of the credentials with a fixed prefix, never the credentials.
 A request racing a revocation (credentials that worked a moment ago) can still fail once per holder
@@ -31,11 +41,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import random
+import tempfile
 import time as _time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import IO, Any
 
 from airflow_provider_ledgerlink.core.budget import parse_stored_time, state_slug
 from airflow_provider_ledgerlink.core.compat import to_thread
@@ -44,7 +56,11 @@ from airflow_provider_ledgerlink.core.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LoginGuard", "LoginRefusedError", "credentials_fingerprint"]
+__all__ = ["LOCK_DIR_ENV", "LoginGuard", "LoginRefusedError", "credentials_fingerprint"]
+
+#: Environment variable naming the directory of the guards' lock files (default: under the system's
+#: temporary directory). Every process of one machine must see the same directory.
+LOCK_DIR_ENV = "LEDGERLINK_LOCK_DIR"
 
 
 class LoginRefusedError(AuthenticationError):
@@ -75,6 +91,7 @@ class LoginGuard:
         later (doubling each time); ``None``: only after the credentials change.
     :param max_failures: failed logins in a row after which nothing is sent until :meth:`reset`.
     :param probe_wait: how long a holder waits for another holder that is trying new credentials.
+    :param lock_dir: where this machine's lock files live (see the module docs).
     """
 
     prefix = "ledgerlink_login_guard"
@@ -93,6 +110,7 @@ class LoginGuard:
         probe_wait: timedelta = timedelta(minutes=2),
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = _time.sleep,
+        lock_dir: str | None = None,
     ) -> None:
         self.key = key
         self.state = state
@@ -106,6 +124,17 @@ class LoginGuard:
         self.slug = state_slug(key)
         self._probing: str | None = None
         self._known_good: str | None = None
+        self.lock_dir = (
+            lock_dir
+            or os.environ.get(LOCK_DIR_ENV)
+            or os.path.join(tempfile.gettempdir(), "ledgerlink-login-guard")
+        )
+        self._lock_file: IO[bytes] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_lock_file"] = None  # a lock belongs to the process that took it
+        return state
 
     @property
     def row_key(self) -> str:
@@ -127,7 +156,7 @@ class LoginGuard:
             self._refuse_if_blocked(row, fingerprint)
             if fingerprint in (row.get("verified"), self._probing):
                 return
-            if not self.state.can_list or self._try_probe(fingerprint):
+            if self._try_probe(fingerprint):
                 return
             if self.now() >= deadline:
                 raise self._refused(
@@ -168,21 +197,67 @@ class LoginGuard:
                 )
 
     def _try_probe(self, fingerprint: str) -> bool:
-        """Become the one holder trying these new credentials, or learn that someone else is."""
-        now = self.now()
+        """Become the one holder trying these new credentials, or learn that someone else is.
+
+        ``True``: go ahead (as the prober, or because the verdict meanwhile says the credentials
+        work); ``False``: another holder is trying, wait for its verdict. Raises
+        :class:`LoginRefusedError` when the verdict meanwhile says they failed."""
+        if not self._take_local_lock():
+            log.info("%s: another process is trying these credentials first; waiting for it", self.vendor)
+            return False
         mine = self.probe_prefix + self.holder
-        self.state.set_json(mine, {"fingerprint": fingerprint, "at": now.isoformat()})
-        for key in self.state.keys(self.probe_prefix):
-            if key == mine:
-                continue
-            row = self.state.get_json(key) or {}
-            started = parse_stored_time(row.get("at"))
-            if started is not None and now - started < self.probe_ttl:
+        try:
+            if self.state.can_list:
+                now = self.now()
+                self.state.set_json(mine, {"fingerprint": fingerprint, "at": now.isoformat()})
+                for key in self.state.keys(self.probe_prefix):
+                    if key == mine:
+                        continue
+                    row = self.state.get_json(key) or {}
+                    started = parse_stored_time(row.get("at"))
+                    if started is not None and now - started < self.probe_ttl:
+                        self.state.delete(mine)
+                        self._drop_local_lock()
+                        log.info(
+                            "%s: another task is trying these credentials first; waiting for it", self.vendor
+                        )
+                        return False
+            self._probing = fingerprint
+            # Elected: read the verdict once more, the previous prober may have just written it.
+            row = self.state.get_json(self.row_key) or {}
+            self._refuse_if_blocked(row, fingerprint)
+            if row.get("verified") == fingerprint:
+                self._end_probe()
+        except BaseException:
+            self._probing = None
+            if self.state.can_list:
                 self.state.delete(mine)
-                log.info("%s: another task is trying these credentials first; waiting for it", self.vendor)
-                return False
-        self._probing = fingerprint
+            self._drop_local_lock()
+            raise
         return True
+
+    def _take_local_lock(self) -> bool:
+        """The account's lock file on this machine, without waiting (see the module docs)."""
+        if self._lock_file is not None:
+            return True
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: the Variable election alone
+            return True
+        os.makedirs(self.lock_dir, exist_ok=True)
+        handle = open(os.path.join(self.lock_dir, f"{self.slug}.lock"), "ab")  # noqa: SIM115 (held)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        return True
+
+    def _drop_local_lock(self) -> None:
+        handle, self._lock_file = self._lock_file, None
+        if handle is not None:
+            handle.close()  # closing the file releases the flock
 
     # -- after a request ----------------------------------------------------------------------------
     def succeeded(self, fingerprint: str) -> None:
@@ -235,7 +310,9 @@ class LoginGuard:
     def _end_probe(self) -> None:
         if self._probing is not None:
             self._probing = None
-            self.state.delete(self.probe_prefix + self.holder)
+            if self.state.can_list:
+                self.state.delete(self.probe_prefix + self.holder)
+        self._drop_local_lock()
 
     def _refused(self, message: str, hint: str, retry_at: datetime | None = None) -> LoginRefusedError:
         return LoginRefusedError(self.vendor, "login guard", message, hint=hint, retry_at=retry_at)

@@ -18,20 +18,33 @@ of ``HttpClient``'s ``response_hooks``) and gates every request through :meth:`s
   header (it happens), for a backoff that doubles with every 429 in a row.
 
 The vendor's headers are the shared state: several tasks (processes, machines) using one account all
-see the same ``Remaining``, so each limiter adapts to the others without any coordination of its own.
-Requests in flight are counted as already spent, so several page requests at once never overshoot.
+see the same ``Remaining``, so each limiter adapts to the others. Requests in flight are counted as
+already spent, so several page requests at once never overshoot. What the headers cannot tell is how
+many requests *other processes* have in flight: twelve tasks each sending four pages at once against
+``Remaining: 30`` would all go. With ``shared_file`` the limiter therefore keeps its whole state — the
+vendor's last ``Limit``/``Remaining``/``Reset``, the requests in flight of every process, a 429's
+pause — in one small file of the machine's private state directory
+(:mod:`~airflow_provider_ledgerlink.core.host_state`), read and rewritten under a file lock for every
+decision, so every process of the machine decides from the same numbers. A process that dies with
+requests in flight is noticed (its id no longer runs) and its requests are forgotten.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
+
+from airflow_provider_ledgerlink.core.host_state import locked_json
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +82,20 @@ def _header_int(response: httpx.Response, name: str) -> int | None:
         return None
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
+
+
 class HeaderRateLimiter:
-    """Gate requests on the vendor's rate-limit headers; thread-safe.
+    """Gate requests on the vendor's rate-limit headers; thread-safe, and process-safe with ``shared_file``.
 
     :param reserve: requests of each period left for others (people in the vendor's web app).
     :param pace_fraction: below this share of the usable budget, requests are spread evenly over
@@ -81,11 +106,19 @@ class HeaderRateLimiter:
         and vendors round them either way; a period's budget is only trusted to be back once it has
         certainly ended.
     :param headers: the header names.
-    :param clock: monotonic seconds (injectable for tests).
+    :param clock: seconds (injectable for tests); default: monotonic, or the wall clock with
+        ``shared_file`` (the processes must agree on it).
+    :param shared_file: keep the state in this file (in a private directory), shared by every process
+        of the machine that uses the same file; ``None``: this limiter's own memory.
+    :param shared_poll: with ``shared_file``, how often a waiting request looks again (other
+        processes cannot wake it).
     """
 
     #: How long a thread waits at most before looking again (another thread may have learned more).
     _poll = 0.5
+
+    #: Times further ahead than this in a shared file are not believed (a clock step, a bad file).
+    _max_ahead = 3600.0
 
     def __init__(
         self,
@@ -96,7 +129,9 @@ class HeaderRateLimiter:
         max_backoff: float = 60.0,
         reset_margin: float = 1.0,
         headers: RateLimitHeaders | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
+        shared_file: Path | None = None,
+        shared_poll: float = 0.1,
     ) -> None:
         if reserve < 0:
             raise ValueError("reserve must not be negative")
@@ -108,16 +143,85 @@ class HeaderRateLimiter:
         self.max_backoff = max_backoff
         self.reset_margin = reset_margin
         self.headers = headers or RateLimitHeaders()
+        self.shared_file = shared_file
+        if clock is None:
+            clock = time.time if shared_file is not None else time.monotonic
         self.clock = clock
+        if shared_file is not None:
+            self._poll = max(0.01, float(shared_poll))
         self.stats = RateLimitStats()
         self._cond = threading.Condition()
         self._limit: int | None = None
         self._remaining: int | None = None
         self._reset_at: float | None = None
         self._in_flight = 0
+        """Requests in flight, of every process sharing the state."""
+        self._own_in_flight = 0
+        """Requests in flight through this limiter."""
+        self._holder = uuid.uuid4().hex[:12]
         self._last_start: float | None = None
         self._blocked_until: float | None = None
         self._backoff = initial_backoff
+
+    # -- the state: this object's memory, or the machine's shared file ----------------------------
+    _SHARED = ("limit", "remaining", "reset_at", "last_start", "blocked_until", "backoff")
+
+    @contextlib.contextmanager
+    def _state(self) -> Iterator[None]:
+        """Hold the state for one decision; with ``shared_file``, load it first and store it after."""
+        with self._cond:
+            if self.shared_file is None:
+                yield
+                return
+            with locked_json(self.shared_file) as stored:
+                self._load(stored)
+                yield
+                self._store(stored)
+
+    def _load(self, stored: dict[str, Any]) -> None:
+        now = self.clock()
+        for name in self._SHARED:
+            value = stored.get(name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                value = None
+            if (
+                name in ("reset_at", "blocked_until", "last_start")
+                and value is not None
+                and value > now + self._max_ahead
+            ):
+                value = None
+            if name in ("limit", "remaining") and value is not None:
+                value = int(value)
+            setattr(self, f"_{name}", value)
+        if self._backoff is None:
+            self._backoff = self.initial_backoff
+        mine = self._holder_key()
+        others = sum(count for holder, count in self._live_flights(stored).items() if holder != mine)
+        self._in_flight = others + self._own_in_flight
+
+    def _holder_key(self) -> str:
+        """Who holds requests in flight: this process (its id, checked for life) and this limiter."""
+        return f"{os.getpid()}-{self._holder}"
+
+    @staticmethod
+    def _live_flights(stored: dict[str, Any]) -> dict[str, int]:
+        flights = stored.get("in_flight")
+        live = {}
+        for holder, count in flights.items() if isinstance(flights, dict) else ():
+            pid = str(holder).split("-", 1)[0]
+            if isinstance(count, int) and count > 0 and pid.isdigit() and _alive(int(pid)):
+                live[str(holder)] = count
+        return live
+
+    def _store(self, stored: dict[str, Any]) -> None:
+        for name in self._SHARED:
+            stored[name] = getattr(self, f"_{name}")
+        flights = self._live_flights(stored)
+        if self._own_in_flight > 0:
+            flights[self._holder_key()] = self._own_in_flight
+        else:
+            flights.pop(self._holder_key(), None)
+        stored["in_flight"] = flights
 
     # -- what callers use ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -131,19 +235,22 @@ class HeaderRateLimiter:
 
     def acquire(self) -> None:
         waited = 0.0
-        with self._cond:
-            while True:
-                delay = self.delay(self.clock())
+        while True:
+            with self._state():
+                now = self.clock()
+                delay = self.delay(now)
                 if delay <= 0:
+                    self._in_flight += 1
+                    self._own_in_flight += 1
+                    self._last_start = now
+                    self.stats.requests += 1
+                    self.stats.waited_seconds += waited
                     break
-                pause = min(delay, self._poll)
-                started = self.clock()
+            pause = min(delay, self._poll)
+            started = self.clock()
+            with self._cond:
                 self._cond.wait(pause)
-                waited += max(0.0, self.clock() - started)
-            self._in_flight += 1
-            self._last_start = self.clock()
-            self.stats.requests += 1
-            self.stats.waited_seconds += waited
+            waited += max(0.0, self.clock() - started)
         if waited >= 0.1:
             log.log(
                 logging.INFO if waited >= 5.0 else logging.DEBUG,
@@ -153,7 +260,8 @@ class HeaderRateLimiter:
             )
 
     def release(self) -> None:
-        with self._cond:
+        with self._state():
+            self._own_in_flight = max(0, self._own_in_flight - 1)
             self._in_flight = max(0, self._in_flight - 1)
             self._cond.notify_all()
 
@@ -166,8 +274,8 @@ class HeaderRateLimiter:
         throttled = response.status_code == 429
         if limit is None and remaining is None and reset is None and not throttled:
             return
-        now = self.clock()
-        with self._cond:
+        with self._state():
+            now = self.clock()
             if limit is not None and limit > 0:
                 self._limit = limit
                 self.stats.limit = limit
@@ -246,13 +354,19 @@ class HeaderRateLimiter:
             return max(0.0, self._last_start + spacing - now)
         return 0.0
 
+    def wait_time(self) -> float:
+        """Seconds a request starting now would wait (``0``: it would go at once)."""
+        with self._state():
+            return self.delay(self.clock())
+
     @property
     def remaining(self) -> int | None:
         """The vendor's ``Remaining`` as last understood (``None`` before the first answer)."""
-        with self._cond:
+        with self._state():
             return self._remaining
 
     @property
     def in_flight(self) -> int:
-        with self._cond:
+        """Requests in flight (of every process sharing the state)."""
+        with self._state():
             return self._in_flight

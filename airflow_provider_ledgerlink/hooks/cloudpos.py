@@ -540,11 +540,19 @@ class _Gate:
 
     def admit(self) -> None:
         self.guard.check(self.settings.fingerprint)
-        self.budget.acquire(1)
+        try:
+            self.budget.acquire(1)
+        except BaseException:
+            self.guard.inconclusive()  # nothing was sent: another holder may try the credentials
+            raise
 
     async def aadmit(self) -> None:
         await self.guard.acheck(self.settings.fingerprint)
-        await self.budget.aacquire(1)
+        try:
+            await self.budget.aacquire(1)
+        except BaseException:
+            await self.guard.ainconclusive()
+            raise
 
     def wire_request(self, request: httpx.Request) -> httpx.Request:
         """A copy of ``request`` carrying the token; the original (which httpx logs) never does."""
@@ -750,6 +758,8 @@ class CloudPosHook(LedgerLinkHook):
             self.__dict__.pop("client").close()
         if "budget" in self.__dict__:
             self.budget.release()
+        if "guard" in self.__dict__:
+            self.guard.inconclusive()  # an attempt without a verdict lets the next holder try
 
     # -- V1 ---------------------------------------------------------------------------------------
     def call(
@@ -895,6 +905,41 @@ class CloudPosHook(LedgerLinkHook):
             )
         return str(weborder_id)
 
+    def select_products(self, *, show_deleted: bool = False) -> list[dict[str, Any]]:
+        """V2 ``product.select``: every product (``id``, ``name``, ``category_id``, ``price``,
+        ``tax``, ``modtime`` …), as CloudPOS's V2 clients read it (body ``{"show_deleted": false}``)."""
+        return self._v2_select("product.select", {"show_deleted": bool(show_deleted)})
+
+    def select_categories(self) -> list[dict[str, Any]]:
+        """V2 ``category.select``: every category (``id``, ``name``, ``modtime``)."""
+        return self._v2_select("category.select", {})
+
+    def select_customers(self, *, email: str | None = None) -> list[dict[str, Any]]:
+        """V2 ``customer.select``: every customer (``id``, ``firstname``, ``name``, ``email``,
+        ``phone``, ``modtime``), or those with ``email``."""
+        if email is not None and not str(email).strip():
+            raise ValidationError(
+                VENDOR, "V2 customer.select", "email is empty", hint="Pass an e-mail address, or None for all"
+            )
+        return self._v2_select("customer.select", {"email": str(email).strip()} if email else {})
+
+    def _v2_select(self, action: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A V2 read: ``POST /v2/<action>`` with a JSON body; a bare JSON array comes back, and
+        2000 ("No … found") means none. Based on how CloudPOS's V2 clients call it (CloudPOS's V2
+        documentation was not available). A read changes nothing, so it is retried like a GET."""
+        request = _V1Request(
+            "POST",
+            f"/v2/{action}",
+            f"V2 {action}",
+            "",
+            {
+                "content": json.dumps(dict(body)).encode("utf-8"),
+                "headers": {"Content-Type": "application/json"},
+                "idempotent": True,
+            },
+        )
+        return self._send(request).records
+
     # -- budget -----------------------------------------------------------------------------------
     def budget_status(self) -> Any:
         return self.budget.status()
@@ -914,10 +959,20 @@ class CloudPosHook(LedgerLinkHook):
         self.budget.release(final=final)
 
     def check_connection(self) -> str:
-        categories = self.call("categories")
+        """One ``get-categories``. The test reserves exactly that one request (not a block) and
+        gives back whatever it did not send, so a click costs the day's budget what it sent."""
+        budget = self.budget
+        before = budget.used
+        try:
+            budget.reserve(1)
+            categories = self.call("categories")
+        finally:
+            sent = budget.used - before
+            self.close()  # gives back what was reserved and not sent
         return (
             f"Connected to CloudPOS as licence '{self.settings.licence}': {len(categories)} categories. "
-            f"Budget: {self.budget.status().describe()} (this test used one request)"
+            f"Budget: {budget.status().describe()} "
+            f"(this test used {sent} request{'' if sent == 1 else 's'})"
         )
 
     # -- sending ----------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as dt_time
 from functools import cached_property
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -55,6 +56,7 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.host_state import StateDirError, locked_json, private_state_dir
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error
 from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
 from airflow_provider_ledgerlink.core.jsonparse import loads
@@ -359,7 +361,8 @@ def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Session:
-    """A session token and when it stops working. ``source`` is ``created`` or ``store``."""
+    """A session token and when it stops working. ``source`` is ``created``, ``store`` (the credential
+    store) or ``machine`` (another process of this machine created it)."""
 
     token: str
     expires_at: datetime
@@ -537,8 +540,30 @@ class TripletexHook(LedgerLinkHook):
         return host if host.lower().endswith("/v2") else f"{host}/v2"
 
     @cached_property
+    def account_key(self) -> str:
+        """Which rate limit and which sessions this hook shares with others: Tripletex counts requests
+        "for an employee for each API consumer", per host. A digest, never the tokens themselves."""
+        text = f"ledgerlink-tripletex-account\x00{self.base_url}\x00{self.consumer_token}\x00{self.employee_token}"
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    @cached_property
+    def state_dir(self) -> Path | None:
+        """The machine's private state directory, or ``None`` (then nothing is shared between the
+        processes of this machine, and each keeps its own limiter and session)."""
+        try:
+            return private_state_dir()
+        except StateDirError as error:
+            self.log.warning("Tripletex state is not shared between processes on this machine: %s", error)
+            return None
+
+    def _state_file(self, kind: str) -> Path | None:
+        directory = self.state_dir
+        return None if directory is None else directory / f"tripletex-{self.account_key}.{kind}.json"
+
+    @cached_property
     def limiter(self) -> HeaderRateLimiter:
-        return HeaderRateLimiter(reserve=self.rate_limit_reserve)
+        """The rate limiter, shared by every process of this machine that uses the same tokens."""
+        return HeaderRateLimiter(reserve=self.rate_limit_reserve, shared_file=self._state_file("ratelimit"))
 
     @cached_property
     def client(self) -> HttpClient:
@@ -568,27 +593,82 @@ class TripletexHook(LedgerLinkHook):
 
     # -- sessions ---------------------------------------------------------------------------------
     def session(self) -> Session:
-        """A usable session: this hook's own, a valid one from the credential store, or a new one."""
+        """A usable session: this hook's own, the one another process of this machine uses, a valid
+        one from the credential store, or a new one.
+
+        Looking and creating happen under the machine's session lock, so parallel tasks on one
+        machine create one session between them, not one each.
+        """
         with self._session_lock:
             current = self._session
             if current is not None and current.valid_for(self.now()) > self.session_min_validity:
                 return current
-            stored = self._stored_session()
-            self._session = stored if stored is not None else self._create_session()
-            return self._session
+            with self._machine_sessions() as shared:
+                session = self._machine_session(shared)
+                if session is None:
+                    session = self._stored_session()
+                if session is None:
+                    session = self._create_session()
+                self._share_session(shared, session)
+            self._session = session
+            return session
 
     def _renew_session(self, refused: Session) -> Session:
-        """A session other than ``refused``: another thread's fresh one, a newer stored one, or a new one."""
+        """A session other than ``refused``: another thread's or process's fresh one, a newer stored
+        one, or a new one."""
         with self._session_lock:
             current = self._session
             if current is not None and current.token != refused.token:
                 return current  # another request already replaced it
-            stored = self._stored_session()
-            if stored is not None and stored.token != refused.token:
-                self._session = stored
-            else:
-                self._session = self._create_session()
-            return self._session
+            with self._machine_sessions() as shared:
+                session = self._machine_session(shared)
+                if session is None or session.token == refused.token:
+                    session = self._stored_session()
+                if session is None or session.token == refused.token:
+                    session = self._create_session()
+                self._share_session(shared, session)
+            self._session = session
+            return session
+
+    @contextlib.contextmanager
+    def _machine_sessions(self) -> Iterator[dict[str, Any] | None]:
+        """The session file of this machine, locked: ``None`` when the state directory is unusable.
+
+        The file (mode 0600, in the private state directory) holds the session token, its end and
+        a digest of the tokens it belongs to. It is what lets twelve parallel tasks of one worker
+        use one session; the token in it reaches no log.
+        """
+        path = self._state_file("session")
+        if path is None:
+            yield None
+            return
+        with locked_json(path) as shared:
+            yield shared
+
+    def _machine_session(self, shared: Mapping[str, Any] | None) -> Session | None:
+        if not shared or shared.get("owner") != self._session_owner:
+            return None
+        token = shared.get("token")
+        expires = parse_timestamp(str(shared.get("expires_at") or ""))
+        if not isinstance(token, str) or not token or expires is None:
+            return None
+        session = Session(token, expires, source="machine")
+        if session.valid_for(self.now()) <= self.session_min_validity:
+            return None
+        self._register_session(session)
+        return session
+
+    def _share_session(self, shared: dict[str, Any] | None, session: Session) -> None:
+        """Put the session in the machine's session file (not for a connection Test's session)."""
+        if shared is None or (not self.save_sessions and session.source == "created"):
+            return
+        shared.update(
+            token=session.token, expires_at=session.expires_at.isoformat(), owner=self._session_owner
+        )
+
+    def _register_session(self, session: Session) -> None:
+        register_secret(session.token)
+        register_secret(basic_authorization(self.company_id, session.token).split(" ", 1)[1])
 
     def _stored_session(self) -> Session | None:
         try:
@@ -613,8 +693,7 @@ class TripletexHook(LedgerLinkHook):
         if left <= self.session_min_validity:
             self.log.info("The stored Tripletex session ends in %s; creating a new one", left)
             return None
-        register_secret(session.token)
-        register_secret(basic_authorization(self.company_id, session.token).split(" ", 1)[1])
+        self._register_session(session)
         self.log.info(
             "Using the Tripletex session from the credential store (valid until %s)", expires.isoformat()
         )
@@ -656,12 +735,11 @@ class TripletexHook(LedgerLinkHook):
                 "the answer holds no session token",
                 reference=response.headers.get("x-tlx-request-id"),
             )
-        register_secret(token)
-        register_secret(basic_authorization(self.company_id, token).split(" ", 1)[1])
         answered = str(value.get("expirationDate") or "") if isinstance(value, Mapping) else ""
         with contextlib.suppress(ValueError):
             expiration = date.fromisoformat(answered[:10]) if answered else expiration
         session = Session(token, session_expires_at(expiration))
+        self._register_session(session)
         self.sessions_created += 1
         self.log.info("Created a Tripletex session (expiration date %s, Oslo)", expiration.isoformat())
         if save:
@@ -728,6 +806,11 @@ class TripletexHook(LedgerLinkHook):
             return result
         with self._session_lock:
             self._session = new
+            with self._machine_sessions() as shared:
+                if shared is not None:  # the other processes of this machine switch without a 401
+                    shared.update(
+                        token=new.token, expires_at=new.expires_at.isoformat(), owner=self._session_owner
+                    )
         if previous and previous != new.token:
             self._delete_session_quietly(previous, new)
         result.status = "rotated"
@@ -923,7 +1006,7 @@ class TripletexHook(LedgerLinkHook):
         finally:
             self.save_sessions = saving
             session = self._session
-            if session is not None and self.sessions_created > created_before and session.source != "store":
+            if session is not None and self.sessions_created > created_before and session.source == "created":
                 self._delete_session_quietly(session.token, session)
                 self._session = None
 
@@ -934,7 +1017,7 @@ class TripletexHook(LedgerLinkHook):
             info = self.whoami()
         finally:
             session = self._session
-            if self._testing and session is not None and session.source != "store":
+            if self._testing and session is not None and session.source == "created":
                 self._session = None
                 self._delete_session_quietly(session.token, session)
         company: Mapping[str, Any] = info["company"] if isinstance(info.get("company"), Mapping) else {}

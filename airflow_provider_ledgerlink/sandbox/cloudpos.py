@@ -24,10 +24,15 @@ following CloudPOS's V1 page where it says something and LedgerLink's documented
   not confirmed``, 2002 ``weborderid can not be empty``, 2003 ``weborderid does not exist``, or
   ``{"success": 1, "webordertime": "YYYY-MM-DD HH:MM:SS"}``, the confirmed pick-up or delivery time.
   Weborders created through V2 are confirmed ``confirm_after_seconds`` after creation (0 by default;
-  ``null``: never); ``/_sandbox/cloudpos/weborders/<id>`` forces ``confirmed`` or ``pending``.
+  ``null``: never), or, when ``confirm_on_poll`` is N, from the N-th ``get-confirmedweborder`` for
+  it on (earlier polls get 2001; tests use this to be independent of timing);
+  ``/_sandbox/cloudpos/weborders/<id>`` forces ``confirmed`` or ``pending``.
   Fixtures: 7001 confirmed, 7002 never confirmed.
 - V2 ``POST /api/v2/weborder.insert`` with the ``Licensename`` and ``Token`` headers and a JSON body;
   answers ``{"weborderid": N}``, errors as ``{"error_code": N, "message": "…"}`` with a 4xx status.
+  V2 ``product.select``, ``category.select`` and ``customer.select`` (the same headers; bodies
+  ``{"show_deleted": false}``, ``{}``, ``{"email": …}``) answer bare JSON arrays, or 2000 "No …
+  found" in the V1 envelope when nothing matches.
 
 Times are Brussels wall clock (``YYYY-MM-DD HH:MM:SS``); ``modtime`` is a unix timestamp. The data
 covers the 60 days before 2026-11-20 and is a pure function of the seed and the row number: orders
@@ -487,6 +492,9 @@ class _Weborder:
     state: str | None = None
     """Forced state (``confirmed``, ``pending``); ``None`` follows the confirm delay."""
     confirm_after: float | None = 0.0
+    confirm_on_poll: int | None = None
+    """Confirmed from the ``confirm_on_poll``-th ``get-confirmedweborder`` for it (deterministic)."""
+    polls: int = 0
 
 
 # ==================================================================================================
@@ -535,6 +543,7 @@ class CloudPosEmulator(Emulator):
             self.default_daily_limit = DAILY_LIMIT
             self.max_rows_per_call = MAX_ROWS_PER_CALL
             self.confirm_after_seconds: float | None = 0.0
+            self.confirm_on_poll: int | None = None
             self.unlicensed: set[str] = set()
             self.usage: dict[tuple[str, str], int] = {}
             self.bad_logins: dict[str, int] = {}
@@ -760,6 +769,7 @@ class CloudPosEmulator(Emulator):
             weborder = self.weborders.get(weborder_id)
             if weborder is None:
                 raise _Refusal(2003, "weborderid does not exist")
+            weborder.polls += 1
             state = self._state_of(weborder)
         if state != "confirmed":
             raise _Refusal(2001, "weborder not confirmed")
@@ -774,6 +784,8 @@ class CloudPosEmulator(Emulator):
     def _state_of(self, weborder: _Weborder) -> str:
         if weborder.state is not None:
             return weborder.state
+        if weborder.confirm_on_poll is not None:
+            return "confirmed" if weborder.polls >= weborder.confirm_on_poll else "pending"
         if weborder.confirm_after is None:
             return "pending"
         return "confirmed" if self.clock() >= weborder.created + weborder.confirm_after else "pending"
@@ -784,11 +796,14 @@ class CloudPosEmulator(Emulator):
         if refusal is not None:
             status = {1001: 401, 1002: 401, 1003: 429, 1004: 403}.get(refusal.code, 400)
             return Response.json({"error_code": refusal.code, "message": refusal.message}, status)
+        call: dict[str, Any] = {
+            "function": action,
+            "licence": request.header("licensename"),
+            "method": "POST",
+        }
         with self._lock:
-            self.calls.append(
-                {"function": action, "licence": request.header("licensename"), "method": "POST"}
-            )
-        if action != "weborder.insert":
+            self.calls.append(call)
+        if action != "weborder.insert" and action not in _V2_SELECTS:
             return Response.json({"error_code": 404, "message": f"Unknown function {action}"}, 404)
         try:
             body = request.json() if request.body else {}
@@ -796,6 +811,9 @@ class CloudPosEmulator(Emulator):
                 raise ValueError("not an object")
         except ValueError:
             return Response.json({"error_code": 400, "message": "Body must be a JSON object"}, 400)
+        call["body"] = body
+        if action in _V2_SELECTS:
+            return self._v2_select(action, body)
         try:
             self._check_weborder(body)
         except _Refusal as problem:
@@ -804,10 +822,34 @@ class CloudPosEmulator(Emulator):
             weborder_id = self.next_weborder
             self.next_weborder += 1
             confirm_after = 0.0 if body.get("autoconfirmation") else self.confirm_after_seconds
+            confirm_on_poll = None if body.get("autoconfirmation") else self.confirm_on_poll
             self.weborders[weborder_id] = _Weborder(
-                weborder_id, self.clock(), body, confirm_after=confirm_after
+                weborder_id, self.clock(), body, confirm_after=confirm_after, confirm_on_poll=confirm_on_poll
             )
         return Response.json({"weborderid": weborder_id})
+
+    def _v2_select(self, action: str, body: Mapping[str, Any]) -> Response:
+        """``product.select`` (body ``{"show_deleted": false}``), ``category.select`` and
+        ``customer.select`` (optionally ``{"email": …}``), as CloudPOS's V2 clients call them: a bare
+        JSON array, or the V1-style 2000 "No … found" when there is nothing (what those clients
+        handle as an empty list). The sandbox has no deleted products, so ``show_deleted`` changes
+        nothing; other body keys are ignored."""
+        data = self._data
+        if action == "product.select":
+            rows = [_v2_product(data.product(i)) for i in range(data.products)]
+        elif action == "category.select":
+            rows = [
+                {**category, "modtime": _unix(data.start + 3600 * category["id"])}
+                for category in data.categories()
+            ]
+        else:
+            rows = [_v2_customer(data.customer(i)) for i in range(data.customers)]
+            email = str(body.get("email") or "").strip().lower()
+            if email:
+                rows = [row for row in rows if row["email"].lower() == email]
+        if not rows:
+            return Response.json({"success": 0, "errorcode": 2000, "message": _V2_SELECTS[action]})
+        return Response.json(rows)
 
     def _check_weborder(self, body: Mapping[str, Any]) -> None:
         lines = body.get("weborderdetail")
@@ -878,6 +920,9 @@ class CloudPosEmulator(Emulator):
                 if "confirm_after_seconds" in data:
                     value = data["confirm_after_seconds"]
                     self.confirm_after_seconds = None if value is None else float(value)
+                if "confirm_on_poll" in data:
+                    value = data["confirm_on_poll"]
+                    self.confirm_on_poll = None if value is None else max(1, int(value))
                 if "unlicensed" in data:
                     self.unlicensed = {str(name).lower() for name in data["unlicensed"]}
         except (ValueError, TypeError, AttributeError) as error:
@@ -914,6 +959,46 @@ _NOTHING_FOUND = {
     "get-coupon": "No coupons found",
     "get-customercredits": "No customercredits found",
 }
+
+
+#: The V2 selects and their "nothing found" message.
+_V2_SELECTS = {
+    "product.select": "No products found",
+    "category.select": "No categories found",
+    "customer.select": "No customers found",
+}
+#: Drinks (Frisdranken, Bieren, Warme dranken) and the alcoholic ones (Bieren), by category id.
+_DRINK_CATEGORIES = frozenset({5, 6, 7})
+_ALCOHOL_CATEGORIES = frozenset({6})
+
+
+def _v2_product(product: Mapping[str, Any]) -> dict[str, Any]:
+    """A V1 ``get-products`` record under the names V2 clients read (``category_id``, ``tax`` taken
+    away, ``tax_table`` eaten in). VAT as a Belgian frituur charges it: 6 % taken away (21 % for
+    alcohol), 12 % for food and 21 % for drinks on site (a sandbox assumption)."""
+    category = product["categorylink"]
+    return {
+        "id": product["id"],
+        "name": product["name"],
+        "category_id": category,
+        "price": product["price"],
+        "tax": 21 if category in _ALCOHOL_CATEGORIES else 6,
+        "tax_table": 21 if category in _DRINK_CATEGORIES else 12,
+        "quantity": str(product["quantity"]),
+        "modtime": product["modtime"],
+    }
+
+
+def _v2_customer(customer: Mapping[str, Any]) -> dict[str, Any]:
+    """A V1 ``get-customers`` record as V2 clients read it: ``firstname`` (V1 spells ``fistname``)."""
+    return {
+        "id": customer["id"],
+        "firstname": customer["fistname"],
+        "name": customer["name"],
+        "email": customer["email"],
+        "phone": customer["phone"],
+        "modtime": customer["modtime"],
+    }
 
 
 def _v1_error(refusal: _Refusal) -> Response:

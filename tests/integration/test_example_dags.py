@@ -26,6 +26,10 @@ pytestmark = pytest.mark.timeout(900)
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 #: Files starting with ``_`` are helpers shared by DAG files, not DAG files themselves.
 DAG_FILES = sorted(path for path in EXAMPLE_DAGS.glob("*.py") if not path.name.startswith("_"))
+#: DAGs a test of their own runs to success (and checks more of), so the run below is not repeated.
+RUN_BY_THEIR_OWN_TEST = {
+    "cloudpos_weborder_to_tripletex": "test_the_weborder_dag_books_the_weborder_in_tripletex_once",
+}
 #: The sandbox generates data for the 60 days before 2026-11-20; this run covers 2026-11-18.
 LOGICAL_DATE = datetime(2026, 11, 19, tzinfo=timezone.utc)
 AFAS_DAG_ID = "afas_finance_to_lake"
@@ -139,7 +143,11 @@ def test_the_example_dags_are_discovered() -> None:
     assert "afas_finance_to_lake.py" in {path.name for path in DAG_FILES}
 
 
-@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda path: path.stem)
+@pytest.mark.parametrize(
+    "dag_file",
+    [path for path in DAG_FILES if path.stem not in RUN_BY_THEIR_OWN_TEST],
+    ids=lambda path: path.stem,
+)
 def test_example_dag_imports_and_runs_to_success(dag_file: Path, sandbox_env: Any) -> None:
     bag = load_dag_file(dag_file)
 
@@ -246,3 +254,41 @@ def test_afas_dag_lands_what_the_hook_reads_and_a_rerun_replaces_it(
             [again["manifest_name"], *(part["path"] for part in again["manifest"]["parts"])]
         ), f"{connector}: files of the first run were left behind"
         assert not set(again["files"]) & set(before["files"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The CloudPOS weborder DAG: booked in Tripletex, and nothing twice on a rerun
+# --------------------------------------------------------------------------------------------------
+def test_the_weborder_dag_books_the_weborder_in_tripletex_once(sandbox_env: Any) -> None:
+    assert globals()[RUN_BY_THEIR_OWN_TEST["cloudpos_weborder_to_tripletex"]]  # the name above is this test
+    from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState
+
+    cloudpos, tripletex = sandbox_env.cloudpos, sandbox_env.tripletex
+    variables = AirflowVariableState()
+    for key in variables.keys("ledgerlink_once_cloudpos"):  # weborders an earlier test's sandbox knew
+        variables.delete(key)
+    bag = load_dag_file(EXAMPLE_DAGS / "cloudpos_weborder_to_tripletex.py")
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["cloudpos_weborder_to_tripletex"]
+
+    def booked() -> dict[str, list[Any]]:
+        return {kind: tripletex.created(kind) for kind in ("customer", "order", "invoice")}
+
+    run_id, state = run_dag(bag, dag, LOGICAL_DATE)
+    assert_run_succeeded(dag, run_id, state)
+    first = booked()
+    weborders = [n for n in cloudpos.weborders if n >= 8001]
+    assert len(weborders) == 1
+    assert len(first["order"]) == len(first["invoice"]) == len(first["customer"]) == 1
+    order = first["order"][0]
+    assert order["reference"] == f"CLOUDPOS-{weborders[0]}"
+    assert first["customer"][0]["customerNumber"] == 12  # the CloudPOS customer of the sample weborder
+    assert len(order["orderLines"]) == 2
+    assert tripletex.sent_invoices == []
+
+    run_id, state = run_dag(bag, dag, LOGICAL_DATE)  # the same run again
+    assert_run_succeeded(dag, run_id, state)
+    second = booked()
+    assert [n for n in cloudpos.weborders if n >= 8001] == weborders  # no second weborder
+    for kind in ("customer", "order", "invoice"):
+        assert [row["id"] for row in second[kind]] == [row["id"] for row in first[kind]], kind

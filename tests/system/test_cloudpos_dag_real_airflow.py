@@ -7,7 +7,7 @@ process, on the triggerer's event loop, with the connection the triggerer resolv
 environment. ``dag.test()`` runs triggers in the test process and would prove none of that. The test
 proves the run succeeds, that the sensor was deferred to that trigger and that the trigger's event
 (the confirmation) came from the triggerer, that the sandbox was polled more than once before the
-confirmed weborder landed in the lake, and that no log holds the CloudPOS token, an "ORM access"
+confirmed weborder was booked in the Tripletex sandbox (one order, one invoice), and that no log holds the CloudPOS token, an "ORM access"
 error or the triggerer's warnings about blocking calls on its event loop.
 """
 
@@ -68,9 +68,8 @@ AIRFLOW_30_TRIGGERER_NOISE = (
 
 
 def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, deployment_home):
-    from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
-    from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
     from airflow_provider_ledgerlink.sandbox.cloudpos import cloudpos_connection_definition
+    from airflow_provider_ledgerlink.sandbox.connections import sandbox_connections
 
     home = deployment_home
     dags, lake, api_port, api_password = prepare_home(home, DAG_FILE)
@@ -81,7 +80,10 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
         home,
         dags,
         api_port,
-        {"cloudpos_default": json.dumps(connection)},
+        {
+            "cloudpos_default": json.dumps(connection),
+            "tripletex_default": json.dumps(sandbox_connections(system_sandbox.url)["tripletex_default"]),
+        },
         {"LEDGERLINK_LAKE": lake.as_uri()},
     )
 
@@ -105,7 +107,8 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
     assert {ti["task_id"]: ti["state"] for ti in instances} == {
         "create_weborder": "success",
         SENSOR: "success",
-        "land_confirmed_sale": "success",
+        "weborder_as_order": "success",
+        "book_in_tripletex": "success",
     }
 
     # -- the sensor deferred to the CloudPOS trigger, which ran in the triggerer process -------------
@@ -146,17 +149,11 @@ def test_cloudpos_weborder_dag_defers_to_the_real_triggerer(system_sandbox, depl
     assert "is not confirmed yet" in task_log, task_log
     polls = [call for call in system_sandbox.cloudpos.calls if call["function"] == "get-confirmedweborder"]
     assert len(polls) >= 2, f"the weborder was confirmed after {len(polls)} poll(s), expected more than one"
-    manifests = sorted((lake / "cloudpos" / "confirmed_weborders").rglob("_manifest-*.json"))
-    assert len(manifests) == 1, manifests
-    folder = ObjectStoragePath(manifests[0].parent.as_uri())
-    manifest = read_manifest(folder)
-    assert manifest is not None and manifest["rows"] == 1, manifest
-    (sale,) = read_rows(folder)
-    weborder_id = sale["weborder_id"]
-    assert manifests[0].parent.name == str(weborder_id)
-    assert int(weborder_id) in system_sandbox.cloudpos.weborders
+    (weborder_id,) = [n for n in system_sandbox.cloudpos.weborders if n >= 8001]
     assert f"'weborder_id': '{weborder_id}'" in fired[0], fired[0]
-    assert sale["confirmed_time"], sale
+    (order,) = system_sandbox.tripletex.created("order")
+    assert order["reference"] == f"CLOUDPOS-{weborder_id}", order
+    assert len(system_sandbox.tripletex.created("invoice")) == 1
 
     # -- every log: no token, no ORM access, no blocked event loop ----------------------------------
     logs = every_log(airflow)

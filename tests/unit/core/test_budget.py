@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import threading
 import time
 import uuid
@@ -81,7 +82,7 @@ def test_requests_are_counted_until_the_limit_then_refused_with_the_next_reset()
         budget.acquire()
 
     assert refused.value.reset_at == datetime(2026, 11, 19, 23, 0, tzinfo=timezone.utc)  # Brussels midnight
-    assert "7 of the 7 requests" in str(refused.value)
+    assert "all 7 requests of the day are used or reserved and 1 more is needed" in str(refused.value)
     assert budget.status().remaining == 0
 
 
@@ -314,3 +315,29 @@ def test_names_are_safe_for_variables_and_holders_are_stable():
     assert state_slug("a_b") != state_slug("a-b")
     assert holder_id("dag", "task", "run", -1) == holder_id("dag", "task", "run", -1)
     assert holder_id("dag", "task", "run", 0) != holder_id("dag", "task", "run", 1)
+
+
+@pytest.mark.parametrize(
+    ("others", "can_list", "expected"),
+    [
+        # Another holder's intent is counted while it checks: the day's sum may pass the limit.
+        (48, True, "all 40 requests of the day are used or reserved and 10 more are needed"),
+        (35, True, "35 of the 40 requests of the day are used or reserved, 5 left, and 10 more are needed"),
+        (58, False, "all 40 requests of the day are used and 10 more are needed"),
+    ],
+)
+def test_a_refusal_never_counts_more_requests_than_the_day_has(others, can_list, expected):
+    state = MemoryState(can_list=can_list)
+    clock = Clock()
+    make(state, limit=40, holder="other", clock=clock, block=1)  # names the rows
+    day = f"{BRUSSELS_NOON:%Y%m%d}"
+    row = f"ledgerlink_budget_{state_slug('vendor:acme')}_{day}_{'other' if can_list else 'shared'}"
+    state.set_json(
+        row, {"reserved": others, "kind": "task", "active": True, "updated": clock.now.isoformat()}
+    )
+
+    with pytest.raises(BudgetExhaustedError) as refused:
+        make(state, limit=40, clock=clock).reserve(10)
+
+    assert expected in str(refused.value)
+    assert all(int(n) <= 40 for n in re.findall(r"(\d+) of the 40", str(refused.value)))

@@ -7,10 +7,14 @@ No test asserts on elapsed time.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -216,3 +220,54 @@ def test_threads_in_flight_stay_inside_the_limit_and_its_reserve(rounding: Calla
     assert vendor.refused == 0
     assert vendor.lowest >= 8
     assert gate.stats.min_remaining is not None and gate.stats.min_remaining >= 8
+
+
+# ------------------------------------------------------------------------------------------------
+# Shared by the processes of a machine (``shared_file``)
+# ------------------------------------------------------------------------------------------------
+def shared_pair(
+    clock: FakeClock, path: Path, **kwargs: object
+) -> tuple[HeaderRateLimiter, HeaderRateLimiter]:
+    """Two limiters on one file: what two processes of one machine have."""
+    return (
+        HeaderRateLimiter(clock=clock, shared_file=path, **kwargs),  # type: ignore[arg-type]
+        HeaderRateLimiter(clock=clock, shared_file=path, **kwargs),  # type: ignore[arg-type]
+    )
+
+
+def test_requests_in_flight_elsewhere_count_as_spent(clock: FakeClock, tmp_path: Path) -> None:
+    first, second = shared_pair(clock, tmp_path / "limit.json", reserve=20, pace_fraction=0.0)
+    first.acquire()
+    first.observe(answer(remaining=25))
+    first.release()
+    for _ in range(4):
+        first.acquire()  # 4 pages in flight in one process
+
+    # 25 left, 4 in flight, 20 reserved: exactly one more request, from any process.
+    assert second.wait_time() == 0
+    second.acquire()
+    assert second.wait_time() > 0
+    assert first.wait_time() > 0
+    assert second.in_flight == first.in_flight == 5
+
+
+def test_a_429_seen_by_one_process_pauses_the_others(clock: FakeClock, tmp_path: Path) -> None:
+    first, second = shared_pair(clock, tmp_path / "limit.json")
+    first.acquire()
+    first.observe(answer(429, remaining=0, reset=5))
+    first.release()
+
+    assert second.wait_time() == pytest.approx(6.0)  # the reset plus the margin
+    clock.now += 6.0
+    assert second.wait_time() == 0  # a new period: the last known limit is back
+
+
+def test_requests_of_a_process_that_died_are_forgotten(clock: FakeClock, tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    path = tmp_path / "limit.json"
+    path.write_text(json.dumps({"limit": 100, "remaining": 50, "in_flight": {f"{gone.pid}-dead": 30}}))
+    gate = HeaderRateLimiter(clock=clock, shared_file=path, reserve=20)
+
+    assert gate.in_flight == 0
+    assert gate.wait_time() == 0

@@ -383,6 +383,35 @@ def test_test_connection_reports_and_never_raises(hook, sandbox_clean, monkeypat
     assert "e" * 32 not in message
 
 
+def test_each_connection_test_costs_the_budget_exactly_the_requests_it_sent(
+    cloudpos_connection, sandbox_clean, state
+):
+    licence = CloudPosHook(cloudpos_connection, state=state).settings.licence
+
+    for click in (1, 2):  # every click is a new hook, as in the api-server
+        ok, message = CloudPosHook(cloudpos_connection, state=state).test_connection()
+        assert ok and "(this test used 1 request)" in message
+        assert sandbox_clean.cloudpos.used_today(licence) == click
+        status = CloudPosHook(cloudpos_connection, state=state).budget.status()
+        assert status.spent == click  # no block of requests kept in reserve
+        assert f"{status.limit - click} of {status.limit} requests left" in message
+
+    sandbox_clean.faults.add(status_fault(503, vendor="cloudpos", nth=[1]))  # retried once
+    ok, message = CloudPosHook(cloudpos_connection, state=state).test_connection()
+    assert ok and "(this test used 2 requests)" in message
+    assert CloudPosHook(cloudpos_connection, state=state).budget.status().spent == 4
+
+
+def test_a_failed_connection_test_gives_its_reservation_back(sandbox_clean, monkeypatch, state):
+    use_connection(monkeypatch, sandbox_clean, token="e" * 32)
+    hook = CloudPosHook(state=state)
+
+    ok, _message = hook.test_connection()
+
+    assert not ok
+    assert hook.budget.status().spent == 1  # the one request sent, nothing held back
+
+
 # --------------------------------------------------------------------------------------------------
 # The connection
 # --------------------------------------------------------------------------------------------------
@@ -584,3 +613,40 @@ def test_each_function_takes_the_reference_filters_where_the_reference_puts_them
     assert list(spec.filters) == documented.get("post_filters", [])
     own_codes = {str(code) for code in documented["errors"] if code != "2000"}
     assert {str(code) for code in spec.codes} == own_codes
+
+
+# --------------------------------------------------------------------------------------------------
+# V2 selects (tests/fixtures/cloudpos_v2_clients.json: how CloudPOS's V2 clients call them)
+# --------------------------------------------------------------------------------------------------
+V2_CLIENTS = json.loads((Path(__file__).parents[2] / "fixtures" / "cloudpos_v2_clients.json").read_text())
+
+
+def test_v2_selects_send_what_v2_clients_send_and_return_the_rows(hook, sandbox_clean):
+    products = hook.select_products()
+    categories = hook.select_categories()
+    customers = hook.select_customers()
+
+    assert len(products) == len(hook.call("products")) and len(categories) == 12 and len(customers) == 300
+    for action, rows in (
+        ("product.select", products),
+        ("category.select", categories),
+        ("customer.select", customers),
+    ):
+        assert set(V2_CLIENTS["selects"][action]["fields"]) <= set(rows[0])
+    sent = {call["function"]: call.get("body") for call in sandbox_clean.cloudpos.calls}
+    for action, spec in V2_CLIENTS["selects"].items():
+        assert sent[action] == spec["body"], action
+    assert hook.budget.used == 4  # one request each, counted in the day's budget
+
+
+def test_v2_customer_select_by_email(hook):
+    assert [row["id"] for row in hook.select_customers(email="klant7@example.be")] == [7]
+    assert hook.select_customers(email="nobody@example.be") == []  # 2000: nothing found
+    with pytest.raises(ValidationError, match="email is empty"):
+        hook.select_customers(email=" ")
+
+
+def test_v2_selects_are_retried_after_a_transient_fault(hook, sandbox_clean):
+    sandbox_clean.faults.add(status_fault(503, vendor="cloudpos", path="category.select", nth=[1]))
+
+    assert len(hook.select_categories()) == 12

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,6 +45,8 @@ from airflow_provider_ledgerlink.sandbox.faults import (
     truncate_fault,
 )
 from airflow_provider_ledgerlink.sandbox.tripletex import tripletex_connection_definition
+
+pytestmark = pytest.mark.usefixtures("forget_new_secrets")
 
 UTC = timezone.utc
 HISTORY = (date(2026, 9, 21), date(2026, 11, 20))
@@ -251,7 +255,10 @@ def test_a_session_that_expires_mid_extract_is_renewed_and_the_output_is_complet
 
     assert rows == expected
     assert len({row["id"] for row in rows}) == len(rows)
-    assert hook.sessions_created == 2
+    # The first session came from the reference read (shared on this machine); one renewal, not one
+    # per page in flight.
+    assert hook.sessions_created == 1
+    assert emulator.counters.sessions_created == 2
 
 
 def test_sessions_that_keep_ending_are_renewed_each_time(
@@ -373,6 +380,36 @@ def test_a_fleet_of_tasks_shares_one_session(tripletex_connection: str, sandbox_
         hook.close()
 
     assert sandbox_clean.tripletex.counters.sessions_created == 1
+
+
+def test_tasks_of_one_machine_share_the_session_file_and_it_is_private(
+    tripletex_connection: str, sandbox_clean: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGERLINK_STATE_DIR", str(tmp_path / "state"))
+    first, second = make_hook(), make_hook()  # credential_store "none": only the machine shares
+
+    first.whoami()
+    second.whoami()
+
+    assert (first.sessions_created, second.sessions_created) == (1, 0)
+    assert second.session().source == "machine"
+    (session_file,) = (tmp_path / "state").glob("tripletex-*.session.json")
+    assert stat.S_IMODE(session_file.stat().st_mode) == 0o600
+    assert first.employee_token not in session_file.read_text()  # only a digest of the tokens
+
+
+def test_a_state_directory_others_can_read_is_not_used(
+    tripletex_connection: str, sandbox_clean: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    monkeypatch.setenv("LEDGERLINK_STATE_DIR", str(shared))
+    hook = make_hook()
+
+    assert hook.whoami()["companyId"] == 9100001
+    assert hook.limiter.shared_file is None
+    assert list(shared.iterdir()) == []
 
 
 def test_a_stored_session_of_other_tokens_is_ignored(tripletex_connection: str, sandbox_clean: Any) -> None:
@@ -674,10 +711,12 @@ def test_a_write_whose_answer_was_lost_is_never_created_twice(
 def test_a_write_that_timed_out_is_looked_for_before_it_is_sent_again(
     tripletex_connection: str, emulator: Any, sandbox_clean: Any
 ) -> None:
-    hook = make_hook(timeouts=Timeouts(read=0.3), recheck_delay=3.0)
+    # The order is booked 0.5 s after it was sent, the answer given up after 0.2 s, and the hook
+    # looks 2 s later: well after the booking.
+    hook = make_hook(timeouts=Timeouts(read=0.2), recheck_delay=2.0)
     customer = hook.upsert_customer({"name": "Dahl Maskin AS", "customerNumber": 400})
     sandbox_clean.faults.add(
-        latency_fault(1000, vendor="tripletex", path=r"^/v2/order$", method="POST", nth=[1])
+        latency_fault(500, vendor="tripletex", path=r"^/v2/order$", method="POST", nth=[1])
     )
 
     result = hook.create_order(an_order(customer.id), reference="WS-400")

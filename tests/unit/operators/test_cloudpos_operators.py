@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -38,7 +39,7 @@ from airflow_provider_ledgerlink.sandbox.cloudpos import (
     PENDING_WEBORDER,
     cloudpos_connection_definition,
 )
-from airflow_provider_ledgerlink.sandbox.faults import reset_fault
+from airflow_provider_ledgerlink.sandbox.faults import latency_fault, reset_fault, status_fault
 from airflow_provider_ledgerlink.sensors.cloudpos import CloudPosWeborderConfirmedSensor
 from airflow_provider_ledgerlink.triggers.cloudpos import CloudPosWeborderConfirmedTrigger
 
@@ -177,19 +178,76 @@ def test_a_weborder_is_created_once_even_when_the_task_is_retried(connection, sa
     assert created_weborders(sandbox_clean) == [int(first["weborder_id"])]
 
 
-def test_after_a_lost_answer_a_retry_refuses_to_send_the_weborder_again(connection, sandbox_clean):
-    sandbox_clean.faults.add(reset_fault(vendor="cloudpos", path="weborder.insert", when="after", nth=[1]))
+def insert_requests(sandbox) -> int:
+    return sum(1 for call in sandbox.cloudpos.calls if call["function"] == "weborder.insert")
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        # CloudPOS created the weborder and answered 200 without its weborderid.
+        (
+            status_fault(200, {"success": 1}, vendor="cloudpos", path="weborder.insert", when="after"),
+            "without a weborderid",
+        ),
+        # CloudPOS created it, then the answer was a server error: not a verdict.
+        (status_fault(500, "oops", vendor="cloudpos", path="weborder.insert", when="after"), "HTTP 500"),
+        # CloudPOS created it and the connection dropped before the answer.
+        (reset_fault(vendor="cloudpos", path="weborder.insert", when="after"), "may or may not"),
+    ],
+    ids=["200-without-id", "5xx-after-sending", "dropped-after-sending"],
+)
+def test_an_answer_that_may_hide_a_created_weborder_is_ambiguous_and_never_sent_again(
+    connection, sandbox_clean, fault, message
+):
+    sandbox_clean.faults.add(fault)
     operator = create()
-    with pytest.raises(AmbiguousWriteError):
+    with pytest.raises(AmbiguousWriteError, match=message) as first:
         operator.execute({})
 
-    retry = create(reference=operator.reference)
-    retry.sending_wait = 0.2  # the first attempt's "sending" mark stays: its outcome was never learned
-    with pytest.raises(AmbiguousWriteError, match="never learned") as refused:
-        retry.execute({})
+    assert "CloudPOS back office" in first.value.hint  # how to check in the POS
+    assert operator.record_key() in first.value.hint  # and how to record what was found
+    mark = CloudPosHook(connection).state.get_json(operator.record_key())
+    assert mark is not None and mark["state"] == "sending"  # the mark is kept
 
-    assert retry.record_key() in refused.value.hint
+    sandbox_clean.faults.clear()  # CloudPOS answers normally again: still nothing is sent
+    for again in (create(reference=operator.reference), create(reference=operator.reference)):
+        again.sending_wait = 0  # the task's retry, then a new run of the same weborder
+        with pytest.raises(AmbiguousWriteError, match="never learned") as refused:
+            again.execute({})
+        assert "CloudPOS back office" in refused.value.hint
+
+    assert insert_requests(sandbox_clean) == 1
     assert len(created_weborders(sandbox_clean)) == 1
+    assert CloudPosHook(connection).state.get_json(operator.record_key())["state"] == "sending"
+
+
+def test_four_concurrent_tries_of_one_weborder_create_it_once(connection, sandbox_clean):
+    # Slow answers keep the tries overlapping: the others find the weborder being sent and wait.
+    sandbox_clean.faults.add(latency_fault(300, vendor="cloudpos", path="weborder.insert"))
+    reference = f"test/{uuid.uuid4().hex}"
+    start = threading.Barrier(4)
+    outcomes: list[Any] = []
+
+    def attempt() -> None:
+        operator = create(reference=reference)
+        start.wait()
+        try:
+            outcomes.append(operator.execute({}))
+        except Exception as error:  # asserted below
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(created_weborders(sandbox_clean)) == 1  # counted in the emulator
+    assert insert_requests(sandbox_clean) == 1
+    assert all(isinstance(outcome, dict) for outcome in outcomes), outcomes
+    assert sorted(outcome["created"] for outcome in outcomes) == [False, False, False, True]
+    assert {outcome["weborder_id"] for outcome in outcomes} == {str(created_weborders(sandbox_clean)[0])}
 
 
 def test_a_weborder_cloudpos_refused_can_be_corrected_and_sent_again(connection, sandbox_clean):
@@ -329,16 +387,17 @@ def roomy(airflow_db, sandbox_clean, monkeypatch) -> dict[str, Any]:
 
 
 def test_the_trigger_waits_until_the_pos_confirms(roomy, sandbox_clean):
-    sandbox_clean.cloudpos.confirm_after_seconds = 0.8
+    # Confirmed on the third poll, whatever the timing: two "weborder not confirmed" (2001) first.
+    sandbox_clean.cloudpos.confirm_on_poll = 3
     weborder = CloudPosHook().create_weborder(ORDER)
 
-    events = run(trigger(weborder))
+    events = run(trigger(weborder, poke_interval=0.05))
 
     assert len(events) == 1
     assert events[0]["status"] == "confirmed"
     assert events[0]["weborder"]["weborder_id"] == weborder
     polls = [call for call in sandbox_clean.cloudpos.calls if call["function"] == "get-confirmedweborder"]
-    assert len(polls) >= 2
+    assert len(polls) == 3
 
 
 @pytest.mark.parametrize(("weborder", "status"), [(424242, "not_found"), ("", "no_weborderid")])

@@ -27,6 +27,8 @@ from airflow_provider_ledgerlink.operators.tripletex import (
     shop_order,
 )
 
+pytestmark = pytest.mark.usefixtures("forget_new_secrets")
+
 UTC = timezone.utc
 
 

@@ -339,3 +339,46 @@ def test_v2_checks_the_credential_headers(api):
     response = v2_insert(api, ORDER, token="wrong")
     assert response.status_code == 401
     assert response.json() == {"error_code": 1002, "message": "Token or name not valid"}
+
+
+# --------------------------------------------------------------------------------------------------
+# V2 selects, as CloudPOS's V2 clients call them (tests/fixtures/cloudpos_v2_clients.json)
+# --------------------------------------------------------------------------------------------------
+V2_CLIENTS = json.loads((Path(__file__).parents[2] / "fixtures" / "cloudpos_v2_clients.json").read_text())
+
+
+def v2(api: httpx.Client, action: str, body: dict, *, token: str | None = None) -> httpx.Response:
+    headers = {"Licensename": LICENCE, "Token": token or sandbox_cloudpos_token()}
+    return api.post(f"v2/{action}", json=body, headers=headers)
+
+
+@pytest.mark.parametrize("action", sorted(V2_CLIENTS["selects"]))
+def test_v2_selects_answer_bare_arrays_with_the_fields_clients_read(api, action):
+    spec = V2_CLIENTS["selects"][action]
+    response = v2(api, action, spec["body"])
+
+    assert response.status_code == 200
+    rows = response.json()
+    assert isinstance(rows, list) and rows
+    for row in rows:
+        assert set(spec["fields"]) <= set(row), row
+        assert all(isinstance(row[name], str) for name in spec.get("string_fields", ()))
+
+
+def test_v2_customer_select_by_email_and_nothing_found(api):
+    (customer,) = v2(api, "customer.select", {"email": "klant7@example.be"}).json()
+    assert customer["id"] == 7 and customer["firstname"]
+
+    nobody = v2(api, "customer.select", {"email": "nobody@example.be"})
+    assert nobody.status_code == 200
+    assert nobody.json() == {"success": 0, "errorcode": 2000, "message": "No customers found"}
+
+
+def test_v2_selects_check_the_credential_headers_and_count_in_the_quota(api, sandbox_clean):
+    refused = v2(api, "product.select", {"show_deleted": False}, token="wrong")
+    assert refused.status_code == 401
+    assert set(refused.json()) == set(V2_CLIENTS["request"]["error_fields"])
+
+    before = sandbox_clean.cloudpos.used_today()
+    v2(api, "category.select", {})
+    assert sandbox_clean.cloudpos.used_today() == before + 1
