@@ -7,8 +7,9 @@ Each daily run (its data interval is the previous day):
 * ``land_daily_journal`` stands in for the system upstream of CASH (a webshop or till settlement):
   it lands the day's journal entry as a JSON Lines file in the outbox;
 * ``import_journal`` imports that file into CASH and waits, in the triggerer, until the CASHWin
-  process of the API user has processed it; it fails with CASH's per-line errors if CASH rejects
-  a line, and never sends the same file twice (a retry resumes waiting for the same transaction);
+  process of the API user has processed it, reading the entry back from CASH every 30 seconds; it
+  never imports the same entry twice: a retry, a rerun or a backfill of the day finds its document
+  number recorded and follows the earlier import instead of sending it again;
 * ``delivery_addresses`` lands the delivery addresses (2229) of one relation, chosen with the DAG's
   own param ``relation``: CASH's export properties go in ``export_params`` (``params`` is Airflow's).
 

@@ -224,7 +224,7 @@ def cash_connection(sandbox_clean: object, monkeypatch: pytest.MonkeyPatch) -> I
     finally:
         emulator.cashwin.interval = 30.0
         emulator.cashwin.running = True
-        emulator.offers_transaction_status = True
+        emulator.offers_transaction_status = False
         reset_shared_request_windows()
 
 

@@ -41,15 +41,9 @@ try:  # Airflow 3.1+
 except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowFailException, AirflowSkipException  # type: ignore[no-redef,assignment]
 
-try:  # Airflow 3.3+: the task state store's "keep forever" retention, compared by identity
-    from airflow.sdk import NEVER_EXPIRE  # type: ignore[attr-defined]
-except ImportError:  # Airflow 3.0-3.2 have no task state store, so no retention to give
-    NEVER_EXPIRE = None  # type: ignore[assignment]
-
 from airflow.sdk import Asset, BaseOperator, BaseSensorOperator, ObjectStoragePath
 
 __all__ = [
-    "NEVER_EXPIRE",
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",

@@ -281,13 +281,17 @@ class WriteOnce:
             record = self.record() or {}
 
     def _resolution(self, check_hint: str) -> str:
-        round_ = _int((self.record() or {}).get("round")) + 1
         return (
             f"{check_hint.rstrip('. ')}. If it is there, record that with "
             f'`airflow variables set {self.record_key} \'{{"state": "done"}}\'`; if it is not, allow '
-            f"one new attempt with `airflow variables set {self.record_key} "
-            f'\'{{"state": "open", "round": {round_}}}\'`. Then clear the task'
+            f"one new attempt with {self.reopen_command()}. Then clear the task"
         )
+
+    def reopen_command(self) -> str:
+        """The command a person runs to allow one new attempt at this write (after checking at the
+        vendor that the earlier one was not applied), for messages."""
+        round_ = _int((self.record() or {}).get("round")) + 1
+        return f'`airflow variables set {self.record_key} \'{{"state": "open", "round": {round_}}}\'`'
 
     def _now_iso(self) -> str:
         return datetime.fromtimestamp(self._clock(), tz=timezone.utc).isoformat()

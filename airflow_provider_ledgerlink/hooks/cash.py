@@ -13,7 +13,12 @@ Wire facts this hook relies on (sources in the CASH page of the docs):
   ``<cash><R0101><F0101>000100</F0101>…</R0101>…</cash>``;
 * an import answers with a ``transaction`` (status 1 pending, 2 success, 3 error with per-line errors
   in ``err``): administrations kept offline in CASHWin are processed later, when the CASHWin process of
-  the API user picks the instruction up;
+  the API user (function S0067 "Inlezen berichten", which "elke 30 seconde" looks for instructions)
+  picks the instruction up;
+* CASH API 3.0 documents no operation that reads a transaction later. The outcome of a pending import
+  is therefore learned by reading back what was imported (``Cash.export`` of the records by their
+  keys, journal lines by journal, document number and year); a status operation is used only when
+  the service description really offers one (``Cash.getTransaction`` and the like);
 * at most 100 requests a minute.
 
 zeep (and lxml, which it uses) is imported inside functions only: DAG files import this module.
@@ -37,6 +42,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
     AuthenticationError,
     ConfigurationError,
     LedgerLinkError,
@@ -71,7 +77,8 @@ DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 EXPORT_PAGE_SIZE = 1000
 
 #: How the status of a transaction is read later, by operation name (case-insensitive), best first.
-#: API 3.0 does not document one; the older CASH SOAP API had ``GetTransaction``.
+#: API 3.0 does not document one (the older CASH SOAP API had ``GetTransaction``): one is used only when
+#: the service description offers it; otherwise an import is followed by reading it back.
 STATUS_OPERATION_NAMES = (
     "Cash.getTransaction",
     "Cash.transaction",
@@ -482,16 +489,210 @@ def parse_error_document(err: str | None, *, operation: str = "transaction") -> 
 # ==================================================================================================
 @dataclass(frozen=True)
 class ImportPayload:
-    """An import ready to send: the XML, how many records it holds and its SHA-256 (the import's
-    identity: the same rows always give the same XML)."""
+    """An import ready to send: the XML, how many records it holds, its SHA-256 (the same rows always
+    give the same XML) and, where LedgerLink can find the records again, what to read back."""
 
     record_code: str
     xml: str
     records: int
+    expectation: ImportExpectation | None = None
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.xml.encode("utf-8")).hexdigest()
+
+    @property
+    def content_key(self) -> str:
+        """What makes two imports the same import, for the duplicate guard: the record and the keys
+        of what it books (journal lines: journal, document number and year), else the XML's hash."""
+        if self.expectation is not None:
+            return f"R{self.record_code} " + ",".join(sorted(self.expectation.entries))
+        return f"R{self.record_code} sha256 {self.sha256}"
+
+    @property
+    def label(self) -> str:
+        """How messages name the import's records (``journal MM document 000001 (2026), …``)."""
+        if self.expectation is not None:
+            return self.expectation.describe(sorted(self.expectation.entries))
+        return f"{self.records} record(s) R{self.record_code} (SHA-256 {self.sha256[:12]})"
+
+
+# ==================================================================================================
+# Reading an import back: what it leaves in CASH, found again with Cash.export
+# ==================================================================================================
+#: The fields that identify a record for reading it back, per record (journal lines: see _identity).
+READ_BACK_KEYS: dict[str, tuple[str, ...]] = {
+    "0101": ("0101",),
+    "0201": ("0201",),
+    "0901": ("0901",),
+    "2229": ("0101", "2228"),
+}
+#: Up to this many keys are read back one by one (``0101|000100``); more read the whole record.
+READ_BACK_KEYED_EXPORTS = 10
+
+
+def _normalized(code: str, value: str) -> str:
+    """A field's value in one form, whichever way CASH or the caller wrote it."""
+    spec = FIELDS.get(code)
+    text = (value or "").strip()
+    if spec is None or not text:
+        return text
+    if spec.fmt == "N" and text.isdigit():
+        return str(int(text)).zfill(spec.length or 0)
+    if spec.fmt == "I":
+        amount = parse_cash_decimal(text)
+        return format(amount.normalize(), "f") if amount is not None else text
+    if spec.fmt == "D":
+        day = parse_cash_date(text)
+        return day.isoformat() if day else text
+    return text.upper() if spec.fmt == "S" else text
+
+
+def _identity(record: str, fields: Mapping[str, str]) -> str | None:
+    """The key of what a record books: journal lines by journal, document number and the year of the
+    booking date (a document number is unique per journal and year); other records by their key
+    fields. ``None`` when the record cannot be found again."""
+    if record == "0301":
+        journal = _normalized("0901", fields.get("0901", ""))
+        document = _normalized("0303", fields.get("0303", ""))
+        day = parse_cash_date(fields.get("0302", ""))
+        if not journal or not document.isdigit() or day is None:
+            return None
+        return f"{journal}/{document}/{day.year}"
+    keys = READ_BACK_KEYS.get(record)
+    if not keys:
+        return None
+    values = [_normalized(code, fields.get(code, "")) for code in keys]
+    return "/".join(values) if all(values) else None
+
+
+def _signature(record: str, fields: Mapping[str, str]) -> tuple[str, ...]:
+    """What must match for a line read back to be this import's line: for journal lines the ledger
+    account, the amount and the booking date; for other records the key alone (their free-text
+    fields may come back shortened or reformatted, so only their presence is checked)."""
+    if record == "0301":
+        return tuple(_normalized(code, fields.get(code, "")) for code in ("0201", "0307", "0302"))
+    return ()
+
+
+def _digest(signatures: Iterable[tuple[str, ...]]) -> str:
+    text = json.dumps(sorted(signatures), separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _grouped(record: str, rows: Iterable[Mapping[str, str]]) -> dict[str, list[tuple[str, ...]]] | None:
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for fields in rows:
+        identity = _identity(record, fields)
+        if identity is None:
+            return None
+        groups.setdefault(identity, []).append(_signature(record, fields))
+    return groups
+
+
+@dataclass(frozen=True)
+class ImportExpectation:
+    """What an import leaves in CASH once processed, and the exports that find it again.
+
+    ``entries`` maps each identity (``MM/000001/2026``: journal, document number, year; ``000100``: a
+    relation) to a digest of its lines. JSON-safe through :meth:`as_dict` (trigger kwargs, XCom).
+    """
+
+    record_code: str
+    exports: tuple[str, ...]
+    entries: Mapping[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"record_code": self.record_code, "exports": list(self.exports), "entries": dict(self.entries)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImportExpectation:
+        try:
+            record = normalize_record_code(data["record_code"])
+            exports = tuple(str(e) for e in data["exports"])
+            entries = {str(k): str(v) for k, v in dict(data["entries"]).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                VENDOR,
+                "reading an import back",
+                f"the read-back description is not usable ({type(exc).__name__}: {exc})",
+                hint="Pass the 'expectation' that CashImportOperator returns (its XCom) unchanged",
+            ) from None
+        if not exports or not entries:
+            raise ConfigurationError(VENDOR, "reading an import back", "the read-back description is empty")
+        return cls(record, exports, entries)
+
+    def describe(self, identities: Sequence[str], limit: int = 5) -> str:
+        """``journal MM document 000001 (2026), …`` for messages."""
+        shown = []
+        for identity in identities[:limit]:
+            if self.record_code == "0301":
+                journal, document, year = identity.split("/")
+                shown.append(f"journal {journal} document {document} ({year})")
+            else:
+                shown.append(f"R{self.record_code} {identity}")
+        more = len(identities) - limit
+        return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def expect_import(record: str, built: Sequence[Mapping[str, str]]) -> ImportExpectation | None:
+    """What reading back must find after importing ``built`` (formatted fields by code), or ``None``
+    when LedgerLink cannot find such records again (an unknown record, a line without its keys)."""
+    groups = _grouped(record, built)
+    if not groups:
+        return None
+    if record == "0301":
+        periods = sorted({f.get("0301", "") for f in built if f.get("0301")} | {f["0302"][:4] for f in built})
+        exports: tuple[str, ...] = (f"0301T|{periods[0]}|{periods[-1]}",)
+    elif record in ("0101", "2229"):
+        keys = sorted({_normalized("0101", f["0101"]) for f in built})
+        keyed = len(keys) <= READ_BACK_KEYED_EXPORTS
+        exports = tuple(f"{record}|{key}" for key in keys) if keyed else (record,)
+    else:
+        exports = (record,)
+    return ImportExpectation(record, exports, {k: _digest(v) for k, v in groups.items()})
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """What reading an import back found: identities booked as imported, missing, or booked with
+    other lines (another import holds the same document number)."""
+
+    booked: tuple[str, ...]
+    missing: tuple[str, ...]
+    different: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "booked": len(self.booked),
+            "missing": list(self.missing[:20]),
+            "different": list(self.different[:20]),
+            "missing_count": len(self.missing),
+        }
+
+
+def compare_read_back(
+    expectation: ImportExpectation, rows: Iterable[tuple[str, Mapping[str, str]]]
+) -> ReadBack:
+    """Compare exported ``(record, fields)`` rows with what the import should have left."""
+    wanted = expectation.entries
+    found: dict[str, list[tuple[str, ...]]] = {}
+    for record, fields in rows:
+        if record != expectation.record_code:
+            continue
+        fields = {key.removeprefix("F"): value for key, value in fields.items()}  # F0303 → 0303
+        identity = _identity(record, fields)
+        if identity is not None and identity in wanted:
+            found.setdefault(identity, []).append(_signature(record, fields))
+    booked, missing, different = [], [], []
+    for identity, digest in sorted(wanted.items()):
+        if identity not in found:
+            missing.append(identity)
+        elif _digest(found[identity]) == digest:
+            booked.append(identity)
+        else:
+            different.append(identity)
+    return ReadBack(tuple(booked), tuple(missing), tuple(different))
 
 
 def _field_key(record: str, key: str) -> str | None:
@@ -611,7 +812,7 @@ def build_import(record_code: Any, rows: Iterable[Mapping[str, Any]]) -> ImportP
             + f"</R{record}>"
         )
     xml = '<?xml version="1.0" encoding="UTF-8"?><CASH>' + "".join(parts) + "</CASH>"
-    return ImportPayload(record, xml, len(built))
+    return ImportPayload(record, xml, len(built), expect_import(record, built))
 
 
 def _row_fields(record: str, row: Mapping[str, Any], index: int, problems: list[str]) -> dict[str, str]:
@@ -670,6 +871,8 @@ class CashTransaction:
     last_update: str = ""
     administration: dict[str, str] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: When the status was learned by reading the import back: what was found (see :class:`ReadBack`).
+    read_back: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status_name(self) -> str:
@@ -689,6 +892,7 @@ class CashTransaction:
             "last_update": self.last_update,
             "administration": dict(self.administration),
             "errors": list(self.errors),
+            **({"read_back": dict(self.read_back)} if self.read_back else {}),
         }
 
     @classmethod
@@ -733,9 +937,52 @@ class CashTransactionTimeoutError(LedgerLinkError):
     """A transaction was still pending when the wait ended; the message says what is likely wrong."""
 
 
-def still_pending_message(transaction_id: str, waited_seconds: float) -> str:
-    """Why a transaction may still be pending after ``waited_seconds``: the CASHWin checklist."""
-    return f"transaction {transaction_id} is still pending after {waited_seconds:,.0f} s. {CASHWIN_DIAGNOSIS}"
+#: How often CASHWin's S0067 looks for instructions ("elke 30 seconde", CASH's set-up guide).
+CASHWIN_INTERVAL = 30.0
+
+
+def still_pending_message(
+    transaction_id: str, waited_seconds: float, read_back: Mapping[str, Any] | None = None
+) -> str:
+    """Why an import may still be unprocessed after ``waited_seconds``: the CASHWin checklist; with
+    what reading back found (``read_back``), which records are not in CASH."""
+    turns = int(waited_seconds // CASHWIN_INTERVAL)
+    if not read_back:
+        return (
+            f"transaction {transaction_id} is still pending after {waited_seconds:,.0f} s "
+            f"({turns} turns of CASHWin's S0067, which looks every 30 s). {CASHWIN_DIAGNOSIS}"
+        )
+    missing = list(read_back.get("missing") or [])
+    count = int(read_back.get("missing_count") or len(missing))
+    shown = ", ".join(missing[:5]) + (f" and {count - 5} more" if count > 5 else "")
+    return (
+        f"the records of import {transaction_id} are not in CASH after {waited_seconds:,.0f} s "
+        f"({turns} turns of CASHWin's S0067 'Inlezen berichten', which looks every 30 s): reading them "
+        f"back with Cash.export found {read_back.get('booked', 0)} of {read_back.get('booked', 0) + count}; "
+        f"not there: {shown}. {CASHWIN_DIAGNOSIS}"
+    )
+
+
+def read_back_transaction(
+    transaction_id: str, expectation: ImportExpectation, rows: Iterable[tuple[str, Mapping[str, str]]]
+) -> CashTransaction:
+    """An import's state from what reading it back found: success when every record is there as
+    imported, error when a document number is booked with other lines (CASHWin refuses a number
+    already booked in that journal and year), pending otherwise."""
+    found = compare_read_back(expectation, rows)
+    if found.different:
+        errors = [
+            {
+                "line": None,
+                "message": f"{expectation.describe([identity], limit=1)} is in CASH with other lines than "
+                "this import: the document number is already booked, so CASHWin does not book this one",
+                "source": "",
+            }
+            for identity in found.different
+        ]
+        return CashTransaction(id=transaction_id, status=ERROR, errors=errors, read_back=found.as_dict())
+    status = PENDING if found.missing else SUCCESS
+    return CashTransaction(id=transaction_id, status=status, read_back=found.as_dict())
 
 
 # ==================================================================================================
@@ -1091,7 +1338,8 @@ def periods_of_window(start: datetime, end: datetime) -> tuple[str, str]:
 
 
 class CashHook(LedgerLinkHook):
-    """CASH API 3.0 (SOAP on CASHWeb): export records, import records, read a transaction's status.
+    """CASH API 3.0 (SOAP on CASHWeb): export records, import records, follow an import until CASHWin
+    has processed it (by reading it back; through a status operation only where the WSDL offers one).
 
     :param cash_conn_id: the Airflow connection (type ``ledgerlink_cash``): login = the API user's
         e-mail, password, extras ``relation_number``, ``administration_code``,
@@ -1307,19 +1555,38 @@ class CashHook(LedgerLinkHook):
         """Validate ``rows``, build the ``<CASH><R…><F…>`` XML and send it; returns the transaction.
 
         Nothing is sent when a row is invalid (:func:`build_import` lists every problem). The
-        transaction may be pending (an administration kept offline in CASHWin): wait for it with
-        :meth:`wait_for_transaction`, ``CashTransactionSensor`` or ``CashImportOperator``.
+        transaction may be pending (an administration kept offline in CASHWin): follow it with
+        :meth:`follow_import`, ``CashTransactionSensor`` or ``CashImportOperator``, which also keeps
+        the same records from being imported twice.
         """
         return self.submit_import(build_import(record_code, rows))
 
     def submit_import(self, payload: ImportPayload) -> CashTransaction:
-        """Send a built import once. A lost answer raises ``AmbiguousWriteError``: never re-sent."""
+        """Send a built import once. An answer that leaves open whether CASH took the import (a lost
+        answer, a 5xx that is no refusal, an answer without a readable transaction) raises
+        ``AmbiguousWriteError``: it is never re-sent blindly."""
         operation = f"Cash.import {payload.record_code}"
-        answer = self.call("Cash.import", payload.xml)
+        check = self.check_hint(payload)
+        try:
+            answer = self.call("Cash.import", payload.xml)
+        except VendorError as exc:
+            if (
+                exc.refused
+                or exc.http_status is not None
+                or str(exc.reference or "").startswith("response code")
+            ):
+                raise  # CASH's own answer: refused, nothing was imported
+            # A 2xx that could not be read as SOAP: CASH may have taken the import.
+            raise AmbiguousWriteError(VENDOR, operation, exc.message, hint=check) from None
         data = answer.get("transaction")
-        if not isinstance(data, Mapping):
-            raise VendorError(VENDOR, operation, "the answer holds no transaction")
-        transaction = CashTransaction.from_answer(data, operation)
+        try:
+            if not isinstance(data, Mapping):
+                raise VendorError(VENDOR, operation, "the answer holds no transaction")
+            transaction = CashTransaction.from_answer(data, operation)
+        except VendorError as exc:
+            raise AmbiguousWriteError(
+                VENDOR, operation, f"CASH answered success, but {exc.message}", hint=check
+            ) from None
         self.log.info(
             "CASH import of %d record(s) %s: transaction %s is %s",
             payload.records,
@@ -1329,20 +1596,70 @@ class CashHook(LedgerLinkHook):
         )
         return transaction
 
+    def check_hint(self, payload: ImportPayload) -> str:
+        """How a person checks in CASH whether ``payload`` was imported."""
+        s = self.settings
+        where = f"administration {s.administration_code}/{s.administration_map}"
+        if payload.expectation is not None:
+            how = f"export them (Cash.export {', '.join(payload.expectation.exports)}) or look them up in CASHWin"
+        else:
+            how = "look them up in CASHWin"
+        return (
+            f"Check in CASH whether {payload.label} is in {where}: {how}. An administration kept offline "
+            "in CASHWin shows them only once its S0067 'Inlezen berichten' processed the import (it looks "
+            "every 30 s); CASH mails rejections to the API user's 'Foutmeldingen naar' address"
+        )
+
     # -- transaction status -----------------------------------------------------------------------
     @property
     def status_operation(self) -> str | None:
         """The operation this service offers to read a transaction's status, if any."""
         return find_status_operation(self._session.operations)
 
-    def _missing_status_operation(self, operations: Iterable[str]) -> StatusOperationMissingError:
+    def follow_import(self, transaction_id: str, expectation: ImportExpectation | None) -> CashTransaction:
+        """Where an import stands now: through the status operation when the service description
+        offers one, otherwise by reading the records back (``Cash.export``) as ``expectation`` says.
+
+        Status 2 means processed (every record is in CASH as imported), 3 rejected, 1 not yet.
+        """
+        name = self.status_operation
+        if name is not None and transaction_id:
+            return self.get_transaction(transaction_id)
+        if expectation is None:
+            raise self._missing_status_operation(self._session.operations, following_import=True)
+        rows = (
+            row
+            for command in expectation.exports
+            for row in iter_export_rows(
+                str(self.call("Cash.export", command).get("exportResult") or ""),
+                operation=f"Cash.export {command}",
+                max_bytes=self.max_response_bytes,
+            )
+        )
+        return read_back_transaction(transaction_id, expectation, rows)
+
+    def _missing_status_operation(
+        self, operations: Iterable[str], *, following_import: bool = False
+    ) -> StatusOperationMissingError:
+        """No status operation; ``following_import``: nor anything to read back instead."""
+        if following_import:
+            return StatusOperationMissingError(
+                VENDOR,
+                "following an import",
+                "the CASH service offers no operation to read a transaction's status later (it offers "
+                f"{', '.join(sorted(operations))}), and LedgerLink does not know what to read back",
+                hint="Wait with the rows: CashImportOperator does, and CashTransactionSensor takes the "
+                "operator's 'expectation' (its XCom). Only records 0101, 0201, 0301, 0901 and 2229 can "
+                "be read back",
+            )
         return StatusOperationMissingError(
             VENDOR,
             "reading a transaction's status",
             "the CASH service offers no operation to read a transaction's status later (it offers "
             f"{', '.join(sorted(operations))}; LedgerLink looks for {', '.join(STATUS_OPERATION_NAMES)})",
             hint="CASH API 3.0 does not document one. An import's own answer still tells its status; ask "
-            "CASH support which operation reports a transaction, or check it in CASHWin/CASHWeb",
+            "CASH support which operation reports a transaction, or follow the import by reading it "
+            "back (follow_import with the import's expectation)",
         )
 
     def get_transaction(self, transaction_id: str) -> CashTransaction:
@@ -1367,7 +1684,7 @@ class CashHook(LedgerLinkHook):
             if exc.http_status is not None or exc.reference != "response code 800":
                 raise
             detail = f"logged in; exporting journals (0901) is not enabled ({exc.message})"
-        status = self.status_operation or "none (transactions cannot be followed up)"
+        status = self.status_operation or "none offered (imports are followed by reading them back)"
         return (
             f"Connected to CASH as {s.email} (relation {s.relation_number}), administration "
             f"{s.administration_code}/{s.administration_map}: {detail}. Operations: "
@@ -1435,6 +1752,25 @@ class _AsyncSession:
     @property
     def status_operation(self) -> str | None:
         return find_status_operation(self.session.operations)
+
+    async def follow_import(
+        self, transaction_id: str, expectation: ImportExpectation | None
+    ) -> CashTransaction:
+        """The asyncio twin of :meth:`CashHook.follow_import`."""
+        if self.status_operation is not None and transaction_id:
+            return await self.get_transaction(transaction_id)
+        if expectation is None:
+            raise self.hook._missing_status_operation(self.session.operations, following_import=True)
+        rows: list[tuple[str, dict[str, str]]] = []
+        for command in expectation.exports:
+            arguments = self.hook._arguments("Cash.export", self.session.parameters("Cash.export"), command)
+            answer = self.hook._checked(await self.session.acall("Cash.export", arguments), "Cash.export")
+            text = str(answer.get("exportResult") or "")
+            found = iter_export_rows(
+                text, operation=f"Cash.export {command}", max_bytes=self.hook.max_response_bytes
+            )
+            rows.extend(r for r in found if r[0] == expectation.record_code)
+        return read_back_transaction(transaction_id, expectation, rows)
 
     async def get_transaction(self, transaction_id: str) -> CashTransaction:
         name = self.status_operation

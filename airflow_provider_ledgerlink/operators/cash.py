@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from contextlib import contextmanager
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from airflow_provider_ledgerlink.core.compat import NEVER_EXPIRE, BaseOperator, default_deferrable
-from airflow_provider_ledgerlink.core.errors import (
-    AmbiguousWriteError,
-    ConfigurationError,
-    LedgerLinkError,
-    ValidationError,
-)
+from airflow_provider_ledgerlink.core.compat import BaseOperator, default_deferrable
+from airflow_provider_ledgerlink.core.errors import ConfigurationError, ValidationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
+from airflow_provider_ledgerlink.core.once import WriteOnce
+from airflow_provider_ledgerlink.core.shared_state import SharedState
 from airflow_provider_ledgerlink.hooks.cash import (
     EXPORT_PAGE_SIZE,
     PENDING,
@@ -25,10 +25,10 @@ from airflow_provider_ledgerlink.hooks.cash import (
     SUCCESS,
     VENDOR,
     CashHook,
+    CashImportFailedError,
     CashTransaction,
     CashTransactionTimeoutError,
     ImportPayload,
-    StatusOperationMissingError,
     build_import,
     changed_within_days,
     export_command,
@@ -160,76 +160,6 @@ class CashExtractOperator(LedgerLinkExtractOperator):
 
 
 # --------------------------------------------------------------------------------------------------
-# Remembering what was sent, across tries of the same task instance
-# --------------------------------------------------------------------------------------------------
-class SubmittedImports:
-    """What ``CashImportOperator`` sent, kept where every try of the task instance finds it.
-
-    * Airflow 3.3+: the task state store (``context["task_state_store"]``), which is scoped to the
-      task instance and survives retries;
-    * Airflow 3.0–3.2 have no task state store. XCom cannot stand in: Airflow clears a task's XComs
-      when a new try starts (it keeps them only when resuming from a deferral). So there the record
-      is an Airflow Variable named after the task instance and the import's SHA-256.
-
-    Entries are keyed by the import's SHA-256: the same rows resume the same transaction; changed
-    rows are a new import.
-    """
-
-    def __init__(self, context: Context) -> None:
-        # Typed loosely: Airflow 3.0-3.2's Context has no such key (and never carries one).
-        self.store: Any = context.get("task_state_store")
-        ti = context.get("ti") or context.get("task_instance")
-        self._scope = "|".join(
-            str(getattr(ti, name, "")) for name in ("dag_id", "run_id", "task_id", "map_index")
-        )
-
-    @property
-    def kind(self) -> str:
-        return "task state store" if self.store is not None else "Airflow Variable"
-
-    def _key(self, sha256: str) -> str:
-        if self.store is not None:
-            return f"cash_import_{sha256[:40]}"
-        scoped = hashlib.sha256(f"{self._scope}|{sha256}".encode()).hexdigest()[:40]
-        return f"ledgerlink_cash_import_{scoped}"
-
-    def get(self, sha256: str) -> dict[str, Any] | None:
-        if self.store is not None:
-            value = self.store.get(self._key(sha256))
-        else:
-            from airflow.sdk import Variable
-
-            raw = Variable.get(self._key(sha256), default=None)
-            value = json.loads(raw) if raw else None
-        return value if isinstance(value, dict) else None
-
-    def set(self, sha256: str, value: dict[str, Any]) -> None:
-        value = {**value, "updated_at": datetime.now(timezone.utc).isoformat()}
-        if self.store is not None:
-            # Kept without expiry: a rerun of this task instance months later must still find it.
-            if NEVER_EXPIRE is None:
-                self.store.set(self._key(sha256), value)
-            else:
-                self.store.set(self._key(sha256), value, retention=NEVER_EXPIRE)
-            return
-        from airflow.sdk import Variable
-
-        Variable.set(self._key(sha256), json.dumps(value, sort_keys=True))
-
-    def delete(self, sha256: str) -> None:
-        if self.store is not None:
-            self.store.delete(self._key(sha256))
-            return
-        from airflow.sdk import Variable
-
-        remove = getattr(Variable, "delete", None)
-        if remove is not None:
-            remove(self._key(sha256))
-        else:
-            Variable.set(self._key(sha256), "")
-
-
-# --------------------------------------------------------------------------------------------------
 # The import
 # --------------------------------------------------------------------------------------------------
 def load_rows(source: str) -> list[dict[str, Any]]:
@@ -240,30 +170,47 @@ def load_rows(source: str) -> list[dict[str, Any]]:
 
 
 class CashImportOperator(BaseOperator):
-    """Import records into CASH (``Cash.import``) and wait until they are processed.
+    """Import records into CASH (``Cash.import``) once, and wait until CASHWin has processed them.
 
     The rows are checked before anything is sent (required fields, formats and lengths, journal
     entries balancing to zero). For an administration kept offline in CASHWin the import is pending
-    until the CASHWin process of the API user picks it up; the operator waits (deferrable) and
-    fails with CASH's per-line errors when the transaction ends in status 3.
+    until the CASHWin process of the API user (S0067 "Inlezen berichten", every 30 s) picks it up.
 
-    **Never twice.** The import's SHA-256 and its transaction id are stored before and right after
-    sending (the task state store on Airflow 3.3+, an Airflow Variable before; see
-    :class:`SubmittedImports`). A retry of the task finds them and resumes waiting for the same
-    transaction instead of sending again; a try that died after sending but before storing the id
-    leaves a mark that stops later tries from sending blindly. A rerun with the same rows after
-    success is a no-op; changed rows are a new import.
+    **Waiting.** CASH API 3.0 documents no operation that reports a transaction later, so the
+    operator learns the outcome by reading the records back (``Cash.export``) at every turn: journal
+    lines (0301) of the import's booking periods, found by journal, document number and year; other
+    records by their keys. Done when every record is there as imported; rejected when a document
+    number is there with other lines (CASHWin books a document number once per journal and year);
+    still pending otherwise, until ``timeout``, when the error says which records are missing and
+    what to check in CASHWin. A status operation is used instead only when the service description
+    offers one. The wait is deferrable; the trigger uses asynchronous I/O only.
+
+    **Never twice.** The import goes through :class:`~airflow_provider_ledgerlink.core.once.WriteOnce`,
+    keyed by what it books, never by who sends it: the CASH account (service, relation number,
+    administration) and the journal lines' journal, document number and year (other records: their
+    keys; records LedgerLink cannot read back: the XML's SHA-256). A retry, a new DAG run, a backfill
+    or a concurrent attempt with the same rows sends nothing, reports ``resumed: True`` and follows
+    the earlier import instead. Rows with the same document numbers but other lines are refused
+    without sending. An answer that leaves open whether CASH took the import fails with
+    :class:`~airflow_provider_ledgerlink.core.errors.AmbiguousWriteError`, which says how to check
+    in CASH; the record stays, so nothing is sent again until a person says so. The records are
+    Airflow Variables named ``ledgerlink_once_cash_…``.
 
     :param record_code: the record (templated), e.g. ``0301`` (journal lines).
     :param rows: the rows (templated: a list of mappings, e.g. an upstream XCom), or
     :param source: a landed file or extract folder (templated URI) to read the rows from.
-    :param wait_for_completion: wait for the transaction (default) or return once it is accepted.
-    :param poll_interval: seconds between status reads while waiting (default 30).
+    :param wait_for_completion: wait until CASHWin processed the import (default) or return once
+        CASH accepted it.
+    :param poll_interval: seconds between reads while waiting (default 30: CASHWin's own rhythm).
     :param timeout: seconds to wait for CASHWin (default 1 hour).
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param once_options: ``settle``, ``wait`` and ``poll`` seconds for ``WriteOnce`` (how long an
+        attempt waits for a concurrent attempt's outcome before calling it ambiguous; default 300).
+    :param once_state: where the write records live (default: Airflow Variables).
     :param cash_conn_id: the Airflow connection.
     :return: ``{"transaction_id", "status", "status_name", "record_code", "records", "sha256",
-        "resumed"}``.
+        "resumed", "documents", "expectation"}``; ``expectation`` is what ``CashTransactionSensor``
+        reads back.
     """
 
     template_fields: Sequence[str] = ("record_code", "rows", "source", "cash_conn_id")
@@ -280,6 +227,8 @@ class CashImportOperator(BaseOperator):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
         deferrable: bool | None = None,
+        once_options: Mapping[str, float] | None = None,
+        once_state: SharedState | None = None,
         cash_conn_id: str = CashHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -293,6 +242,9 @@ class CashImportOperator(BaseOperator):
         self.poll_interval = float(poll_interval)
         self.wait_timeout = float(timeout)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.once_options = {k: float(v) for k, v in (once_options or {}).items()}
+        #: Where the write records live (default: Airflow Variables). For tests and custom set-ups.
+        self.once_state = once_state
         self.cash_conn_id = cash_conn_id
 
     @cached_property
@@ -315,74 +267,104 @@ class CashImportOperator(BaseOperator):
             )
         return list(rows)
 
+    def _write_once(self, payload: ImportPayload) -> WriteOnce:
+        s = self.hook.settings
+        account = "|".join(
+            (
+                urlsplit(s.wsdl_url).netloc.lower(),
+                s.relation_number,
+                s.administration_code.upper(),
+                s.administration_map,
+            )
+        )
+        return WriteOnce(
+            vendor=VENDOR,
+            operation=f"Cash.import {payload.record_code}",
+            account=account,
+            key=payload.content_key,
+            label=payload.label,
+            state=self.once_state,
+            settle=self.once_options.get("settle", 5.0),
+            wait=self.once_options.get("wait", 300.0),
+            poll=self.once_options.get("poll", 0.5),
+        )
+
+    def _send(self, payload: ImportPayload) -> dict[str, Any]:
+        transaction = self.hook.submit_import(payload)
+        result = {
+            "transaction_id": transaction.id,
+            "status": transaction.status,
+            "record_code": payload.record_code,
+            "records": payload.records,
+            "sha256": payload.sha256,
+            "lines": _lines_digest(payload),
+        }
+        if transaction.errors:
+            result["errors"] = transaction.errors[:50]
+        return result
+
     def execute(self, context: Context) -> dict[str, Any]:
         payload = build_import(self.record_code, self._rows())
-        submitted = SubmittedImports(context)
         operation = f"Cash.import {payload.record_code}"
         try:
-            earlier = submitted.get(payload.sha256)
-            if earlier is not None:
-                transaction = self._resume(earlier, payload, operation)
-                resumed = True
+            if (
+                self.wait_for_completion
+                and payload.expectation is None
+                and self.hook.status_operation is None
+            ):
+                # No way to learn the outcome: refuse before anything is sent.
+                raise self.hook._missing_status_operation(self.hook.operations, following_import=True)
+            once = self._write_once(payload)
+            outcome = once.run(
+                functools.partial(self._send, payload), check_hint=self.hook.check_hint(payload)
+            )
+            result = outcome.result
+            if outcome.sent:
+                self.log.info(
+                    "Sent %d record(s) %s to CASH (%s): transaction %s",
+                    payload.records,
+                    payload.record_code,
+                    payload.label,
+                    result.get("transaction_id"),
+                )
             else:
-                transaction = self._submit(submitted, payload, operation)
-                resumed = False
-            submitted.set(payload.sha256, self._entry(transaction))
+                self._check_same_rows(once, result, payload, operation)
+                self.log.info(
+                    "%s were imported earlier (transaction %s; record %s): not sent again, following "
+                    "that import",
+                    payload.label,
+                    result.get("transaction_id"),
+                    once.record_key,
+                )
+            transaction = CashTransaction(
+                id=str(result.get("transaction_id") or ""),
+                status=_int(result.get("status"), PENDING),
+                errors=list(result.get("errors") or []),
+            )
             context["ti"].xcom_push(key="transaction_id", value=transaction.id)
-            return self._finish_or_wait(context, submitted, payload, transaction, resumed)
+            return self._finish_or_wait(context, once, payload, transaction, resumed=not outcome.sent)
         finally:
             self.hook.close()
 
-    def _entry(self, transaction: CashTransaction) -> dict[str, Any]:
-        return {"state": "submitted", "transaction_id": transaction.id, "status": transaction.status}
-
-    def _submit(self, submitted: SubmittedImports, payload: ImportPayload, operation: str) -> CashTransaction:
-        # The mark goes first: a try that dies between sending and storing the answer must not
-        # let a later try send the same import again.
-        submitted.set(payload.sha256, {"state": "sending"})
-        try:
-            transaction = self.hook.submit_import(payload)
-        except AmbiguousWriteError:
-            raise  # the mark stays: whether CASH got it is unknown
-        except LedgerLinkError:
-            submitted.delete(payload.sha256)  # refused outright: nothing exists at CASH
-            raise
-        self.log.info(
-            "Sent %d record(s) %s to CASH: transaction %s (%s); kept in the %s",
-            payload.records,
-            payload.record_code,
-            transaction.id,
-            transaction.status_name,
-            submitted.kind,
+    def _check_same_rows(
+        self, once: WriteOnce, earlier: Mapping[str, Any], payload: ImportPayload, operation: str
+    ) -> None:
+        """The earlier import of these document numbers must have booked the same lines (ledger
+        account, amount, date; a changed description is the same import)."""
+        if not earlier.get("lines") or earlier.get("lines") == _lines_digest(payload):
+            return
+        raise ValidationError(
+            VENDOR,
+            operation,
+            f"{payload.label} were already imported (transaction {earlier.get('transaction_id')}) with "
+            "other lines; nothing was sent",
+            hint="CASHWin books a document number once per journal and year: import a correction under "
+            "new document numbers. If CASH does not have the earlier import (check in CASHWin), allow "
+            f"this one with {once.reopen_command()}",
         )
-        return transaction
-
-    def _resume(self, earlier: dict[str, Any], payload: ImportPayload, operation: str) -> CashTransaction:
-        transaction_id = earlier.get("transaction_id")
-        if not transaction_id:
-            raise AmbiguousWriteError(
-                VENDOR,
-                operation,
-                f"an earlier try of this task started sending these {payload.records} record(s) "
-                "(SHA-256 " + payload.sha256[:12] + ") but never got CASH's answer",
-                hint="It is not sent again automatically. Check in CASH whether the records arrived: if "
-                "they did, mark this task successful; if not, clear the stored state (delete the task "
-                "state key or the Airflow Variable named in the log) and rerun",
-            )
-        self.log.info(
-            "These %d record(s) were already sent in transaction %s (an earlier try); not sending "
-            "them again, reading its status",
-            payload.records,
-            transaction_id,
-        )
-        if int(earlier.get("status", PENDING)) == SUCCESS:
-            return CashTransaction(id=str(transaction_id), status=SUCCESS)
-        try:
-            return self.hook.get_transaction(str(transaction_id))
-        except StatusOperationMissingError:
-            return CashTransaction(id=str(transaction_id), status=int(earlier.get("status", PENDING)))
 
     def _summary(self, payload: ImportPayload, transaction: CashTransaction, resumed: bool) -> dict[str, Any]:
+        expectation = payload.expectation
         return {
             "transaction_id": transaction.id,
             "status": transaction.status,
@@ -391,32 +373,35 @@ class CashImportOperator(BaseOperator):
             "records": payload.records,
             "sha256": payload.sha256,
             "resumed": resumed,
+            "documents": payload.label,
+            "expectation": expectation.as_dict() if expectation is not None else None,
         }
 
     def _finish_or_wait(
         self,
         context: Context,
-        submitted: SubmittedImports,
+        once: WriteOnce,
         payload: ImportPayload,
         transaction: CashTransaction,
         resumed: bool,
     ) -> dict[str, Any]:
         operation = f"Cash.import {payload.record_code}"
-        if transaction.status == PENDING and self.wait_for_completion:
-            if self.deferrable:
-                self._defer(context, payload, transaction, resumed)
-            transaction = self._poll_here(transaction, operation)
-            submitted.set(payload.sha256, self._entry(transaction))
-        if transaction.finished and transaction.status != SUCCESS:
-            raise_import_failed(transaction, operation)
+        with _kept_record_hint(once):
+            if transaction.status == PENDING and self.wait_for_completion:
+                if self.deferrable:
+                    self._defer(context, payload, transaction, resumed)
+                transaction = self._poll_here(transaction, payload, operation)
+            if transaction.finished and transaction.status != SUCCESS:
+                raise_import_failed(transaction, operation)
         return self._summary(payload, transaction, resumed)
 
     def _defer(
         self, context: Context, payload: ImportPayload, transaction: CashTransaction, resumed: bool
     ) -> None:
-        if self.hook.status_operation is None:
-            raise self.hook._missing_status_operation(self.hook.operations)
+        if self.hook.status_operation is None and payload.expectation is None:
+            raise self.hook._missing_status_operation(self.hook.operations, following_import=True)
         started = time.time()
+        summary = self._summary(payload, transaction, resumed)
         self.defer(
             trigger=CashTransactionTrigger(
                 transaction_id=transaction.id,
@@ -427,23 +412,27 @@ class CashImportOperator(BaseOperator):
                 # Echoed in the event, so execute_complete can tell an earlier try's event (see
                 # there). Not in kwargs: Airflow 3.0's dag.test() replaces them with the event.
                 try_number=_try_number(context),
+                expectation=summary["expectation"],
             ),
             method_name="execute_complete",
-            kwargs={"summary": self._summary(payload, transaction, resumed)},
+            kwargs={"summary": summary},
             timeout=timedelta(seconds=self.wait_timeout + DEFERRAL_GRACE),
         )
 
-    def _poll_here(self, transaction: CashTransaction, operation: str) -> CashTransaction:
+    def _poll_here(
+        self, transaction: CashTransaction, payload: ImportPayload, operation: str
+    ) -> CashTransaction:
         started = time.monotonic()
-        while transaction.status == PENDING:
+        while True:
+            transaction = self.hook.follow_import(transaction.id, payload.expectation)
+            if transaction.status != PENDING:
+                return transaction
             waited = time.monotonic() - started
             if waited >= self.wait_timeout:
                 raise CashTransactionTimeoutError(
-                    VENDOR, operation, still_pending_message(transaction.id, waited)
+                    VENDOR, operation, still_pending_message(transaction.id, waited, transaction.read_back)
                 )
             time.sleep(min(self.poll_interval, max(0.0, self.wait_timeout - waited)))
-            transaction = self.hook.get_transaction(transaction.id)
-        return transaction
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, summary: dict[str, Any] | None = None
@@ -453,7 +442,7 @@ class CashImportOperator(BaseOperator):
         if try_number is not None and current_try is not None and try_number != current_try:
             # Airflow 3.0 starts a retry of a task that failed after deferring here, with the failed
             # try's event (apache/airflow#56704). That event is not this try's answer: start over.
-            # execute() finds the stored transaction and waits for it again; nothing is sent twice.
+            # execute() finds the import recorded and follows it again; nothing is sent twice.
             self.log.info(
                 "Resumed with the event of try %s in try %s; starting over from execute",
                 try_number,
@@ -462,21 +451,55 @@ class CashImportOperator(BaseOperator):
             return self.execute(context)
         summary = dict(summary or {})
         operation = f"Cash.import {summary.get('record_code', self.record_code)}"
-        submitted = SubmittedImports(context)
-        sha256 = summary.get("sha256")
         try:
             transaction = transaction_from_event(event, operation)
-        except ValidationError:
-            if sha256:
-                submitted.set(
-                    sha256, {"state": "submitted", "transaction_id": summary["transaction_id"], "status": 3}
-                )
-            raise
-        if sha256:
-            submitted.set(sha256, self._entry(transaction))
+        except (CashImportFailedError, CashTransactionTimeoutError) as exc:
+            try:
+                once = self._write_once(build_import(self.record_code, self._rows()))
+            except Exception:  # the rows are gone: the error without the record's name
+                raise exc from None
+            with _kept_record_hint(once):
+                raise
         summary.update(status=transaction.status, status_name=transaction.status_name)
-        self.log.info("CASH processed transaction %s", transaction.id)
+        self.log.info("CASH processed import %s (%s)", transaction.id, summary.get("documents"))
         return summary
+
+
+@contextmanager
+def _kept_record_hint(once: WriteOnce) -> Iterator[None]:
+    """Add to a rejection or a timeout that the import stays recorded, and how to allow a new one."""
+    try:
+        yield
+    except (CashImportFailedError, CashTransactionTimeoutError) as exc:
+        hint = (
+            f"{(exc.hint or '').rstrip('. ')}. The import stays recorded as sent (Airflow Variable "
+            f"{once.record_key}), so no run sends these records again; once you checked in CASHWin that "
+            f"nothing of it was booked, allow a new import with {once.reopen_command()}"
+        ).lstrip(". ")
+        raise type(exc)(
+            exc.vendor,
+            exc.operation,
+            exc.message,
+            hint=hint,
+            reference=exc.reference,
+            status_code=exc.http_status,
+            details=exc.details,
+        ) from None
+
+
+def _lines_digest(payload: ImportPayload) -> str:
+    """What the import books, as the read-back compares it (the XML's hash where it cannot)."""
+    if payload.expectation is None:
+        return payload.sha256
+    text = json.dumps(sorted(payload.expectation.entries.items()))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _try_number(context: Context) -> int | None:

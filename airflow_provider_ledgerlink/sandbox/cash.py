@@ -3,8 +3,10 @@
 Mounted at ``/cash``. Like CASHWeb, the service description and the endpoint live on query-string
 addresses:
 
-- ``GET  /cash/?api/3.0/wsdl``: the WSDL, describing ``Cash.export``, ``Cash.import`` and
-  ``Cash.getTransaction`` (RPC style, literal), with the endpoint address of this server;
+- ``GET  /cash/?api/3.0/wsdl``: the WSDL, describing ``Cash.export`` and ``Cash.import`` (RPC style,
+  literal), with the endpoint address of this server. These are the only operations CASH's documents
+  and clients show; ``offers_transaction_status = True`` adds ``Cash.getTransaction`` (an operation no
+  CASH document names, kept as an option for clients that look for one);
 - ``POST /cash/?api/3.0``: the SOAP 1.1 endpoint.
 
 Every call carries the credentials as named parameters (``token``, ``relatie``, ``email``,
@@ -35,7 +37,8 @@ Data is generated from the seed, never held in memory: relations (0101, with a c
 ``W|N`` "changed in the last N days" selection), journal lines (0301, balanced sales entries over the
 60 days before the anchor 2026-11-20, selectable by booking period with ``T|YYMM|YYMM``), ledger
 accounts (0201), journals (0901), and the recorded delivery addresses (2229) of relation 000100.
-Imported records are added to what the exports return.
+Records CASHWin (or CASHWeb, online) processed are added to what the exports of their own
+administration return, so a client can read an import back.
 """
 
 from __future__ import annotations
@@ -506,8 +509,6 @@ class CashEmulator(Emulator):
         self._entry_count = journal_entries
         self._build_data()
         self.cashwin = CashWinSimulator(cashwin_interval)
-        #: Set to False to serve a WSDL without a transaction-status operation.
-        self.offers_transaction_status = True
         self.enabled_records: set[str] = set(DEFAULT_ENABLED_RECORDS)
         self.requests_per_minute: int | None = REQUESTS_PER_MINUTE
         #: The window the rate is counted over (60 s: "per minute"); tests shorten it.
@@ -536,10 +537,13 @@ class CashEmulator(Emulator):
         with getattr(self, "_lock", threading.RLock()):
             self.password = sandbox_cash_password(self.seed)
             self._password_generation = 0
+            #: True also serves ``Cash.getTransaction`` (no CASH document names it; off by default).
+            self.offers_transaction_status = False
             self.transactions: dict[str, Transaction] = {}
             #: Operations answered with a SOAP fault that quotes the whole request (tests of redaction).
             self.echo_request_in_fault: set[str] = set()
-            self.imported: dict[str, list[Fields]] = {}
+            #: Records imported, per (administration code, record): each administration has its own.
+            self.imported: dict[tuple[str, str], list[Fields]] = {}
             #: (administration, journal, document number, YY) of every journal entry booked by import.
             self.booked_documents: set[tuple[str, str, str, str]] = set()
             self.requests: list[float] = []
@@ -589,7 +593,8 @@ class CashEmulator(Emulator):
             return self.password
 
     def handle_control(self, request: Request, path: str) -> Response:
-        """``POST /_sandbox/cash/cashwin`` ``{"running": false, "interval": 0.5}``; GET reads it.
+        """``POST /_sandbox/cash/cashwin`` ``{"running": false, "interval": 0.5,
+        "offers_transaction_status": true}``; GET reads it.
         ``GET /_sandbox/cash/credentials`` reads the API user's password, ``POST`` sets a new one."""
         if path.strip("/") == "credentials":
             if request.method == "POST":
@@ -605,9 +610,17 @@ class CashEmulator(Emulator):
                         self.cashwin.interval = float(data["interval"])
                     if "running" in data:
                         self.cashwin.running = bool(data["running"])
+                    if "offers_transaction_status" in data:
+                        self.offers_transaction_status = bool(data["offers_transaction_status"])
                 except (ValueError, TypeError, AttributeError) as error:
                     return Response.json({"error": str(error)}, 400)
-            return Response.json({"running": self.cashwin.running, "interval": self.cashwin.interval})
+            return Response.json(
+                {
+                    "running": self.cashwin.running,
+                    "interval": self.cashwin.interval,
+                    "offers_transaction_status": self.offers_transaction_status,
+                }
+            )
         return super().handle_control(request, path)
 
     # -- SOAP --------------------------------------------------------------------------------------
@@ -709,12 +722,17 @@ class CashEmulator(Emulator):
         if record not in self.enabled_records:
             return [_response(800, f"Record {record} is not enabled for the API")]
         try:
-            records = list(self._records(record, letters, args))
+            records = list(self._records(record, letters, args, administration))
         except ValueError as error:
             return [_response(800, str(error))]
         return [_response(1, "Success"), ("exportResult", render_export(records))]
 
-    def _records(self, record: str, letters: str, args: list[str]) -> Iterator[tuple[str, Fields]]:
+    def _records(
+        self, record: str, letters: str, args: list[str], administration: Administration
+    ) -> Iterator[tuple[str, Fields]]:
+        imported = {
+            code: rows for (admin, code), rows in self.imported.items() if admin == administration.code
+        }
         key = args[0].strip() if args and not letters else None
         if record == "0101":
             indexes: Iterable[int] = range(self.relations.count)
@@ -730,7 +748,7 @@ class CashEmulator(Emulator):
                 fields = self.relations.fields(i)
                 if key is None or fields[0][1] == key.zfill(6):
                     yield record, fields
-            for fields in self.imported.get(record, []):
+            for fields in imported.get(record, []):
                 if letters != "W" and (key is None or dict(fields).get("0101") == key.zfill(6)):
                     yield record, fields
         elif record == "0301":
@@ -744,7 +762,7 @@ class CashEmulator(Emulator):
             for k in self.journal.in_periods(first, last):
                 for fields in self.journal.entry(k):
                     yield record, fields
-            for fields in self.imported.get(record, []):
+            for fields in imported.get(record, []):
                 period = dict(fields).get("0301") or dict(fields).get("0302", "")[:4]
                 if first is None or (last is not None and first <= period <= last):
                     yield record, fields
@@ -755,12 +773,12 @@ class CashEmulator(Emulator):
             for code, name, kind, account in JOURNALS:
                 yield record, (("0901", code), ("0902", name), ("0903", kind), ("0201", account))
         elif record == "2229":
-            stored = [*RECORDED_DELIVERY_ADDRESSES, *self.imported.get(record, [])]
+            stored = [*RECORDED_DELIVERY_ADDRESSES, *imported.get(record, [])]
             for fields in stored:
                 if key is None or dict(fields).get("0101") == key.zfill(6):
                     yield record, fields
         else:
-            yield from ((record, f) for f in self.imported.get(record, []))
+            yield from ((record, f) for f in imported.get(record, []))
 
     # -- Cash.import -------------------------------------------------------------------------------
     def _import(self, params: Mapping[str, Any], administration: Administration) -> list[tuple[str, Any]]:
@@ -804,7 +822,7 @@ class CashEmulator(Emulator):
         errors = [
             (line, message, code, fields)
             for line, (code, fields) in enumerate(transaction.records, start=1)
-            for message in self._validate(code, fields)
+            for message in self._validate(code, fields, transaction.administration)
         ]
         errors += self._balance_errors(transaction.records)
         errors += self._already_booked(transaction.administration, transaction.records)
@@ -815,7 +833,7 @@ class CashEmulator(Emulator):
             return
         transaction.status = 2
         for code, fields in transaction.records:
-            self.imported.setdefault(code, []).append(fields)
+            self.imported.setdefault((transaction.administration.code, code), []).append(fields)
             values = dict(fields)
             if code == "0301" and values.get("0303"):
                 self.booked_documents.add(
@@ -827,10 +845,10 @@ class CashEmulator(Emulator):
                     )
                 )
 
-    def _validate(self, code: str, fields: Fields) -> Iterator[str]:
+    def _validate(self, code: str, fields: Fields, administration: Administration) -> Iterator[str]:
         values = dict(fields)
         relation = values.get("0101")
-        if relation is not None and not self._relation_exists(relation):
+        if relation is not None and not self._relation_exists(relation, administration):
             yield f"Ongeldige waarde 0101={relation}"
         if code == "0301":
             for required in ("0302", "0901", "0303", "0201", "0307"):
@@ -896,13 +914,14 @@ class CashEmulator(Emulator):
                 errors.append((line, message, code, fields))
         return errors
 
-    def _relation_exists(self, number: str) -> bool:
+    def _relation_exists(self, number: str, administration: Administration) -> bool:
         if not number.isdigit():
             return False
         index = int(number) - 100
         if 0 <= index < self.relations.count:
             return True
-        return any(dict(f).get("0101") == number.zfill(6) for f in self.imported.get("0101", []))
+        imported = self.imported.get((administration.code, "0101"), [])
+        return any(dict(f).get("0101") == number.zfill(6) for f in imported)
 
 
 # ==================================================================================================

@@ -1,14 +1,19 @@
-"""Waiting for CASHWin in the triggerer: poll a CASH transaction until it is processed.
+"""Waiting for CASHWin in the triggerer: follow a CASH import until it is processed.
 
 An import into an administration kept offline in CASHWin stays pending until the CASHWin process of
 the API user (function S0067, "Inlezen berichten") picks it up, about every 30 seconds, or never
-while that process is not running. :class:`CashTransactionTrigger` polls the transaction's status
-with asynchronous I/O only (the WSDL too is fetched without blocking) and fires one event:
+while that process is not running. CASH API 3.0 documents no operation that reports a transaction,
+so :class:`CashTransactionTrigger` reads the imported records back (``Cash.export``, as the import's
+``expectation`` says) at every turn; only when the service description offers a status operation
+does it read the transaction instead. It uses asynchronous I/O only (the WSDL too is fetched without
+blocking) and fires one event:
 
 ==============  =====================================================================================
-``success``     CASH processed the import (status 2); ``transaction`` holds it
-``failed``      CASH rejected it (status 3); ``transaction.errors`` holds the per-line errors
-``timeout``     still pending at ``end_time``; ``message`` says what is most likely wrong
+``success``     CASH processed the import (status 2: every record read back as imported)
+``failed``      CASH rejected it (status 3, or a document number read back with other lines);
+                ``transaction.errors`` holds the per-line errors
+``timeout``     still not there at ``end_time``; ``message`` says which records and what is most
+                likely wrong
 ``error``       the status could not be read (``message`` says why; no secret is ever in it)
 ==============  =====================================================================================
 
@@ -35,6 +40,7 @@ from airflow_provider_ledgerlink.hooks.cash import (
     CashImportFailedError,
     CashTransaction,
     CashTransactionTimeoutError,
+    ImportExpectation,
     still_pending_message,
 )
 
@@ -43,9 +49,11 @@ EVENT_STATUSES = ("success", "failed", "timeout", "error")
 
 
 class CashTransactionTrigger(BaseTrigger):
-    """Fires when a CASH transaction is processed, rejected, or still pending at ``end_time``.
+    """Fires when a CASH import is processed, rejected, or still not there at ``end_time``.
 
     :param transaction_id: the id from the import's answer.
+    :param expectation: what the import leaves in CASH (``ImportExpectation.as_dict()``), read back
+        at every turn; needed unless the service offers a status operation.
     :param cash_conn_id: the Airflow connection (resolved in the triggerer).
     :param poll_interval: seconds between status reads (CASHWin looks about every 30 s).
     :param end_time: epoch seconds after which the trigger gives up with ``timeout``; ``None``: never.
@@ -61,8 +69,10 @@ class CashTransactionTrigger(BaseTrigger):
         end_time: float | None = None,
         started_at: float | None = None,
         try_number: int | None = None,
+        expectation: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.expectation = dict(expectation) if expectation else None
         self.transaction_id = str(transaction_id)
         self.cash_conn_id = cash_conn_id
         self.poll_interval = float(poll_interval)
@@ -80,6 +90,8 @@ class CashTransactionTrigger(BaseTrigger):
         }
         if self.try_number is not None:
             kwargs["try_number"] = self.try_number
+        if self.expectation is not None:
+            kwargs["expectation"] = self.expectation
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def _event(self, status: str, **payload: Any) -> TriggerEvent:
@@ -92,15 +104,18 @@ class CashTransactionTrigger(BaseTrigger):
         try:
             hook = await CashHook.for_trigger(self.cash_conn_id)
             session = await hook.async_session()
+            expectation = ImportExpectation.from_dict(self.expectation) if self.expectation else None
             while True:
-                transaction = await session.get_transaction(self.transaction_id)
+                transaction = await session.follow_import(self.transaction_id, expectation)
                 if transaction.finished:
                     status = "success" if transaction.status == SUCCESS else "failed"
                     yield self._event(status, transaction=transaction.as_dict())
                     return
                 now = time.time()
                 if self.end_time is not None and now >= self.end_time:
-                    message = still_pending_message(self.transaction_id, now - self.started_at)
+                    message = still_pending_message(
+                        self.transaction_id, now - self.started_at, transaction.read_back
+                    )
                     yield self._event("timeout", message=message, transaction=transaction.as_dict())
                     return
                 wait = self.poll_interval
@@ -140,6 +155,7 @@ def transaction_from_event(event: dict[str, Any] | None, operation: str) -> Cash
         last_update=str(data.get("last_update") or ""),
         administration=dict(data.get("administration") or {}),
         errors=list(data.get("errors") or []),
+        read_back=dict(data.get("read_back") or {}),
     )
     if status == "failed":
         raise_import_failed(transaction, operation)

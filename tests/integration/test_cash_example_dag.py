@@ -24,7 +24,18 @@ def dag_env(airflow_db: Path, cash_connection: str, tmp_path: Path, monkeypatch:
     lake.mkdir()
     monkeypatch.setenv("LEDGERLINK_LAKE", lake.as_uri())
     monkeypatch.setenv("LEDGERLINK_CASH_POLL_INTERVAL", "0.2")  # read when the DAG file is parsed
+    forget_cash_imports()
     return lake
+
+
+def forget_cash_imports() -> None:
+    """The emulator starts empty for each test, so the records of imports sent to it go too (they
+    live in the session's metadata database, as in a deployment)."""
+    from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState
+
+    state = AirflowVariableState()
+    for key in state.keys("ledgerlink_once_cash_"):
+        state.delete(key)
 
 
 def load_dag() -> Any:
@@ -96,6 +107,35 @@ def test_the_dag_lands_relations_and_journal_lines_and_imports_the_days_entry(
     assert [p.name for p in landed] == ["2026-11-18.jsonl"]
     assert len(landed[0].read_text().splitlines()) == 3
     assert json.loads(landed[0].read_text().splitlines()[0])["journal"] == "MM"
+
+
+def test_a_second_run_of_the_day_imports_nothing(dag_env: Path, sandbox_clean: Any) -> None:
+    """A rerun of the same day (a cleared run, a backfill) finds the day's document number recorded."""
+    bag, dag = load_dag()
+    run(bag, dag)
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:  # dag.test() runs one logical date once: clear it for the rerun
+        session.query(DagRun).filter(DagRun.dag_id == dag.dag_id).delete()
+
+    calls_of_the_first_run = soap_calls(sandbox_clean)
+    dag_run = run(bag, dag)
+
+    assert states(dag_run)["import_journal"][0] == "success"
+    assert soap_calls(sandbox_clean) > calls_of_the_first_run  # the second run did run its tasks
+    assert sandbox_clean.cash.import_calls == 1
+    [transaction] = sandbox_clean.cash.transactions.values()
+    assert transaction.status == 2
+
+
+def soap_calls(sandbox: Any) -> int:
+    return sum(
+        count
+        for key, statuses in sandbox.stats["cash"]["by_path"].items()
+        if key.startswith("POST")
+        for count in statuses.values()
+    )
 
 
 def test_a_retried_import_task_resumes_the_same_transaction(dag_env: Path, sandbox_clean: Any) -> None:

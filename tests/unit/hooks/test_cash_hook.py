@@ -23,8 +23,10 @@ from airflow_provider_ledgerlink.hooks.cash import (
     PENDING,
     SUCCESS,
     CashHook,
+    ImportPayload,
     StatusOperationMissingError,
     UnsafeXmlError,
+    build_import,
 )
 from airflow_provider_ledgerlink.sandbox.cash import cash_connection_definition, sandbox_cash_password
 from airflow_provider_ledgerlink.sandbox.faults import reset_fault, status_fault
@@ -57,6 +59,7 @@ def hook(cash_connection: str) -> Any:
 
 
 def wait_until_processed(hook: CashHook, transaction_id: str, seconds: float = 10.0) -> Any:
+    """Through the status operation (the tests that use it switch the option on)."""
     deadline = time.monotonic() + seconds
     while True:
         transaction = hook.get_transaction(transaction_id)
@@ -69,8 +72,21 @@ def wait_until_processed(hook: CashHook, transaction_id: str, seconds: float = 1
 # The service description and the connection
 # ------------------------------------------------------------------------------------------------
 def test_the_operations_come_from_the_wsdl_on_the_host(hook: CashHook) -> None:
-    assert hook.operations == ["Cash.export", "Cash.getTransaction", "Cash.import"]
-    assert hook.status_operation == "Cash.getTransaction"
+    # The operations CASH's documents and clients show: no status operation.
+    assert hook.operations == ["Cash.export", "Cash.import"]
+    assert hook.status_operation is None
+
+
+def test_a_status_operation_is_used_only_when_the_wsdl_offers_it(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    sandbox_clean.cash.offers_transaction_status = True
+    hook = CashHook(cash_connection)
+    try:
+        assert hook.operations == ["Cash.export", "Cash.getTransaction", "Cash.import"]
+        assert hook.status_operation == "Cash.getTransaction"
+    finally:
+        hook.close()
 
 
 def test_test_connection_reports_the_account_and_the_operations(hook: CashHook) -> None:
@@ -293,8 +309,9 @@ def test_the_password_is_in_no_log_line_of_a_full_import(
     hook: CashHook, sandbox_clean: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    transaction = hook.import_records("0301", journal_entry(1))
-    wait_until_processed(hook, transaction.id)
+    payload = build_import("0301", journal_entry(1))
+    transaction = hook.submit_import(payload)
+    assert follow_until_processed(hook, payload, transaction.id).status == SUCCESS
 
     assert PASSWORD not in caplog.text
     assert PASSWORD not in json.dumps(transaction.as_dict())
@@ -303,27 +320,67 @@ def test_the_password_is_in_no_log_line_of_a_full_import(
 # ------------------------------------------------------------------------------------------------
 # Imports and CASHWin
 # ------------------------------------------------------------------------------------------------
-def test_an_import_is_pending_until_cashwin_processes_it(hook: CashHook, sandbox_clean: Any) -> None:
-    transaction = hook.import_records("0301", journal_entry(700001))
+def follow_until_processed(hook: CashHook, payload: ImportPayload, transaction_id: str) -> Any:
+    deadline = time.monotonic() + 10.0
+    while True:
+        transaction = hook.follow_import(transaction_id, payload.expectation)
+        if transaction.status != PENDING or time.monotonic() > deadline:
+            return transaction
+        time.sleep(0.1)
+
+
+def test_an_import_is_pending_until_cashwin_processes_it_and_then_reads_back(
+    hook: CashHook, sandbox_clean: Any
+) -> None:
+    payload = build_import("0301", journal_entry(700001))
+    transaction = hook.submit_import(payload)
     assert transaction.status == PENDING
     assert transaction.administration == {"admCode": "DEMO", "admMap": "1570"}
+    assert payload.expectation is not None
+    assert payload.expectation.exports == ("0301T|2611|2611",)
 
-    processed = wait_until_processed(hook, transaction.id)
+    processed = follow_until_processed(hook, payload, transaction.id)
 
-    assert processed.status == SUCCESS and processed.last_update != "0000-00-00 00:00:00"
+    assert processed.status == SUCCESS and processed.read_back["booked"] == 1
     lines = [r for r in hook.export_records("0301", "T|2611|2611") if r["document_number"] == 700001]
     assert [line["amount"] for line in lines] == [121, -121]
 
 
-def test_an_import_cashwin_never_processes_stays_pending(hook: CashHook, sandbox_clean: Any) -> None:
+def test_an_import_cashwin_never_processes_reads_back_as_pending(hook: CashHook, sandbox_clean: Any) -> None:
     sandbox_clean.cash.cashwin.running = False
-    transaction = hook.import_records("0301", journal_entry(2))
-    time.sleep(0.5)
+    payload = build_import("0301", journal_entry(2))
+    transaction = hook.submit_import(payload)
+    time.sleep(0.5)  # two turns of the test CASHWin (0.2 s), had it been running
 
-    assert hook.get_transaction(transaction.id).status == PENDING
+    pending = hook.follow_import(transaction.id, payload.expectation)
+
+    assert pending.status == PENDING
+    assert pending.read_back == {
+        "booked": 0,
+        "missing": ["MM/000002/2026"],
+        "different": [],
+        "missing_count": 1,
+    }
 
 
-def test_a_rejected_import_reports_every_line(hook: CashHook, sandbox_clean: Any) -> None:
+def test_a_document_number_read_back_with_other_lines_is_a_rejection(
+    hook: CashHook, sandbox_clean: Any
+) -> None:
+    first = hook.import_records("0301", journal_entry(9, amount="10,00"))
+    follow_until_processed(hook, build_import("0301", journal_entry(9, amount="10,00")), first.id)
+    other = build_import("0301", journal_entry(9, amount="20,00"))  # same journal, number and year
+
+    transaction = hook.submit_import(other)
+    rejected = follow_until_processed(hook, other, transaction.id)
+
+    assert rejected.status == ERROR
+    assert "journal MM document 000009 (2026) is in CASH with other lines" in rejected.describe_errors()
+
+
+def test_a_rejected_import_reports_every_line_through_the_status_operation(
+    hook: CashHook, sandbox_clean: Any
+) -> None:
+    sandbox_clean.cash.offers_transaction_status = True
     transaction = hook.import_records("0301", journal_entry(3, account="9999"))
     processed = wait_until_processed(hook, transaction.id)
 
@@ -352,21 +409,24 @@ def test_an_import_whose_answer_is_lost_is_not_sent_again(hook: CashHook, sandbo
     assert sandbox_clean.cash.import_calls == 1
 
 
-def test_an_unknown_transaction_is_not_found(hook: CashHook) -> None:
+def test_an_unknown_transaction_is_not_found(hook: CashHook, sandbox_clean: Any) -> None:
+    sandbox_clean.cash.offers_transaction_status = True
     with pytest.raises(NotFoundError, match="response code 902"):
         hook.get_transaction("nope")
 
 
 def test_without_a_status_operation_the_hook_says_what_is_missing(hook: CashHook, sandbox_clean: Any) -> None:
-    sandbox_clean.cash.offers_transaction_status = False
     transaction = hook.import_records("0301", journal_entry(6))  # importing still works
 
     with pytest.raises(StatusOperationMissingError) as caught:
         hook.get_transaction(transaction.id)
+    with pytest.raises(StatusOperationMissingError) as nothing_to_read_back:
+        hook.follow_import(transaction.id, None)
 
     message = str(caught.value)
     assert "offers no operation to read a transaction's status" in message
     assert "Cash.export, Cash.import" in message and "GetTransaction" in message
+    assert "does not know what to read back" in str(nothing_to_read_back.value)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -421,17 +481,21 @@ def test_the_client_keeps_under_the_requests_per_minute_budget(
 # ------------------------------------------------------------------------------------------------
 # The asyncio side
 # ------------------------------------------------------------------------------------------------
-def test_the_async_session_reads_a_transaction_without_blocking(hook: CashHook) -> None:
-    transaction = hook.import_records("0301", journal_entry(8))
+def test_the_async_session_reads_an_import_back_without_blocking(hook: CashHook, sandbox_clean: Any) -> None:
+    sandbox_clean.cash.cashwin.running = False
+    payload = build_import("0301", journal_entry(8))
+    transaction = hook.submit_import(payload)
 
     async def read() -> Any:
         async_hook = await CashHook.for_trigger("cash_default")
         session = await async_hook.async_session()
         try:
-            return await session.get_transaction(transaction.id)
+            return await session.follow_import(transaction.id, payload.expectation)
         finally:
             await session.aclose()
 
+    assert asyncio.run(read()).status == PENDING
+    sandbox_clean.cash.cashwin.running = True
+    time.sleep(0.5)  # two turns of the test CASHWin (0.2 s)
     read_back = asyncio.run(read())
-    assert read_back.id == transaction.id
-    assert read_back.status in (PENDING, SUCCESS)
+    assert read_back.id == transaction.id and read_back.status == SUCCESS

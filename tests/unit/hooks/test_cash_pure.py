@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,10 +21,16 @@ from airflow_provider_ledgerlink.core.errors import (
 )
 from airflow_provider_ledgerlink.hooks.cash import (
     DEFAULT_WSDL,
+    ERROR,
     FIELDS,
+    PENDING,
+    SUCCESS,
+    ImportExpectation,
+    ReadBack,
     UnsafeXmlError,
     build_import,
     changed_within_days,
+    compare_read_back,
     export_command,
     find_status_operation,
     format_field,
@@ -33,6 +40,7 @@ from airflow_provider_ledgerlink.hooks.cash import (
     parse_cash_decimal,
     parse_error_document,
     periods_of_window,
+    read_back_transaction,
     readable_row,
     strip_export_prefix,
     typed_value,
@@ -381,3 +389,93 @@ def test_the_recorded_30_export_dates_are_read(cash_recording: Callable[..., Pat
 
     assert [row["F2306"] for row in rows] == ["06-12-2021", "17-12-2021"]  # kept as sent
     assert [row["date_2306"] for row in rows] == ["2021-12-06", "2021-12-17"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading an import back
+# ------------------------------------------------------------------------------------------------
+def journal_lines(document: int, amount: str = "121,00", journal: str = "MM") -> list[dict[str, Any]]:
+    common = {"booking_date": "2026-11-19", "journal": journal, "document_number": document}
+    return [
+        {**common, "ledger_account": "1100", "amount": amount},
+        {**common, "ledger_account": "8000", "amount": "-" + amount},
+    ]
+
+
+def exported(lines: list[dict[str, str]]) -> list[tuple[str, dict[str, str]]]:
+    """Journal lines as an export gives them back: ``F``-prefixed fields, CASH's own formats."""
+    return [("0301", {f"F{code}": value for code, value in line.items()}) for line in lines]
+
+
+def test_journal_lines_are_keyed_by_journal_document_number_and_year() -> None:
+    payload = build_import("0301", [*journal_lines(1), *journal_lines(2, journal="VK")])
+
+    assert payload.expectation is not None
+    assert sorted(payload.expectation.entries) == ["MM/000001/2026", "VK/000002/2026"]
+    assert payload.expectation.exports == ("0301T|2611|2611",)
+    assert payload.content_key == "R0301 MM/000001/2026,VK/000002/2026"
+    assert payload.label == "journal MM document 000001 (2026), journal VK document 000002 (2026)"
+    # The key is what is booked, not how it is written: the same entry with another description is
+    # the same document.
+    described = [{**line, "description": "Kassa"} for line in journal_lines(1)]
+    assert build_import("0301", described).content_key == build_import("0301", journal_lines(1)).content_key
+
+
+def test_a_read_back_tells_booked_pending_and_booked_with_other_lines() -> None:
+    payload = build_import("0301", [*journal_lines(1), *journal_lines(2)])
+    expectation = payload.expectation
+    assert expectation is not None
+    ours = [
+        {"0301": "2611", "0302": "261119", "0303": "000001", "0901": "MM", "0201": "1100", "0307": "121,00"},
+        {"0301": "2611", "0302": "261119", "0303": "1", "0901": "mm", "0201": "8000", "0307": "-121.00"},
+    ]
+    someone_elses = [
+        {"0302": "261119", "0303": "000002", "0901": "MM", "0201": "1100", "0307": "5,00"},
+        {"0302": "261119", "0303": "000002", "0901": "MM", "0201": "8000", "0307": "-5,00"},
+    ]
+
+    nothing = read_back_transaction("t1", expectation, [])
+    half = read_back_transaction("t1", expectation, exported(ours))
+    clash = read_back_transaction("t1", expectation, exported(ours + someone_elses))
+    both = build_import("0301", journal_lines(1)).expectation
+    assert both is not None
+    booked = read_back_transaction("t1", both, exported(ours))
+
+    assert nothing.status == PENDING and nothing.read_back["missing"] == ["MM/000001/2026", "MM/000002/2026"]
+    assert half.status == PENDING and half.read_back["booked"] == 1
+    assert (
+        clash.status == ERROR
+        and "document 000002 (2026) is in CASH with other lines" in clash.describe_errors()
+    )
+    assert booked.status == SUCCESS
+    assert compare_read_back(both, exported(ours)) == ReadBack(("MM/000001/2026",), (), ())
+
+
+def test_a_delivery_address_reads_back_from_the_recorded_export(
+    cash_recording: Callable[..., Path],
+) -> None:
+    """CASH's own recorded export of relation 000100's delivery addresses finds "ABCDEF" there."""
+    recorded = json.loads(cash_recording("delivery-address", "get.json").read_text())
+    payload = build_import("2229", [{"relation_number": "100", "delivery_address_code": "abcdef"}])
+    expectation = payload.expectation
+    assert expectation is not None and expectation.exports == ("2229|000100",)
+
+    found = read_back_transaction("t", expectation, iter_export_rows(recorded["exportResult"]))
+
+    assert found.status == SUCCESS and found.read_back["booked"] == 1
+
+
+def test_a_read_back_description_survives_json_and_refuses_garbage() -> None:
+    expectation = build_import("0301", journal_lines(1)).expectation
+    assert expectation is not None
+
+    assert ImportExpectation.from_dict(json.loads(json.dumps(expectation.as_dict()))) == expectation
+    with pytest.raises(ConfigurationError, match="read-back description is not usable"):
+        ImportExpectation.from_dict({"record_code": "0301"})
+
+
+def test_records_without_their_keys_cannot_be_read_back() -> None:
+    payload = build_import("0450", [{"F0450": "X"}])
+
+    assert payload.expectation is None
+    assert payload.content_key == f"R0450 sha256 {payload.sha256}"

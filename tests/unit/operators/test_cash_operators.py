@@ -7,14 +7,21 @@ import asyncio
 import gzip
 import importlib
 import json
-from datetime import datetime, timedelta, timezone
+import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_ledgerlink.core.compat import NEVER_EXPIRE, AirflowSensorTimeout, TaskDeferred
-from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError, LedgerLinkError
+from airflow_provider_ledgerlink.core.compat import AirflowSensorTimeout, TaskDeferred
+from airflow_provider_ledgerlink.core.errors import (
+    AmbiguousWriteError,
+    ConfigurationError,
+    LedgerLinkError,
+    ValidationError,
+)
+from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
 from airflow_provider_ledgerlink.hooks.cash import (
     CASHWIN_DIAGNOSIS,
@@ -22,11 +29,7 @@ from airflow_provider_ledgerlink.hooks.cash import (
     CashImportFailedError,
     CashTransactionTimeoutError,
 )
-from airflow_provider_ledgerlink.operators.cash import (
-    CashExtractOperator,
-    CashImportOperator,
-    SubmittedImports,
-)
+from airflow_provider_ledgerlink.operators.cash import CashExtractOperator, CashImportOperator
 from airflow_provider_ledgerlink.sandbox.faults import reset_fault
 from airflow_provider_ledgerlink.sensors.cash import CashTransactionSensor
 from airflow_provider_ledgerlink.triggers.cash import CashTransactionTrigger
@@ -35,23 +38,6 @@ from airflow_provider_ledgerlink.triggers.cash import CashTransactionTrigger
 # ------------------------------------------------------------------------------------------------
 # A task instance's context, without Airflow running the task
 # ------------------------------------------------------------------------------------------------
-class StateStore:
-    """Behaves like Airflow 3.3's ``context["task_state_store"]``: one per task instance, across tries."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return json.loads(json.dumps(self.values.get(key, default)))
-
-    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
-        self.values[key] = json.loads(json.dumps(value))
-        self.retention = retention
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-
 class TaskInstance:
     dag_id, run_id, task_id, map_index = "cash_dag", "manual__1", "import_journal", -1
 
@@ -62,18 +48,23 @@ class TaskInstance:
         self.xcom[key] = value
 
 
-def context(store: StateStore | None) -> dict[str, Any]:
-    ctx: dict[str, Any] = {"ti": TaskInstance()}
-    if store is not None:
-        ctx["task_state_store"] = store
-    return ctx
+def context(run_id: str = "manual__1") -> dict[str, Any]:
+    ti = TaskInstance()
+    ti.run_id = run_id
+    return {"ti": ti}
 
 
-def journal_entry(document: int = 1, account: str = "8000") -> list[dict[str, Any]]:
+@pytest.fixture
+def once_state() -> MemoryState:
+    """The write records every attempt of a test shares (Airflow Variables in a deployment)."""
+    return MemoryState()
+
+
+def journal_entry(document: int = 1, account: str = "8000", amount: str = "121.00") -> list[dict[str, Any]]:
     common = {"booking_date": "2026-11-19", "journal": "MM", "document_number": document}
     return [
-        {**common, "ledger_account": "1100", "amount": "121.00", "description": "Kassa"},
-        {**common, "ledger_account": account, "amount": "-121.00", "description": "Omzet"},
+        {**common, "ledger_account": "1100", "amount": amount, "description": "Kassa"},
+        {**common, "ledger_account": account, "amount": "-" + amount, "description": "Omzet"},
     ]
 
 
@@ -87,10 +78,11 @@ def run_trigger(trigger: CashTransactionTrigger) -> dict[str, Any]:
     return asyncio.run(first_event())
 
 
-def import_operator(**kwargs: Any) -> CashImportOperator:
+def import_operator(state: MemoryState, **kwargs: Any) -> CashImportOperator:
     kwargs.setdefault("rows", journal_entry())
     kwargs.setdefault("poll_interval", 0.1)
-    return CashImportOperator(task_id="import_journal", record_code="0301", **kwargs)
+    kwargs.setdefault("once_options", {"settle": 0.2, "poll": 0.02, "wait": 0.5})
+    return CashImportOperator(task_id="import_journal", record_code="0301", once_state=state, **kwargs)
 
 
 def run_to_the_end(operator: CashImportOperator, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -103,13 +95,13 @@ def run_to_the_end(operator: CashImportOperator, ctx: dict[str, Any]) -> dict[st
 
 
 # ------------------------------------------------------------------------------------------------
-# CashImportOperator
+# CashImportOperator: waiting by reading the import back
 # ------------------------------------------------------------------------------------------------
-def test_the_import_defers_and_completes_when_cashwin_has_processed_it(
-    cash_connection: str, sandbox_clean: Any
+def test_the_import_defers_and_completes_once_cashwin_has_booked_it(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
-    operator = import_operator(deferrable=True)
-    ctx = context(StateStore())
+    operator = import_operator(once_state, deferrable=True)
+    ctx = context()
 
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(ctx)
@@ -117,59 +109,143 @@ def test_the_import_defers_and_completes_when_cashwin_has_processed_it(
     trigger = deferred.value.trigger
     assert isinstance(trigger, CashTransactionTrigger)
     assert trigger.transaction_id == ctx["ti"].xcom["transaction_id"]
+    # The emulator's WSDL offers only Cash.export and Cash.import: the trigger reads the entry back.
+    assert trigger.expectation == {
+        "record_code": "0301",
+        "exports": ["0301T|2611|2611"],
+        "entries": {"MM/000001/2026": trigger.expectation["entries"]["MM/000001/2026"]},
+    }
     event = run_trigger(trigger)
-    assert event["status"] == "success"
+    assert event["status"] == "success" and event["transaction"]["read_back"]["booked"] == 1
     summary = operator.execute_complete(ctx, event=event, **deferred.value.kwargs)
     assert summary["status_name"] == "success" and summary["records"] == 2 and not summary["resumed"]
+    assert summary["documents"] == "journal MM document 000001 (2026)"
+    assert sandbox_clean.cash.import_calls == 1
+    assert "getTransaction" not in json.dumps(sandbox_clean.stats["cash"])
+
+
+def test_waiting_on_the_worker_when_not_deferrable(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    summary = import_operator(once_state, deferrable=False).execute(context())
+
+    assert summary["status_name"] == "success"
+
+
+def test_a_status_operation_is_used_when_the_wsdl_offers_one(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    sandbox_clean.cash.offers_transaction_status = True
+    rejected = journal_entry(account="9999")  # CASH names the line it rejects
+
+    with pytest.raises(CashImportFailedError) as caught:
+        run_to_the_end(import_operator(once_state, deferrable=True, rows=rejected), context())
+    with pytest.raises(CashImportFailedError):  # a rerun sends nothing and reports the same
+        run_to_the_end(import_operator(once_state, deferrable=True, rows=rejected), context("manual__2"))
+
+    assert "line 2: Ongeldige waarde 0201=9999" in str(caught.value)
+    assert caught.value.details[0]["line"] == 2
+    assert "ledgerlink_once_cash_" in str(caught.value)  # how to allow a corrected import
     assert sandbox_clean.cash.import_calls == 1
 
 
-def test_a_retried_import_task_resumes_waiting_and_never_imports_twice(
-    cash_connection: str, sandbox_clean: Any
+def test_a_document_number_already_booked_with_other_lines_is_reported_as_rejected(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
-    store = StateStore()
+    # Another tool booked MM 000001 (2026) with other amounts; CASHWin refuses ours (status 3).
+    CashHook(cash_connection).import_records("0301", journal_entry(amount="5.00"))
+
+    with pytest.raises(CashImportFailedError) as caught:
+        run_to_the_end(import_operator(once_state, deferrable=True), context())
+
+    assert "journal MM document 000001 (2026) is in CASH with other lines" in str(caught.value)
+
+
+def test_an_import_never_read_back_times_out_saying_what_to_check_in_cashwin(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    sandbox_clean.cash.cashwin.running = False
+
+    with pytest.raises(CashTransactionTimeoutError) as here:
+        import_operator(once_state, deferrable=False, timeout=0.5).execute(context())
+    with pytest.raises(CashTransactionTimeoutError) as deferred:
+        run_to_the_end(
+            import_operator(MemoryState(), deferrable=True, timeout=0.5, rows=journal_entry(2)), context()
+        )
+
+    for caught, document in ((here, "MM/000001/2026"), (deferred, "MM/000002/2026")):
+        message = str(caught.value)
+        assert message.startswith("CASH Cash.import 0301 failed: the records of import")
+        assert f"not there: {document}" in message and "turns of CASHWin's S0067" in message
+        assert "cashwin.exe API" in message and "Foutmeldingen naar" in message
+        assert "Instellen CashWeb API" in message and "Synchronisatie offline" in message
+        assert "ledgerlink_once_cash_" in message  # the import stays recorded; how to allow a new one
+
+
+def test_records_that_cannot_be_read_back_are_not_sent_when_there_is_no_way_to_wait(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    operator = CashImportOperator(
+        task_id="import_other", record_code="0450", rows=[{"F0450": "X"}], once_state=once_state
+    )
+
+    with pytest.raises(ConfigurationError, match="does not know what to read back"):
+        operator.execute(context())
+
+    assert sandbox_clean.cash.import_calls == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# CashImportOperator: never the same records twice
+# ------------------------------------------------------------------------------------------------
+def test_a_new_dag_run_with_the_same_rows_imports_nothing_and_says_so(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    first = run_to_the_end(import_operator(once_state, deferrable=True), context("scheduled__1"))
+    second = run_to_the_end(import_operator(once_state, deferrable=True), context("scheduled__2"))
+
+    assert sandbox_clean.cash.import_calls == 1
+    assert first["resumed"] is False and second["resumed"] is True  # "resumed": not sent again
+    assert second["transaction_id"] == first["transaction_id"] and second["status_name"] == "success"
+    assert second["documents"] == "journal MM document 000001 (2026)"
+
+
+def test_a_retried_import_task_resumes_waiting_and_never_imports_twice(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
     sandbox_clean.cash.cashwin.running = False  # the first try's wait ends without a result
 
     with pytest.raises(TaskDeferred) as first_try:
-        import_operator(deferrable=True).execute(context(store))
+        import_operator(once_state, deferrable=True).execute(context())
     # ... the worker running the deferred task is lost; Airflow retries the task.
     sandbox_clean.cash.cashwin.running = True
-    second = import_operator(deferrable=True)
-    summary = run_to_the_end(second, context(store))
+    summary = run_to_the_end(import_operator(once_state, deferrable=True), context())
 
     assert sandbox_clean.cash.import_calls == 1
     assert summary["transaction_id"] == first_try.value.trigger.transaction_id
     assert summary["resumed"] is True and summary["status_name"] == "success"
-    # Kept without expiry: Airflow 3.3+ checks ``retention is NEVER_EXPIRE``; Airflow 3.0-3.2 have no
-    # retention to give (NEVER_EXPIRE is None there, and the store is set without one).
-    assert store.retention is NEVER_EXPIRE
-    assert NEVER_EXPIRE in (None, timedelta.max)
-    # A third run of the same rows (a cleared task) sends nothing either.
-    assert run_to_the_end(import_operator(deferrable=True), context(store))["resumed"] is True
-    assert sandbox_clean.cash.import_calls == 1
 
 
 def test_a_retry_resumed_with_an_earlier_tries_event_starts_over_and_never_imports_twice(
-    cash_connection: str, sandbox_clean: Any
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
     """Airflow 3.0 resumes a retry in ``execute_complete`` with the failed try's event (#56704)."""
-    store = StateStore()
     sandbox_clean.cash.cashwin.running = False  # still pending when the retry resumes
-    first = context(store)
+    first = context()
     first["ti"].try_number = 1
     with pytest.raises(TaskDeferred) as deferred:
-        import_operator(deferrable=True).execute(first)
+        import_operator(once_state, deferrable=True).execute(first)
     assert deferred.value.trigger.try_number == 1
     stale = {
         "status": "error",
         "transaction_id": deferred.value.trigger.transaction_id,
-        "message": "CASH Cash.getTransaction failed: SOAP fault: Internal error (HTTP 500)",
+        "message": "CASH Cash.export failed: SOAP fault: Internal error (HTTP 500)",
         "error_type": "VendorError",
         "try_number": 1,
     }
-    retry = context(store)
+    retry = context()
     retry["ti"].try_number = 2
-    operator = import_operator(deferrable=True)
+    operator = import_operator(once_state, deferrable=True)
 
     with pytest.raises(TaskDeferred) as again:
         operator.execute_complete(retry, event=stale, **deferred.value.kwargs)
@@ -183,132 +259,199 @@ def test_a_retry_resumed_with_an_earlier_tries_event_starts_over_and_never_impor
     assert sandbox_clean.cash.import_calls == 1
 
 
-def test_changed_rows_are_a_new_import(cash_connection: str, sandbox_clean: Any) -> None:
-    store = StateStore()
-    run_to_the_end(import_operator(deferrable=False), context(store))
-    run_to_the_end(import_operator(deferrable=False, rows=journal_entry(2)), context(store))
+def test_other_document_numbers_are_a_new_import(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    run_to_the_end(import_operator(once_state, deferrable=False), context())
+    run_to_the_end(import_operator(once_state, deferrable=False, rows=journal_entry(2)), context())
 
     assert sandbox_clean.cash.import_calls == 2
 
 
-def test_an_import_whose_answer_was_lost_is_never_sent_again(
-    cash_connection: str, sandbox_clean: Any
+def test_the_same_entry_with_another_description_is_the_same_import(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
-    store = StateStore()
+    run_to_the_end(import_operator(once_state, deferrable=False), context())
+    redescribed = [{**line, "description": "Kassa 19-11"} for line in journal_entry()]
+
+    summary = import_operator(once_state, deferrable=False, rows=redescribed).execute(context("manual__2"))
+
+    assert summary["resumed"] is True and summary["status_name"] == "success"
+    assert sandbox_clean.cash.import_calls == 1
+
+
+def test_the_same_document_numbers_with_other_lines_are_not_sent(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    run_to_the_end(import_operator(once_state, deferrable=False), context())
+
+    with pytest.raises(ValidationError, match=r"were already imported .* with other lines; nothing was sent"):
+        import_operator(once_state, deferrable=False, rows=journal_entry(amount="99.00")).execute(context())
+
+    assert sandbox_clean.cash.import_calls == 1
+
+
+def test_four_concurrent_tries_with_the_same_rows_import_once(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    outcomes: list[Any] = [None] * 4
+    start = threading.Barrier(4)
+
+    def attempt(index: int) -> None:
+        operator = import_operator(
+            once_state, deferrable=False, once_options={"settle": 0.2, "poll": 0.02, "wait": 20}
+        )
+        start.wait()
+        try:
+            outcomes[index] = operator.execute(context(f"run_{index}"))
+        except Exception as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sandbox_clean.cash.import_calls == 1, outcomes
+    assert all(isinstance(o, dict) and o["status_name"] == "success" for o in outcomes), outcomes
+    assert sorted(o["resumed"] for o in outcomes) == [False, True, True, True]
+    assert len({o["transaction_id"] for o in outcomes}) == 1
+
+
+def test_an_import_whose_answer_was_lost_is_never_sent_again(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
     assert CashHook(cash_connection).operations  # the WSDL is read before the fault
     sandbox_clean.faults.add(reset_fault(vendor="cash", method="POST", when="after", nth=[1]))
 
-    with pytest.raises(AmbiguousWriteError):
-        import_operator(deferrable=False).execute(context(store))
+    with pytest.raises(AmbiguousWriteError) as first:
+        import_operator(once_state, deferrable=False).execute(context())
     with pytest.raises(AmbiguousWriteError) as retry:
-        import_operator(deferrable=False).execute(context(store))
+        import_operator(once_state, deferrable=False).execute(context("manual__2"))
 
-    assert "never got CASH's answer" in str(retry.value)
+    assert "its outcome was never learned" in str(retry.value)
+    for caught in (first, retry):  # how to check in CASH, and how to record the answer
+        assert (
+            "Check in CASH whether journal MM document 000001 (2026) is in administration DEMO/1570"
+            in str(caught.value)
+        )
+        assert "Cash.export 0301T|2611|2611" in str(caught.value) and "ledgerlink_once_cash_" in str(
+            caught.value
+        )
     assert sandbox_clean.cash.import_calls == 1
 
 
-def test_a_rejected_import_fails_with_the_per_line_errors_and_a_retry_does_not_resend(
-    cash_connection: str, sandbox_clean: Any
+def test_a_500_after_cash_applied_the_import_is_ambiguous_and_the_mark_stays(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
-    store = StateStore()
+    from airflow_provider_ledgerlink.sandbox.faults import status_fault
 
-    with pytest.raises(CashImportFailedError) as caught:
-        run_to_the_end(import_operator(deferrable=True, rows=journal_entry(account="9999")), context(store))
-    with pytest.raises(CashImportFailedError):
-        run_to_the_end(import_operator(deferrable=True, rows=journal_entry(account="9999")), context(store))
+    assert CashHook(cash_connection).operations  # the WSDL is read before the fault
+    sandbox_clean.faults.add(
+        status_fault(500, "Internal Server Error", vendor="cash", method="POST", when="after", nth=[1])
+    )
 
-    assert "line 2: Ongeldige waarde 0201=9999" in str(caught.value)
-    assert caught.value.details[0]["line"] == 2
+    with pytest.raises(AmbiguousWriteError) as first:
+        import_operator(once_state, deferrable=False).execute(context())
+    records = [json.loads(v) for k, v in once_state.snapshot().items() if k.count("_") == 3]
+    assert [r["state"] for r in records] == ["sending"]  # the mark is kept
+    with pytest.raises(AmbiguousWriteError):
+        import_operator(once_state, deferrable=False).execute(context("manual__2"))
+
+    assert "may or may not have been applied" in str(first.value)
     assert sandbox_clean.cash.import_calls == 1
+    assert len(sandbox_clean.cash.transactions) == 1  # one booking at CASH, never a second
+
+
+def test_a_success_answer_without_a_transaction_is_ambiguous_and_never_sent_again(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    from airflow_provider_ledgerlink.sandbox.faults import status_fault
+
+    assert CashHook(cash_connection).operations  # the WSDL is read before the fault
+    no_transaction = (
+        '<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope '
+        'xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ns1="urn:CashApi"><SOAP-ENV:Body>'
+        "<ns1:Cash.importResponse><response><code>1</code><message>Success</message></response>"
+        "</ns1:Cash.importResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>"
+    )
+    sandbox_clean.faults.add(
+        status_fault(
+            200, no_transaction, vendor="cash", method="POST", when="after", nth=[1], content_type="text/xml"
+        )
+    )
+
+    with pytest.raises(
+        AmbiguousWriteError, match="CASH answered success, but the answer holds no transaction"
+    ):
+        import_operator(once_state, deferrable=False).execute(context())
+    with pytest.raises(AmbiguousWriteError):
+        import_operator(once_state, deferrable=False).execute(context("manual__2"))
+
+    assert sandbox_clean.cash.import_calls == 1
+
+
+def test_the_trigger_reads_back_without_blocking_io(
+    cash_connection: str, sandbox_clean: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The triggerer's event loop is shared: the trigger may only use asyncio I/O (httpx's async
+    transport), never a blocking HTTP call or sleep."""
+    import time
+
+    import httpx
+
+    transaction_id, expectation = pending_import(sandbox_clean)
+    sandbox_clean.cash.cashwin.running = True
+
+    def blocking(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("blocking I/O in the trigger")
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", blocking)
+    monkeypatch.setattr(time, "sleep", blocking)
+    event = run_trigger(CashTransactionTrigger(transaction_id, poll_interval=0.1, expectation=expectation))
+
+    assert event["status"] == "success", event
+    assert event["transaction"]["read_back"] == {
+        "booked": 1,
+        "missing": [],
+        "different": [],
+        "missing_count": 0,
+    }
 
 
 def test_rows_that_do_not_balance_are_refused_before_anything_is_stored_or_sent(
-    cash_connection: str, sandbox_clean: Any
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
-    store = StateStore()
-
     with pytest.raises(Exception, match="does not balance"):
-        import_operator(rows=journal_entry()[:1]).execute(context(store))
+        import_operator(once_state, rows=journal_entry()[:1]).execute(context())
 
-    assert store.values == {} and sandbox_clean.cash.import_calls == 0
-
-
-def test_waiting_on_the_worker_when_not_deferrable(cash_connection: str, sandbox_clean: Any) -> None:
-    summary = import_operator(deferrable=False).execute(context(StateStore()))
-
-    assert summary["status_name"] == "success"
-
-
-def test_a_never_processed_import_times_out_with_the_diagnosis(
-    cash_connection: str, sandbox_clean: Any
-) -> None:
-    sandbox_clean.cash.cashwin.running = False
-
-    with pytest.raises(CashTransactionTimeoutError) as here:
-        import_operator(deferrable=False, timeout=0.5).execute(context(StateStore()))
-    with pytest.raises(CashTransactionTimeoutError) as deferred:
-        run_to_the_end(import_operator(deferrable=True, timeout=0.5), context(StateStore()))
-
-    for caught in (here, deferred):
-        message = str(caught.value)
-        assert "is still pending after" in message
-        assert "cashwin.exe API" in message and "S0067" in message
-        assert "Instellen CashWeb API" in message and "Synchronisatie offline" in message
+    assert once_state.snapshot() == {} and sandbox_clean.cash.import_calls == 0
 
 
 def test_rows_are_read_from_a_landed_json_lines_file(
-    cash_connection: str, sandbox_clean: Any, tmp_path: Path
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState, tmp_path: Path
 ) -> None:
     landed = tmp_path / "journal.jsonl.gz"
     landed.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in journal_entry()).encode()))
 
     summary = run_to_the_end(
-        import_operator(rows=None, source=landed.as_uri(), deferrable=False), context(StateStore())
+        import_operator(once_state, rows=None, source=landed.as_uri(), deferrable=False), context()
     )
 
     assert summary["records"] == 2 and sandbox_clean.cash.import_calls == 1
 
 
-def test_without_a_task_state_store_an_airflow_variable_keeps_the_transaction(
-    cash_connection: str, sandbox_clean: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    variables: dict[str, str] = {}
+def test_the_write_records_are_airflow_variables_by_default(cash_connection: str) -> None:
+    from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState
+    from airflow_provider_ledgerlink.hooks.cash import build_import
 
-    class Variable:
-        @staticmethod
-        def get(key: str, default: Any = None) -> Any:
-            return variables.get(key, default)
+    operator = CashImportOperator(task_id="x", record_code="0301", rows=journal_entry())
+    once = operator._write_once(build_import("0301", journal_entry()))
 
-        @staticmethod
-        def set(key: str, value: str) -> None:
-            variables[key] = value
-
-        @staticmethod
-        def delete(key: str) -> None:
-            variables.pop(key, None)
-
-    monkeypatch.setattr(importlib.import_module("airflow.sdk"), "Variable", Variable)
-    sandbox_clean.cash.cashwin.running = False
-    with pytest.raises(TaskDeferred):
-        import_operator(deferrable=True).execute(context(None))
-    sandbox_clean.cash.cashwin.running = True
-
-    summary = run_to_the_end(import_operator(deferrable=True), context(None))
-
-    assert summary["resumed"] and sandbox_clean.cash.import_calls == 1
-    [(key, value)] = variables.items()
-    assert key.startswith("ledgerlink_cash_import_")
-    assert json.loads(value)["transaction_id"] == summary["transaction_id"]
-    assert SubmittedImports(context(None)).kind == "Airflow Variable"
-
-
-def test_without_a_status_operation_the_wait_fails_saying_what_is_missing(
-    cash_connection: str, sandbox_clean: Any
-) -> None:
-    sandbox_clean.cash.offers_transaction_status = False
-
-    with pytest.raises(ConfigurationError, match="offers no operation to read a transaction's status"):
-        import_operator(deferrable=True).execute(context(StateStore()))
+    assert isinstance(once.state, AirflowVariableState)
+    assert once.record_key.startswith("ledgerlink_once_cash_")
+    assert once.label == "journal MM document 000001 (2026)"
 
 
 def test_the_import_operator_needs_rows_or_a_source() -> None:
@@ -319,55 +462,102 @@ def test_the_import_operator_needs_rows_or_a_source() -> None:
 # ------------------------------------------------------------------------------------------------
 # CashTransactionSensor
 # ------------------------------------------------------------------------------------------------
-def pending_transaction(sandbox: Any) -> str:
+def pending_import(sandbox: Any, document: int = 1) -> tuple[str, dict[str, Any]]:
+    """An import CASHWin has not processed: its transaction id and what to read back."""
+    from airflow_provider_ledgerlink.hooks.cash import build_import
+
     sandbox.cash.cashwin.running = False
-    transaction = CashHook().import_records("0301", journal_entry())
-    return transaction.id
+    payload = build_import("0301", journal_entry(document))
+    transaction = CashHook().submit_import(payload)
+    assert payload.expectation is not None
+    return transaction.id, payload.expectation.as_dict()
 
 
 def test_the_sensor_defers_with_a_30_second_default_poll(cash_connection: str, sandbox_clean: Any) -> None:
+    transaction_id, expectation = pending_import(sandbox_clean)
     sensor = CashTransactionSensor(
-        task_id="wait", transaction_id=pending_transaction(sandbox_clean), deferrable=True
+        task_id="wait", transaction_id=transaction_id, expectation=expectation, deferrable=True
     )
 
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context(None))
+        sensor.execute(context())
 
     assert deferred.value.trigger.poll_interval == 30.0
+    assert deferred.value.trigger.expectation == expectation
     assert deferred.value.timeout.total_seconds() > sensor.timeout
 
 
-def test_the_sensor_succeeds_with_the_transaction_once_processed(
-    cash_connection: str, sandbox_clean: Any
-) -> None:
-    transaction_id = pending_transaction(sandbox_clean)
+def test_the_sensor_succeeds_once_the_import_reads_back(cash_connection: str, sandbox_clean: Any) -> None:
+    transaction_id, expectation = pending_import(sandbox_clean)
     sandbox_clean.cash.cashwin.running = True
     sensor = CashTransactionSensor(
-        task_id="wait", transaction_id=transaction_id, poll_interval=0.1, deferrable=True
+        task_id="wait",
+        transaction_id=transaction_id,
+        expectation=json.dumps(expectation),  # as a template renders it
+        poll_interval=0.1,
+        deferrable=True,
     )
 
     try:
-        result = sensor.execute(context(None))
+        result = sensor.execute(context())
     except TaskDeferred as deferred:
-        result = sensor.execute_complete(context(None), event=run_trigger(deferred.trigger))
+        result = sensor.execute_complete(context(), event=run_trigger(deferred.trigger))
 
     assert result["id"] == transaction_id and result["status_name"] == "success"
 
 
 def test_the_sensor_timeout_says_what_is_most_likely_wrong(cash_connection: str, sandbox_clean: Any) -> None:
-    transaction_id = pending_transaction(sandbox_clean)
+    transaction_id, expectation = pending_import(sandbox_clean)
     sensor = CashTransactionSensor(
-        task_id="wait", transaction_id=transaction_id, poll_interval=0.1, timeout=0.5, deferrable=True
+        task_id="wait",
+        transaction_id=transaction_id,
+        expectation=expectation,
+        poll_interval=0.1,
+        timeout=0.5,
+        deferrable=True,
     )
 
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context(None))
+        sensor.execute(context())
     event = run_trigger(deferred.value.trigger)
     assert event["status"] == "timeout"
     with pytest.raises(AirflowSensorTimeout) as caught:
-        sensor.execute_complete(context(None), event=event)
+        sensor.execute_complete(context(), event=event)
 
-    assert CASHWIN_DIAGNOSIS in str(caught.value)
+    assert CASHWIN_DIAGNOSIS in str(caught.value) and "not there: MM/000001/2026" in str(caught.value)
+
+
+def test_the_sensor_on_the_worker_times_out_naming_the_missing_records(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    transaction_id, expectation = pending_import(sandbox_clean)
+    sensor = CashTransactionSensor(
+        task_id="wait",
+        transaction_id=transaction_id,
+        expectation=expectation,
+        poll_interval=0.1,
+        timeout=0.3,
+        deferrable=False,
+    )
+
+    with pytest.raises(AirflowSensorTimeout) as caught:
+        sensor.execute(context())
+
+    message = str(caught.value)
+    assert message.startswith(f"CASH waiting for import {transaction_id}: the records of import")
+    assert "not there: MM/000001/2026" in message and CASHWIN_DIAGNOSIS in message
+
+
+def test_the_sensor_without_anything_to_read_back_says_what_it_needs(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    transaction_id, _ = pending_import(sandbox_clean)
+    sensor = CashTransactionSensor(task_id="wait", transaction_id=transaction_id, deferrable=False)
+
+    with pytest.raises(ConfigurationError, match="does not know what to read back") as caught:
+        sensor.poke(context())
+
+    assert "expectation" in str(caught.value)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -392,12 +582,24 @@ def test_the_trigger_serializes_to_json_and_round_trips() -> None:
     }
     json.dumps(kwargs)
     assert CashTransactionTrigger(**kwargs).serialize() == (classpath, kwargs)
+    expectation = {"record_code": "0301", "exports": ["0301T|2611|2611"], "entries": {"MM/000001/2026": "ab"}}
+    with_read_back = CashTransactionTrigger("abc123", expectation=expectation).serialize()[1]
+    assert json.loads(json.dumps(with_read_back))["expectation"] == expectation
 
 
-def test_the_trigger_reports_an_unknown_transaction_as_an_error_event(cash_connection: str) -> None:
+def test_the_trigger_reports_an_unknown_transaction_as_an_error_event(
+    cash_connection: str, sandbox_clean: Any
+) -> None:
+    sandbox_clean.cash.offers_transaction_status = True
     event = run_trigger(CashTransactionTrigger("nope", poll_interval=0.1))
 
     assert event["status"] == "error" and "response code 902" in event["message"]
+
+
+def test_the_trigger_without_a_status_operation_or_read_back_reports_an_error(cash_connection: str) -> None:
+    event = run_trigger(CashTransactionTrigger("nope", poll_interval=0.1))
+
+    assert event["status"] == "error" and "does not know what to read back" in event["message"]
 
 
 def test_the_trigger_reports_a_missing_connection_without_raising() -> None:
@@ -420,7 +622,7 @@ def extract(tmp_path: Path, record: str, **kwargs: Any) -> tuple[dict[str, Any],
         window_end="2026-11-19T00:00:00+00:00",
         **kwargs,
     )
-    summary = operator.execute(context(None))
+    summary = operator.execute(context())
     folder = ObjectStoragePath(summary["folder"])
     return read_manifest(folder) or {}, [json.loads(json.dumps(r)) for r in read_rows(folder)]
 
@@ -495,7 +697,7 @@ def test_export_params_live_beside_a_dags_own_params(
 
     operator.render_template_fields({"params": {"relation": "000100", "days": 7}})
     assert operator.export_params == "|000100"
-    summary = operator.execute(context(None))
+    summary = operator.execute(context())
 
     manifest = read_manifest(ObjectStoragePath(summary["folder"])) or {}
     assert manifest["source"]["export"] == "2229|000100"
@@ -506,29 +708,6 @@ def test_export_params_live_beside_a_dags_own_params(
 def test_the_old_params_argument_is_airflows_and_no_export_property() -> None:
     with pytest.raises(TypeError, match="params must be a mapping"):  # Airflow's own argument
         CashExtractOperator(task_id="x", record_code="0101", params="W|7", destination="file:///tmp/x")
-
-
-def test_a_500_after_cash_applied_the_import_is_ambiguous_and_the_mark_stays(
-    cash_connection: str, sandbox_clean: Any
-) -> None:
-    from airflow_provider_ledgerlink.sandbox.faults import status_fault
-
-    store = StateStore()
-    sandbox_clean.cash.cashwin.running = True
-    assert CashHook(cash_connection).operations  # the WSDL is read before the fault
-    sandbox_clean.faults.add(
-        status_fault(500, "Internal Server Error", vendor="cash", method="POST", when="after", nth=[1])
-    )
-
-    with pytest.raises(AmbiguousWriteError) as first:
-        import_operator(deferrable=False).execute(context(store))
-    assert [v.get("state") for v in store.values.values()] == ["sending"]  # the mark is kept
-    with pytest.raises(AmbiguousWriteError):
-        import_operator(deferrable=False).execute(context(store))
-
-    assert "may or may not have been applied" in str(first.value)
-    assert sandbox_clean.cash.import_calls == 1
-    assert len(sandbox_clean.cash.transactions) == 1  # one booking at CASH, never a second
 
 
 # ------------------------------------------------------------------------------------------------
@@ -568,7 +747,7 @@ def test_the_password_is_in_no_encoding_when_cash_quotes_the_import_request(
     assert CashHook().operations  # the password is accepted: the WSDL and a login work
 
     with caplog.at_level("DEBUG"), pytest.raises(AmbiguousWriteError) as caught:
-        import_operator(deferrable=False).execute(context(StateStore()))
+        import_operator(MemoryState(), deferrable=False).execute(context())
 
     assert "Invalid request" in str(caught.value)  # the fault did quote the request
     assert_no_password(str(caught.value), repr(caught.value), caught.value.hint or "", caplog.text)
@@ -577,14 +756,18 @@ def test_the_password_is_in_no_encoding_when_cash_quotes_the_import_request(
 def test_the_password_is_in_no_encoding_in_the_sensor_or_the_trigger_event(
     hostile_cash: Any, sandbox_clean: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    transaction_id = pending_transaction(sandbox_clean)
-    hostile_cash.echo_request_in_fault.add("Cash.getTransaction")
-    sensor = CashTransactionSensor(task_id="wait", transaction_id=transaction_id, deferrable=False)
+    transaction_id, expectation = pending_import(sandbox_clean)
+    hostile_cash.echo_request_in_fault.add("Cash.export")  # the read-back quotes the request
+    sensor = CashTransactionSensor(
+        task_id="wait", transaction_id=transaction_id, expectation=expectation, deferrable=False
+    )
 
     with caplog.at_level("DEBUG"):
         with pytest.raises(LedgerLinkError) as from_sensor:
-            sensor.poke(context(None))
-        event = run_trigger(CashTransactionTrigger(transaction_id, poll_interval=0.1))
+            sensor.poke(context())
+        event = run_trigger(
+            CashTransactionTrigger(transaction_id, poll_interval=0.1, expectation=expectation)
+        )
 
     assert "Invalid request" in str(from_sensor.value) and event["status"] == "error"
     assert "Invalid request" in event["message"]

@@ -63,19 +63,32 @@ def test_the_wsdl_describes_the_operations_at_this_servers_address(sandbox_clean
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     text = response.text
-    for operation in ("Cash.export", "Cash.import", "Cash.getTransaction"):
+    for operation in ("Cash.export", "Cash.import"):
         assert f'<operation name="{operation}">' in text
+    # No CASH document names an operation that reports a transaction: by default there is none.
+    assert "getTransaction" not in text
     assert f'location="{sandbox_clean.cash_url}/?api/3.0"' in text
 
 
-def test_the_transaction_status_operation_can_be_left_out(sandbox_clean: Any) -> None:
-    sandbox_clean.cash.offers_transaction_status = False
+def test_the_transaction_status_operation_is_an_option(sandbox_clean: Any) -> None:
+    control = f"{sandbox_clean.url}/_sandbox/cash/cashwin"
     try:
+        assert httpx.post(control, json={"offers_transaction_status": True}).json()[
+            "offers_transaction_status"
+        ]
         text = httpx.get(f"{sandbox_clean.cash_url}/?api/3.0/wsdl").text
     finally:
-        sandbox_clean.cash.offers_transaction_status = True
+        sandbox_clean.cash.offers_transaction_status = False
 
-    assert "getTransaction" not in text and "Cash.import" in text
+    assert '<operation name="Cash.getTransaction">' in text
+
+
+def test_without_the_option_a_status_call_is_an_unknown_function(sandbox_clean: Any) -> None:
+    body = "<ns1:Cash.getTransaction><id>abc</id></ns1:Cash.getTransaction>"
+
+    response = soap(sandbox_clean.cash_url, body)
+
+    assert response.status_code == 500 and "doesn't exist" in response.text
 
 
 # ------------------------------------------------------------------------------------------------
@@ -157,6 +170,7 @@ def test_the_control_endpoint_switches_cashwin(sandbox_clean: Any) -> None:
         assert httpx.post(url, json={"running": False, "interval": 0.5}).json() == {
             "running": False,
             "interval": 0.5,
+            "offers_transaction_status": False,
         }
         assert sandbox_clean.cash.cashwin.running is False
     finally:
@@ -165,8 +179,9 @@ def test_the_control_endpoint_switches_cashwin(sandbox_clean: Any) -> None:
 
 
 def test_offline_imports_wait_for_cashwin_and_online_ones_do_not(
-    cash_connection: str, online_hook: Any
+    cash_connection: str, online_hook: Any, sandbox_clean: Any
 ) -> None:
+    cash_emulator = sandbox_clean.cash
     offline = CashHook(cash_connection)
     rows = [
         {"booking_date": "2026-11-19", "journal": "MM", "document_number": 1, "ledger_account": "1100", "amount": "1,00"},
@@ -177,11 +192,12 @@ def test_offline_imports_wait_for_cashwin_and_online_ones_do_not(
         assert pending.status == 1
         assert online_hook.import_records("0301", rows).status == 2
         time.sleep(0.5)  # CASHWin looks every 0.2 s in tests
-        processed = offline.get_transaction(pending.id)
+        [transaction] = [t for t in cash_emulator.transactions.values() if t.id == pending.id]
+        booked = [r for r in offline.export_records("0301", "T|2611|2611") if r["journal"] == "MM"]
     finally:
         offline.close()
-    assert processed.status == 2
-    assert processed.last_update != "0000-00-00 00:00:00"
+    assert transaction.status == 2 and transaction.updated is not None
+    assert [r["amount"] for r in booked] == [1, -1]
 
 
 # ------------------------------------------------------------------------------------------------
