@@ -128,7 +128,7 @@ def get_provider_info():
                 "conn-fields": {
                     "environment_id": {
                         "label": "Environment code",
-                        "description": "The environment code from Profit's top bar (O12345AA production, T12345AA test, A12345AA accept) or just its number (12345).",
+                        "description": "The environment code from Profit's top bar (O12345AA production, T12345AA test, A12345AA accept) or just its number (12345)",
                         "schema": {
                             "type": ["string", "null"],
                             "pattern": "^\\s*([OTAota][0-9]{5,6}([A-Za-z]{2})?|[0-9]{5,6})\\s*$",

@@ -8,6 +8,7 @@ The environment is set at import time, before any test module imports Airflow: A
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -143,7 +144,30 @@ def sandbox() -> Iterator[object]:
 def sandbox_clean(sandbox: object) -> object:
     """The session sandbox with no faults, zeroed stats and no state left by an earlier test."""
     sandbox.reset(state=True)  # type: ignore[attr-defined]
+    forget_write_records()
     return sandbox
+
+
+def forget_write_records() -> None:
+    """Delete the records of writes sent (``WriteOnce``, Airflow Variables ``ledgerlink_once_*``).
+
+    They name objects of the sandbox state a reset just dropped; kept, they would make a later test's
+    first write look like a rerun. Nothing to do before the metadata database has its tables.
+    """
+    import sqlite3
+
+    database = AIRFLOW_HOME / "airflow.db"
+    if not database.exists():
+        return
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='variable'").fetchone():
+            return
+    from airflow_provider_ledgerlink.core.once import PREFIX
+    from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState
+
+    state = AirflowVariableState()
+    for key in state.keys(PREFIX):
+        state.delete(key)
 
 
 def afas_token(seed: int = SANDBOX_SEED) -> str:

@@ -676,7 +676,7 @@ class AfasHook(LedgerLinkHook):
             # O12345 is a prefix of O12345AA; a bare number only needs to appear in AFAS's code.
             prefix = configured if configured[:1].isalpha() else ""
             if envid != "?" and (number not in envid or not envid.upper().startswith(prefix)):
-                where += f"; note: environment_id is {configured} but AFAS reports {envid}"
+                where += f"; note: Environment code is {configured} but AFAS reports {envid}"
         return (
             f"Connected to AFAS environment {envid}{where} as App connector "
             f"'{info.get('appName', '?')}': {len(meta.get('getConnectors') or [])} GetConnectors, "

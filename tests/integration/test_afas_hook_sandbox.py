@@ -182,7 +182,7 @@ class TestConnection:
 
         assert ok, message
         assert "environment number 12345, test" in message
-        assert "note: environment_id is T12345AA but AFAS reports O12345AA" in message
+        assert "note: Environment code is T12345AA but AFAS reports O12345AA" in message
 
     def test_a_wrong_token_fails_once_with_the_likely_causes_and_without_the_token(
         self, sandbox_clean: Sandbox, monkeypatch: pytest.MonkeyPatch, make_hook: Any

@@ -130,6 +130,13 @@ def test_the_health_dag_reports_every_connection_and_warns_before_expiry(env, tm
     monkeypatch.setenv("AIRFLOW_CONN_TRIPLETEX_DEFAULT", json.dumps(definition))
     store = VariableCredentialStore()
     store.state.set(store.staged_key("alasco_default"), "x" * 64)
+    # A task has used Tripletex: its session is in the credential store (the check's own Test
+    # session is deleted again and never reported).
+    from airflow_provider_ledgerlink.hooks.tripletex import TripletexHook
+
+    tripletex = TripletexHook("tripletex_default")
+    session_end = tripletex.session().expires_at
+    tripletex.close()
 
     states = run(HEALTH)
 
@@ -144,6 +151,6 @@ def test_the_health_dag_reports_every_connection_and_warns_before_expiry(env, tm
     }
     assert all(item["ok"] for item in summary.values())
     assert any("employee token ends in" in w for w in summary["tripletex_default"]["warnings"])
-    assert "session token" in summary["tripletex_default"]["expiries"]
+    assert summary["tripletex_default"]["expiries"]["session token"] == session_end.isoformat()
     assert any("staged" in w for w in summary["alasco_default"]["warnings"])
     assert "x" * 64 not in text
