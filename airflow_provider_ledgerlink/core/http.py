@@ -20,6 +20,7 @@ errors of :mod:`airflow_provider_ledgerlink.core.errors`, with the vendor's refe
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import random
@@ -406,6 +407,19 @@ class AsyncHttpClient(_BaseClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._http = httpx.AsyncClient(**self._client_kwargs)
+
+    @classmethod
+    async def open(
+        cls, *, transport: Callable[[], httpx.AsyncBaseTransport] | None = None, **kwargs: Any
+    ) -> AsyncHttpClient:
+        """The client, built off the event loop: making an httpx transport reads the CA bundle into
+        an SSL context, a blocking call a triggerer reports as a blocked loop. ``transport`` is a
+        factory, called in that thread too."""
+
+        def build() -> AsyncHttpClient:
+            return cls(**kwargs, **({"transport": transport()} if transport is not None else {}))
+
+        return await asyncio.to_thread(build)
 
     async def request(
         self,

@@ -1712,14 +1712,14 @@ class CashHook(LedgerLinkHook):
 
     async def async_session(self) -> _AsyncSession:
         """Fetch the WSDL asynchronously and return a session for ``await``-ed calls (close it)."""
-        http = AsyncHttpClient(
+        http = await AsyncHttpClient.open(
             vendor=VENDOR,
             base_url=self._origin(),
             headers={"Content-Type": "text/xml; charset=utf-8"},
             error_mapper=map_http_error,
             retry=self.retry,
             timeouts=self.timeouts,
-            transport=AsyncRequestWindowTransport(self.limiter, httpx.AsyncHTTPTransport()),
+            transport=lambda: AsyncRequestWindowTransport(self.limiter, httpx.AsyncHTTPTransport()),
         )
         try:
             documents: dict[str, bytes] = {}

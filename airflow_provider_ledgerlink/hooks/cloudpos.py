@@ -1010,7 +1010,7 @@ class CloudPosHook(LedgerLinkHook):
         settings, guard, budget = await self._aparts()
         spec = FUNCTIONS["confirmed_weborder"]
         request = _v1_request(settings, "confirmed_weborder", spec, {"weborderid": weborder_id})
-        client = AsyncHttpClient(
+        client = await AsyncHttpClient.open(
             vendor=VENDOR,
             base_url=settings.base_url,
             headers={"Accept": "application/json", "Licensename": settings.licence},
@@ -1018,7 +1018,7 @@ class CloudPosHook(LedgerLinkHook):
             retry=self.retry,
             timeouts=self.timeouts,
             max_connections=1,
-            transport=_AsyncGatedTransport(_Gate(settings, guard, budget)),
+            transport=lambda: _AsyncGatedTransport(_Gate(settings, guard, budget)),
         )
         try:
             async with client:
