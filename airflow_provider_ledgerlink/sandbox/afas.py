@@ -1925,6 +1925,16 @@ def _elements(container: Any, where: str) -> list[dict[str, Any]]:
     return elements
 
 
+def _body_elements(body: Any, root_name: str) -> list[dict[str, Any]]:
+    """The elements of an UpdateConnector body ``{"<root>": {"Element": ...}}`` (name in any case)."""
+    root = None
+    if isinstance(body, dict):
+        root = next((value for key, value in body.items() if key.lower() == root_name.lower()), None)
+    if root is None:
+        raise AfasError(f"The body must contain object '{root_name}'.")
+    return _elements(root, root_name)
+
+
 def _sub_objects(element: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """Elements of sub-object ``name``; ``Objects`` may be an object or a list of objects."""
     found: list[dict[str, Any]] = []
@@ -2286,12 +2296,7 @@ class AfasEmulator(Emulator):
                     f"Deze UpdateConnector ondersteunt geen {request.method} ({spec.id}).",
                     UPDATE_NOT_SUPPORTED_ERROR_NUMBER,
                 )
-            if not isinstance(body, dict):
-                raise AfasError(f"The body must contain object '{spec.root.name}'.")
-            root = next((value for key, value in body.items() if key.lower() == spec.root.name.lower()), None)
-            if root is None:
-                raise AfasError(f"The body must contain object '{spec.root.name}'.")
-            elements = _elements(root, spec.root.name)
+            elements = _body_elements(body, spec.root.name)
             with self._lock:
                 if spec.id == "FiEntries":
                     prepared = [self._prepare_entry(element) for element in elements]
@@ -2323,12 +2328,7 @@ class AfasEmulator(Emulator):
                     f"Deze UpdateConnector ondersteunt geen POST op subobject '{sub}' ({spec.id}).",
                     UPDATE_NOT_SUPPORTED_ERROR_NUMBER,
                 )
-            if not isinstance(body, dict):
-                raise AfasError(f"The body must contain object '{spec.root.name}'.")
-            root = next((value for key, value in body.items() if key.lower() == spec.root.name.lower()), None)
-            if root is None:
-                raise AfasError(f"The body must contain object '{spec.root.name}'.")
-            elements = _elements(root, spec.root.name)
+            elements = _body_elements(body, spec.root.name)
             with self._lock:
                 results = self._apply_subjects(elements, "POST", sub_object=documented)
         except AfasError as error:
