@@ -25,6 +25,7 @@ import types
 import warnings
 from typing import Any
 
+import jsonschema
 import pytest
 from airflow import __version__ as airflow_version
 from packaging.utils import canonicalize_name
@@ -80,14 +81,12 @@ def _import_string(dotted: str) -> Any:
 # The provider info dict
 # --------------------------------------------------------------------------------------------------
 def test_provider_info_validates_against_airflows_schema():
-    jsonschema = pytest.importorskip("jsonschema")
 
     jsonschema.validate(INFO, _airflow_schema("provider_info.schema.json"))
 
 
 def test_connection_types_follow_the_declarative_connection_form_schema():
     """``conn-fields`` and ``ui-field-behaviour`` as Airflow 3.2+ defines them (in provider.yaml's schema)."""
-    jsonschema = pytest.importorskip("jsonschema")
     item_schema = _airflow_schema("provider.yaml.schema.json")["properties"]["connection-types"]["items"]
     if "conn-fields" not in item_schema["properties"]:
         assert not UI_READS_PROVIDER_INFO, f"Airflow {airflow_version} should define conn-fields"

@@ -20,12 +20,11 @@ from functools import cache
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
 from airflow_provider_ledgerlink.sandbox.tripletex_model import field_names, references
 from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
-
-jsonschema = pytest.importorskip("jsonschema")
 
 
 @cache
