@@ -76,7 +76,9 @@ def main() -> int:
                 print(log_file.read_text()[-6000:])
                 failures.append(dag_id)
         stats = sandbox.stats
-    _report(stats)
+    extracts = _report(stats)
+    if not extracts:
+        failures.append("(no extract landed)")
     if failures:
         print(f"\nFailed DAGs: {', '.join(failures)}; their logs are under {AIRFLOW_HOME / 'logs'}")
         return 1
@@ -106,20 +108,25 @@ def _run(cmd: list[str], env: dict[str, str], *, quiet: bool = False, check: boo
     return result
 
 
-def _report(stats) -> None:
+def _report(stats) -> int:
+    """Print what landed; returns the number of extracts."""
+    from airflow_provider_ledgerlink.core.sinks import read_manifest
+
     print("\nWhat landed in the lake:")
-    manifests = sorted(LAKE.rglob("_manifest.json"))
-    if not manifests:
+    # A folder holds a manifest per commit; the latest complete one is the extract.
+    folders = sorted({path.parent for path in LAKE.rglob("_manifest*.json")})
+    landed = [(folder, read_manifest(folder)) for folder in folders]
+    landed = [(folder, manifest) for folder, manifest in landed if manifest is not None]
+    if not landed:
         print("  nothing")
-        return
-    width = max(len(str(m.parent.relative_to(LAKE))) for m in manifests)
+        return 0
+    width = max(len(str(folder.relative_to(LAKE))) for folder, _ in landed)
     total = 0
-    for manifest_path in manifests:
-        manifest = json.loads(manifest_path.read_text())
+    for folder, manifest in landed:
         total += manifest["rows"]
-        folder = manifest_path.parent.relative_to(LAKE)
-        print(f"  {folder!s:<{width}}  {manifest['rows']:>8,} rows in {len(manifest['parts'])} part(s)")
-    print(f"\n  {total:,} rows in {len(manifests)} extracts under {LAKE}")
+        name = folder.relative_to(LAKE)
+        print(f"  {name!s:<{width}}  {manifest['rows']:>8,} rows in {len(manifest['parts'])} part(s)")
+    print(f"\n  {total:,} rows in {len(landed)} extracts under {LAKE}")
     print(
         "  Read a part:  zcat " + str(next(iter(sorted(LAKE.rglob("*.jsonl.gz"))), "<part>")) + " | head -3"
     )
@@ -135,6 +142,7 @@ def _report(stats) -> None:
     if isinstance(stats, dict):
         calls = {vendor: s.get("requests", 0) for vendor, s in stats.items() if isinstance(s, dict)}
         print(f"  Sandbox requests served: {calls}")
+    return len(landed)
 
 
 if __name__ == "__main__":
