@@ -37,8 +37,6 @@ else:
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
-# The login guards' lock files stay in this run's home: runs side by side never wait for each other.
-os.environ["LEDGERLINK_LOCK_DIR"] = str(AIRFLOW_HOME / "locks")
 # A fixed key, so tokens minted in one process validate in another and no warning is logged.
 os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "ledgerlink-tests-only-" + "0123456789abcdef" * 4)
 

@@ -18,10 +18,9 @@ applies these rules before every request:
 * **credentials not yet known to work** are tried by one holder at a time; the others wait for the
   verdict. Electing that holder takes two steps:
 
-  1. on one machine, an exclusive ``flock`` on a lock file per account (in ``lock_dir``, the
-     system's temporary directory by default). The kernel grants it to one process at a time,
-     atomically, and takes it back when the holder's process dies (the directory can be set with
-     the ``LEDGERLINK_LOCK_DIR`` environment variable);
+  1. on one machine, an exclusive ``flock`` on a lock file per account in the machine's private
+     state directory (:mod:`.host_state`, ``$LEDGERLINK_STATE_DIR``). The kernel grants it to one
+     process at a time, atomically, and takes it back when the holder's process dies;
   2. across machines, the holder that has the lock writes an intent row, lists the intents, and goes
      ahead only if it finds no other live one. The same write-then-read argument as :mod:`.budget`
      shows two holders can never both go ahead (listing needs Airflow 3.3 in tasks; before that,
@@ -43,7 +42,6 @@ import hashlib
 import logging
 import os
 import random
-import tempfile
 import time as _time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -52,15 +50,12 @@ from typing import IO, Any
 from airflow_provider_ledgerlink.core.budget import parse_stored_time, state_slug
 from airflow_provider_ledgerlink.core.compat import to_thread
 from airflow_provider_ledgerlink.core.errors import AuthenticationError
+from airflow_provider_ledgerlink.core.host_state import StateDirError, private_state_dir
 from airflow_provider_ledgerlink.core.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOCK_DIR_ENV", "LoginGuard", "LoginRefusedError", "credentials_fingerprint"]
-
-#: Environment variable naming the directory of the guards' lock files (default: under the system's
-#: temporary directory). Every process of one machine must see the same directory.
-LOCK_DIR_ENV = "LEDGERLINK_LOCK_DIR"
+__all__ = ["LoginGuard", "LoginRefusedError", "credentials_fingerprint"]
 
 
 class LoginRefusedError(AuthenticationError):
@@ -91,7 +86,7 @@ class LoginGuard:
         later (doubling each time); ``None``: only after the credentials change.
     :param max_failures: failed logins in a row after which nothing is sent until :meth:`reset`.
     :param probe_wait: how long a holder waits for another holder that is trying new credentials.
-    :param lock_dir: where this machine's lock files live (see the module docs).
+    :param lock_dir: where this machine's lock files live (default: the private state directory).
     """
 
     prefix = "ledgerlink_login_guard"
@@ -124,11 +119,7 @@ class LoginGuard:
         self.slug = state_slug(key)
         self._probing: str | None = None
         self._known_good: str | None = None
-        self.lock_dir = (
-            lock_dir
-            or os.environ.get(LOCK_DIR_ENV)
-            or os.path.join(tempfile.gettempdir(), "ledgerlink-login-guard")
-        )
+        self.lock_dir = lock_dir
         self._lock_file: IO[bytes] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -244,8 +235,16 @@ class LoginGuard:
             import fcntl
         except ImportError:  # not a POSIX system: the Variable election alone
             return True
-        os.makedirs(self.lock_dir, exist_ok=True)
-        handle = open(os.path.join(self.lock_dir, f"{self.slug}.lock"), "ab")  # noqa: SIM115 (held)
+        if self.lock_dir is not None:
+            os.makedirs(self.lock_dir, exist_ok=True)
+            directory = self.lock_dir
+        else:
+            try:
+                directory = str(private_state_dir())
+            except StateDirError as exc:  # the Variable election alone, as on other systems
+                log.warning("%s login guard: no lock on this machine (%s)", self.vendor, exc)
+                return True
+        handle = open(os.path.join(directory, f"{self.slug}.lock"), "ab")  # noqa: SIM115 (held)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
