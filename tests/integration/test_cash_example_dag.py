@@ -24,18 +24,7 @@ def dag_env(airflow_db: Path, cash_connection: str, tmp_path: Path, monkeypatch:
     lake.mkdir()
     monkeypatch.setenv("LEDGERLINK_LAKE", lake.as_uri())
     monkeypatch.setenv("LEDGERLINK_CASH_POLL_INTERVAL", "0.2")  # read when the DAG file is parsed
-    forget_cash_imports()
     return lake
-
-
-def forget_cash_imports() -> None:
-    """The emulator starts empty for each test, so the records of imports sent to it go too (they
-    live in the session's metadata database, as in a deployment)."""
-    from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState
-
-    state = AirflowVariableState()
-    for key in state.keys("ledgerlink_once_cash_"):
-        state.delete(key)
 
 
 def load_dag() -> Any:

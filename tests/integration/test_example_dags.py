@@ -261,12 +261,7 @@ def test_afas_dag_lands_what_the_hook_reads_and_a_rerun_replaces_it(
 # --------------------------------------------------------------------------------------------------
 def test_the_weborder_dag_books_the_weborder_in_tripletex_once(sandbox_env: Any) -> None:
     assert globals()[RUN_BY_THEIR_OWN_TEST["cloudpos_weborder_to_tripletex"]]  # the name above is this test
-    from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState
-
     cloudpos, tripletex = sandbox_env.cloudpos, sandbox_env.tripletex
-    variables = AirflowVariableState()
-    for key in variables.keys("ledgerlink_once_cloudpos"):  # weborders an earlier test's sandbox knew
-        variables.delete(key)
     bag = load_dag_file(EXAMPLE_DAGS / "cloudpos_weborder_to_tripletex.py")
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags["cloudpos_weborder_to_tripletex"]
