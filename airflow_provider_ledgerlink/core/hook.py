@@ -236,7 +236,9 @@ class LedgerLinkHook(BaseHook):
         # Airflow logs an extra that is not JSON and hands over {}: the hook would then run on
         # defaults (another limit, a "missing" token). Read the raw text and say what is wrong.
         raw = getattr(self.raw_connection, "extra", None)
-        if isinstance(raw, str) and raw.strip():
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return {}
+        if isinstance(raw, str):
             import json
 
             try:

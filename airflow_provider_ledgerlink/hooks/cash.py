@@ -1699,13 +1699,7 @@ class CashHook(LedgerLinkHook):
 
         hook = cls(cash_conn_id, **kwargs)
         connection = await aget_connection(cash_conn_id)
-        hook.__dict__["raw_connection"] = connection
-        # ``extra_dejson`` masks through a synchronous supervisor call; our extras hold no secret.
-        try:
-            extras = json.loads(connection.extra or "{}")
-        except ValueError:
-            extras = {}
-        hook.__dict__["_extras"] = extras if isinstance(extras, dict) else {}
+        hook.__dict__["raw_connection"] = connection  # its extra is read from the raw text, no lookup
         hook.__dict__["connection"] = await hook.aoverlay(connection)
         hook._async_lookup = True  # the password was masked by the lookup itself
         return hook
