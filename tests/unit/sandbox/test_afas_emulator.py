@@ -932,19 +932,17 @@ class TestServer:
                         statuses.append(response.status_code)
 
                 threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-                started = time.perf_counter()
                 for thread in threads:
                     thread.start()
                 for thread in threads:
                     thread.join()
-                elapsed = time.perf_counter() - started
         finally:
             sandbox.latency_ms = 0
         assert statuses == [200] * 24
         stats = sandbox.stats["afas"]
+        # served side by side, not one after the other
         assert stats["requests"] == 24 and 2 <= stats["max_in_flight"] <= 8
         assert stats["by_path"]["GET /ProfitRestServices/connectors/Profit_Debtor"] == {"200": 24}
-        assert elapsed < 24 * 0.1  # not one after the other
 
     def test_control_endpoints(self, sandbox: Sandbox, afas: httpx.Client) -> None:
         health = httpx.get(sandbox.url + "/_sandbox/health").json()
