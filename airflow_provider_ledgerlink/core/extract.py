@@ -147,6 +147,9 @@ class LedgerLinkExtractOperator(BaseOperator):
 
     #: Set by subclasses.
     vendor: ClassVar[str] = ""
+    #: The vendor's key in the default Asset URI (``x-ledgerlink://<asset_vendor>/…``) and name. Set
+    #: explicitly by every LedgerLink extract operator, so that moving a module changes no asset.
+    asset_vendor: ClassVar[str] = ""
     template_fields: Sequence[str] = ("destination", "window_start", "window_end")
     ui_color = "#dff3e4"
 
@@ -180,7 +183,8 @@ class LedgerLinkExtractOperator(BaseOperator):
     @classmethod
     def default_asset(cls, destination: str, conn_id: str, object_name: str) -> Asset:
         """The destination itself when it is a fixed URI, else a LedgerLink name for the object."""
-        vendor_key = cls.__module__.rsplit(".", 1)[-1]
+        # A subclass written elsewhere that sets no key keeps the name of its module, as before.
+        vendor_key = cls.asset_vendor or cls.__module__.rsplit(".", 1)[-1]
         destination = str(destination or "").strip()  # an unusable one is refused when the task runs
         if "{{" not in destination and "://" in destination:
             return Asset(uri=destination.rstrip("/"))

@@ -40,6 +40,7 @@ class AfasExtractOperator(LedgerLinkExtractOperator):
     """
 
     vendor = VENDOR
+    asset_vendor = "afas"  # pinned: part of every default Asset URI of this operator
     template_fields: Sequence[str] = (
         *LedgerLinkExtractOperator.template_fields,
         "connector_id",

@@ -115,6 +115,7 @@ class AlascoExtractOperator(LedgerLinkExtractOperator):
     """
 
     vendor = VENDOR
+    asset_vendor = "alasco"  # pinned: part of every default Asset URI of this operator
     template_fields: Sequence[str] = (
         *LedgerLinkExtractOperator.template_fields,
         "resource",

@@ -75,6 +75,7 @@ class CashExtractOperator(LedgerLinkExtractOperator):
     """
 
     vendor = VENDOR
+    asset_vendor = "cash"  # pinned: part of every default Asset URI of this operator
     template_fields: Sequence[str] = (
         *LedgerLinkExtractOperator.template_fields,
         "record_code",

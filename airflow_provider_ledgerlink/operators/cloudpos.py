@@ -79,6 +79,7 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
     """
 
     vendor = VENDOR
+    asset_vendor = "cloudpos"  # pinned: part of every default Asset URI of this operator
     template_fields: Sequence[str] = (*LedgerLinkExtractOperator.template_fields, "cloudpos_conn_id")
 
     def __init__(

@@ -118,6 +118,7 @@ class TripletexExtractOperator(LedgerLinkExtractOperator):
     """
 
     vendor = VENDOR
+    asset_vendor = "tripletex"  # pinned: part of every default Asset URI of this operator
     template_fields: Sequence[str] = (
         *LedgerLinkExtractOperator.template_fields,
         "resource",
