@@ -134,6 +134,9 @@ class _Progress:
 class LedgerLinkExtractOperator(BaseOperator):
     """Base of the vendor extract operators; not used directly.
 
+    A subclass keeps its hook in a ``hook`` attribute (a cached property); the base closes it when
+    the run ends, whatever the outcome, so ``extract_pages`` needs no ``finally`` of its own.
+
     :param destination: folder URI for the output (templated): a local path, ``file://…``,
         ``s3://…``, ``gs://…`` — anything Airflow's object storage supports. The window's folder
         (``20261120T000000Z_20261121T000000Z``) is created below it, or ``full`` for a full load.
@@ -275,7 +278,20 @@ class LedgerLinkExtractOperator(BaseOperator):
                 )
         return root
 
+    def close_hook(self) -> None:
+        """Close the operator's hook (its ``hook`` attribute), if the run created one."""
+        hook = self.__dict__.get("hook")
+        if hook is not None:
+            hook.close()
+
     def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self.extract(context)
+        finally:
+            self.close_hook()
+
+    def extract(self, context: Context) -> dict[str, Any]:
+        """The read and the landing, without the closing of the hook (:meth:`execute` does that)."""
         window = self.resolve_window()
         folder = self.output_folder(window)
         label = f"{self.vendor} {self.object_label()}"

@@ -219,7 +219,15 @@ class LedgerLinkHook(BaseHook):
             self.__dict__.pop(name, None)
 
     def close(self) -> None:
-        """Release the HTTP connections (subclasses with clients override this)."""
+        """Release the HTTP connections (subclasses with clients override this). Closing twice is
+        harmless, and a closed hook opens new connections when it is used again."""
+
+    # -- ``with AfasHook() as hook:`` closes what the hook opened ------------------------------------
+    def __enter__(self: _Hook) -> _Hook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- a credential on trial (rotation) ---------------------------------------------------------
     def trial_kwargs(self) -> dict[str, Any]:

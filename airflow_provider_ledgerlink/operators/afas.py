@@ -104,12 +104,9 @@ class AfasExtractOperator(LedgerLinkExtractOperator):
         if order_by is None and window is not None and self.modified_field:
             # Modified first keeps pages cheap for AFAS; the unique key after it keeps them stable.
             order_by = [self.modified_field, *self.hook.default_ordering(self.connector_id)]
-        try:
-            yield from self.hook.get_pages(
-                self.connector_id, filters=self.window_filters(window), order_by=order_by
-            )
-        finally:
-            self.hook.close()
+        yield from self.hook.get_pages(
+            self.connector_id, filters=self.window_filters(window), order_by=order_by
+        )
 
     def source_details(self) -> dict[str, Any]:
         try:

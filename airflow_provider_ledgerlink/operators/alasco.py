@@ -214,19 +214,16 @@ class AlascoExtractOperator(LedgerLinkExtractOperator):
             assert self.date_field is not None
             partitions.append(slice_filters(self.date_field, part, date_only=date_only))
             owners.append(slice_owner(self.date_field, part) if not date_only else (lambda resource: True))
-        try:
-            pages = self.hook.get_pages_partitioned(
-                self.resource,
-                partitions,
-                filters=base,
-                keep=lambda index, resource: owners[index](resource),
-                max_in_flight=self.max_in_flight,
-            )
-            for page in pages:
-                if page.data:
-                    yield [flatten_resource(item) for item in page.data]
-        finally:
-            self.hook.close()
+        pages = self.hook.get_pages_partitioned(
+            self.resource,
+            partitions,
+            filters=base,
+            keep=lambda index, resource: owners[index](resource),
+            max_in_flight=self.max_in_flight,
+        )
+        for page in pages:
+            if page.data:
+                yield [flatten_resource(item) for item in page.data]
 
     def source_details(self) -> dict[str, Any]:
         try:

@@ -143,22 +143,25 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
             "national_register_numbers": self.include_national_register_numbers,
         }
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def extract(self, context: Context) -> dict[str, Any]:
         hook = self.hook
         mode = self.on_budget_exhausted or hook.settings.on_budget_exhausted
         try:
             needed = self.requests_needed(self.resolve_window())
             status = hook.budget.reserve(needed)
             self.log.info("Reserved %d CloudPOS request(s); %s", needed, status.describe())
-            return super().execute(context)
+            return super().extract(context)
         except BudgetExhaustedError as exc:
             if mode != "wait":
                 raise
             trigger = _budget_wait_trigger(exc, hook.budget.resets_at())
             self.log.warning("%s; waiting until %s (deferred, no worker slot held)", exc, trigger.moment)
             self.defer(trigger=trigger, method_name="execute_after_budget_reset")
-        finally:
-            _close_quietly(hook, self.log)
+
+    def close_hook(self) -> None:
+        """Close the hook (which gives back the unused budget) and log the budget left."""
+        if "hook" in self.__dict__:
+            _close_quietly(self.hook, self.log)
 
     def execute_after_budget_reset(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resumed when the budget was due back: run the extract from the start."""

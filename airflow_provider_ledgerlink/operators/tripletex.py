@@ -189,36 +189,33 @@ class TripletexExtractOperator(LedgerLinkExtractOperator):
     def extract_pages(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
         spec = self.spec
         hook = self.hook
-        try:
-            if spec.mode == "dates":
-                yield from self._date_pages(hook, spec, window)
-            elif window is not None:
-                changed_since = window.start if spec.mode == "changes" else None
-                for params in self._passes():
-                    pages = hook.get_pages(
-                        spec.path,
-                        params=params,
-                        fields=with_changes(self.fields),
-                        sorting=self.sorting,
-                        changed_since=changed_since,
-                    )
-                    for page in pages:
-                        kept = [row for row in page if _in_window(row, window)]
-                        if kept:
-                            yield kept
-            else:
-                single = spec.mode == "snapshot" and len(self._passes()) == 1
-                self._digests = [] if single else None
-                for params in self._passes():
-                    yield from hook.get_pages(
-                        spec.path,
-                        params=params,
-                        fields=self.fields,
-                        sorting=self.sorting,
-                        digests=self._digests,
-                    )
-        finally:
-            hook.close()
+        if spec.mode == "dates":
+            yield from self._date_pages(hook, spec, window)
+        elif window is not None:
+            changed_since = window.start if spec.mode == "changes" else None
+            for params in self._passes():
+                pages = hook.get_pages(
+                    spec.path,
+                    params=params,
+                    fields=with_changes(self.fields),
+                    sorting=self.sorting,
+                    changed_since=changed_since,
+                )
+                for page in pages:
+                    kept = [row for row in page if _in_window(row, window)]
+                    if kept:
+                        yield kept
+        else:
+            single = spec.mode == "snapshot" and len(self._passes()) == 1
+            self._digests = [] if single else None
+            for params in self._passes():
+                yield from hook.get_pages(
+                    spec.path,
+                    params=params,
+                    fields=self.fields,
+                    sorting=self.sorting,
+                    digests=self._digests,
+                )
 
     def _date_pages(
         self, hook: TripletexHook, spec: TripletexResource, window: Window | None
@@ -279,12 +276,12 @@ class TripletexExtractOperator(LedgerLinkExtractOperator):
             details["page_digests"] = list(self._digests)
         return details
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def extract(self, context: Context) -> dict[str, Any]:
         kept = self._unchanged_copy()
         if kept is not None:
             self._annotate_outlets(context, kept)
             return kept
-        return super().execute(context)
+        return super().extract(context)
 
     def _unchanged_copy(self) -> dict[str, Any] | None:
         """The last full copy's summary, when Tripletex's checksums say it is still current."""
@@ -310,17 +307,14 @@ class TripletexExtractOperator(LedgerLinkExtractOperator):
         )
         if not manifest or not digests or not same_request:
             return None
-        try:
-            unchanged = self.hook.pages_unchanged(
-                self.spec.path,
-                digests,
-                params=self.filters,
-                fields=self.fields,
-                sorting=self.sorting,
-                page_size=self.page_size,
-            )
-        finally:
-            self.hook.close()
+        unchanged = self.hook.pages_unchanged(
+            self.spec.path,
+            digests,
+            params=self.filters,
+            fields=self.fields,
+            sorting=self.sorting,
+            page_size=self.page_size,
+        )
         if not unchanged:
             return None
         self.log.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,43 @@ def test_objects_someone_else_froze_are_left_frozen(tmp_path: Path) -> None:
     assert len(operator.freeze_counts) == 2
     assert all(0 < count <= frozen_before for count in operator.freeze_counts)
     assert 0 < gc.get_freeze_count() <= frozen_before
+
+
+class _Hook:
+    """Counts how often it is closed."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class HookedExtractOperator(ListExtractOperator):
+    @cached_property
+    def hook(self) -> _Hook:
+        return _Hook()
+
+    def extract_pages(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
+        self.hook  # noqa: B018 - the read opens the hook, as a vendor operator's does
+        yield from super().extract_pages(window)
+
+
+@pytest.mark.parametrize("fail_after", [None, 1], ids=["success", "failure"])
+def test_the_base_closes_the_hook_once_whatever_the_outcome(tmp_path: Path, fail_after: int | None) -> None:
+    operator = HookedExtractOperator(
+        task_id="extract", destination=str(tmp_path), pages=PAGES, fail_after=fail_after
+    )
+    if fail_after is None:
+        operator.execute({})  # type: ignore[arg-type]
+    else:
+        with pytest.raises(RuntimeError, match="went away"):
+            operator.execute({})  # type: ignore[arg-type]
+    assert operator.hook.closed == 1
+
+
+def test_an_extract_that_never_opened_its_hook_does_not_open_one_to_close_it(tmp_path: Path) -> None:
+    operator = HookedExtractOperator(task_id="extract", destination="relative/path", pages=PAGES)
+    with pytest.raises(Exception, match="relative"):
+        operator.execute({})  # type: ignore[arg-type]
+    assert "hook" not in operator.__dict__
