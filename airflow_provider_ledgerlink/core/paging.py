@@ -17,13 +17,112 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from airflow_provider_ledgerlink.core.errors import ConfigurationError, EndlessPagingError
 
 Row = TypeVar("Row")
+#: What a page fetcher returns: a list of rows (a :class:`Page`, or any list).
+Rows = TypeVar("Rows", bound=list[Any])
+
+
+class Page(list[dict[str, Any]]):
+    """One page of a read, as every LedgerLink hook's ``get_pages`` yields it: a list of its rows,
+    plus what the vendor said about where it stands.
+
+    :ivar offset: position of the page's first row in the read (offset paging: AFAS ``skip``,
+        Tripletex ``from``; counted for the others), ``None`` when not known.
+    :ivar total: rows in the whole read when the vendor reports it (Tripletex ``fullResultSize``),
+        else ``None``.
+    :ivar last: ``True`` when the vendor said no page follows in this chain (a short page, no
+        ``next`` link, the end of an export); ``False`` when more may follow.
+    :ivar next: the vendor's link to the next page (cursor paging: Alasco ``links.next``), if any.
+    :ivar included: related objects sent with the page (JSON:API ``included``: Alasco).
+    :ivar digest: the page's checksum for "is it unchanged" requests (Tripletex ``versionDigest``).
+
+    A ``Page`` is a list, so code that treats pages as lists of rows keeps working; :attr:`rows`
+    (and :attr:`data`, Alasco's name) is the page itself.
+    """
+
+    def __init__(
+        self,
+        rows: Iterable[dict[str, Any]] = (),
+        *,
+        offset: int | None = None,
+        total: int | None = None,
+        last: bool = False,
+        next: str | None = None,
+        included: list[dict[str, Any]] | None = None,
+        digest: str | None = None,
+        data: Iterable[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(rows if data is None else data)
+        self.offset = offset
+        self.total = total
+        self.last = last
+        self.next = next
+        self.included: list[dict[str, Any]] = list(included) if included else []
+        self.digest = digest
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows of the page (the page itself)."""
+        return self
+
+    @property
+    def data(self) -> list[dict[str, Any]]:
+        """The rows of the page under JSON:API's name (Alasco's ``data``)."""
+        return self
+
+    @data.setter
+    def data(self, rows: Iterable[dict[str, Any]]) -> None:
+        self[:] = list(rows)
+
+    def __repr__(self) -> str:
+        known = {
+            "offset": self.offset,
+            "total": self.total,
+            "last": self.last,
+            "next": self.next,
+            "digest": self.digest,
+        }
+        details = "".join(f", {key}={value!r}" for key, value in known.items() if value not in (None, False))
+        if self.included:
+            details += f", included={len(self.included)}"
+        return f"Page({len(self)} rows{details})"
+
+
+def pages_of_rows(
+    rows: Iterable[dict[str, Any]], page_size: int, *, offset: int = 0, total: int | None = None
+) -> Iterator[Page]:
+    """``rows`` cut into :class:`Page` objects of ``page_size`` rows, the last one marked ``last``
+    (one row is read ahead to know it). An empty ``rows`` gives no page."""
+    page = Page(offset=offset, total=total)
+    for row in rows:
+        if len(page) >= page_size:
+            yield page
+            offset += len(page)
+            page = Page(offset=offset, total=total)
+        page.append(row)
+    if page:
+        page.last = True
+        yield page
+
+
+def mark_last(pages: Iterable[Page]) -> Iterator[Page]:
+    """``pages`` with ``last`` set on the final one, known by reading one page ahead."""
+    iterator = iter(pages)
+    try:
+        held = next(iterator)
+    except StopIteration:
+        return
+    for page in iterator:
+        yield held
+        held = page
+    held.last = True
+    yield held
 
 
 def check_page_size(vendor: str, operation: str, page_size: Any, *, field: str = "page_size") -> int:
@@ -78,7 +177,7 @@ class PageGuard:
 
 
 def fetch_pages(
-    fetch_page: Callable[[int, int], list[Row]],
+    fetch_page: Callable[[int, int], Rows],
     *,
     page_size: int,
     max_in_flight: int = 1,
@@ -86,9 +185,9 @@ def fetch_pages(
     thread_name: str = "ledgerlink-page",
     vendor: str = "LedgerLink",
     operation: str = "paged read",
-    previous: list[Row] | None = None,
+    previous: list[Any] | None = None,
     total: int | None = None,
-) -> Iterator[list[Row]]:
+) -> Iterator[Rows]:
     """Yield pages ``fetch_page(offset, page_size)`` for offsets ``start, start+size, …`` in order.
 
     Stops after the first page with fewer than ``page_size`` rows (an empty page included), so the
@@ -114,15 +213,15 @@ def fetch_pages(
 
     stop = threading.Event()
 
-    def guarded(offset: int) -> list[Row]:
+    def guarded(offset: int) -> Rows | None:
         if stop.is_set():  # the end was already found; do not spend a request
-            return []
+            return None
         page = fetch_page(offset, page_size)
         if len(page) < page_size:
             stop.set()  # at once, not when the consumer gets here: queued requests are not sent
         return page
 
-    pending: deque[Future[list[Row]]] = deque()
+    pending: deque[Future[Rows | None]] = deque()
     next_offset = start
     with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix=thread_name) as pool:
         try:
@@ -131,7 +230,10 @@ def fetch_pages(
                 while len(pending) < 2 * max_in_flight:
                     pending.append(pool.submit(guarded, next_offset))
                     next_offset += page_size
-                page = pending.popleft().result()
+                fetched = pending.popleft().result()
+                if fetched is None:  # only past the end, which the consumer never reaches
+                    return
+                page = fetched
                 guard.check(offset, page)
                 offset += page_size
                 if len(page) < page_size:

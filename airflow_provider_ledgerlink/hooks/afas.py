@@ -40,7 +40,7 @@ from airflow_provider_ledgerlink.core.errors import (
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error, parse_retry_after
 from airflow_provider_ledgerlink.core.jsonparse import loads
-from airflow_provider_ledgerlink.core.paging import check_page_size, fetch_pages
+from airflow_provider_ledgerlink.core.paging import Page, check_page_size, fetch_pages
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.rotation import RotationResult, verification_failed
 
@@ -541,8 +541,11 @@ class AfasHook(LedgerLinkHook):
         page_size: int | None = None,
         max_in_flight: int | None = None,
         skip: int = 0,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """GetConnector pages, in order, lazily; several requested at once (``max_in_flight``)."""
+    ) -> Iterator[Page]:
+        """GetConnector pages, in order, lazily; several requested at once (``max_in_flight``).
+
+        Each :class:`~airflow_provider_ledgerlink.core.paging.Page` carries its ``offset`` (``skip``)
+        and ``last`` (a page shorter than ``take``: AFAS reports no total)."""
         ordering = list(order_by) if order_by else self.default_ordering(connector_id)
         try:
             groups = normalize_filters(filters)
@@ -554,7 +557,7 @@ class AfasHook(LedgerLinkHook):
         size = check_page_size(VENDOR, operation, self.page_size if page_size is None else page_size)
         convert = self._row_converter()
 
-        def fetch(offset: int, take: int) -> list[dict[str, Any]]:
+        def fetch(offset: int, take: int) -> Page:
             try:
                 query = build_get_query(skip=offset, take=take, order_by=ordering, filters=groups)
             except ValueError as exc:
@@ -565,7 +568,7 @@ class AfasHook(LedgerLinkHook):
             rows = _rows_of(response, operation)
             if convert is not None and rows:
                 convert(rows)
-            return rows
+            return Page(rows, offset=offset, last=len(rows) < take)
 
         # The first page goes alone: a refused token or a bad filter then costs one request, not
         # max_in_flight, and a connector that fits in one page is read with a single call.
@@ -583,9 +586,9 @@ class AfasHook(LedgerLinkHook):
             previous=first,
         )
 
-    def get_rows(self, connector_id: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        """All rows of a GetConnector, lazily (see :meth:`get_pages` for the arguments)."""
-        for page in self.get_pages(connector_id, **kwargs):
+    def get_rows(self, connector_id: str, **options: Any) -> Iterator[dict[str, Any]]:
+        """All rows of a GetConnector, lazily (see :meth:`get_pages` for the options)."""
+        for page in self.get_pages(connector_id, **options):
             yield from page
 
     def default_ordering(self, connector_id: str) -> list[str]:

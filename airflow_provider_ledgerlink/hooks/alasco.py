@@ -26,7 +26,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -51,6 +51,7 @@ from airflow_provider_ledgerlink.core.errors import (
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
 from airflow_provider_ledgerlink.core.http import HttpClient, default_error, parse_retry_after
 from airflow_provider_ledgerlink.core.once import WriteOnce
+from airflow_provider_ledgerlink.core.paging import Page
 from airflow_provider_ledgerlink.core.parallel import chain_in_order
 from airflow_provider_ledgerlink.core.redaction import redact_url, register_secret
 from airflow_provider_ledgerlink.core.rotation import NothingStagedError, promote_staged
@@ -364,13 +365,8 @@ def slice_owner(attribute: str, part: Slice) -> Callable[[Mapping[str, Any]], bo
 # ------------------------------------------------------------------------------------------------
 # Documents and records
 # ------------------------------------------------------------------------------------------------
-@dataclass
-class Page:
-    """One JSON:API list page: ``data`` resources, ``included`` related ones, the ``next`` link."""
-
-    data: list[dict[str, Any]]
-    included: list[dict[str, Any]] = field(default_factory=list)
-    next: str | None = None
+# One JSON:API list page is a core Page (imported above, and importable from here as before): its
+# rows are the ``data`` resources, ``included`` the related ones, ``next`` the link to the next page.
 
 
 def parse_document(response: httpx.Response, operation: str) -> dict[str, Any]:
@@ -895,6 +891,7 @@ class AlascoHook(LedgerLinkHook):
         """Follow one cursor chain from ``path?query`` to its last page."""
         url: str | None = self._absolute(path + (f"?{query}" if query else ""))
         previous = None
+        offset = 0
         while url is not None:
             if url == previous:
                 raise VendorError(
@@ -908,8 +905,10 @@ class AlascoHook(LedgerLinkHook):
                     VENDOR, operation, "the answer has no 'data' list", hint="Is this a list endpoint?"
                 )
             included = document.get("included")
-            page = Page(data=data, included=included if isinstance(included, list) else [])
+            page = Page(data, offset=offset, included=included if isinstance(included, list) else [])
             page.next = self._next_link(document, url, operation)
+            page.last = page.next is None
+            offset += len(page)
             url = page.next
             yield page
 
@@ -935,13 +934,17 @@ class AlascoHook(LedgerLinkHook):
         filters: Any = None,
         include: str | Iterable[str] | None = None,
     ) -> Iterator[Page]:
-        """Every page of a list endpoint, lazily: one cursor chain per chunk of long ``in`` lists."""
+        """Every page of a list endpoint, lazily: one cursor chain per chunk of long ``in`` lists.
+
+        Each :class:`~airflow_provider_ledgerlink.core.paging.Page` is a list of the ``data``
+        resources (also :attr:`~airflow_provider_ledgerlink.core.paging.Page.data`) with ``included``,
+        ``next`` (the cursor link), ``offset`` (rows before it in its chain) and ``last`` (no ``next``)."""
         operation = f"list {resource}"
         path, plans, names = self._plan(resource, filters, include, operation)
         for conditions in plans:
             yield from self.iter_pages_of(path, build_query(conditions, names), operation=operation)
 
-    def get_all(
+    def get_rows(
         self,
         resource: str,
         *,
@@ -954,7 +957,17 @@ class AlascoHook(LedgerLinkHook):
         arrive in each page's ``included`` (read them with :meth:`get_pages`).
         """
         for page in self.get_pages(resource, filters=filters, include=include):
-            yield from page.data
+            yield from page
+
+    def get_all(
+        self,
+        resource: str,
+        *,
+        filters: Any = None,
+        include: str | Iterable[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The same as :meth:`get_rows` (its earlier name, kept)."""
+        return self.get_rows(resource, filters=filters, include=include)
 
     def get_pages_partitioned(
         self,

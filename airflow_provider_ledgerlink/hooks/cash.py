@@ -58,6 +58,7 @@ from airflow_provider_ledgerlink.core.http import (
     default_error,
     parse_retry_after,
 )
+from airflow_provider_ledgerlink.core.paging import Page, check_page_size, pages_of_rows
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.request_window import (
     AsyncRequestWindowTransport,
@@ -1521,7 +1522,7 @@ class CashHook(LedgerLinkHook):
         answer = self.call("Cash.export", command)
         return str(answer.get("exportResult") or "")
 
-    def export_records(
+    def get_rows(
         self, record_code: Any, params: Any = None, *, key: str | None = None, typed: bool = True
     ) -> Iterator[dict[str, Any]]:
         """Records of one ``Cash.export``, lazily.
@@ -1538,18 +1539,26 @@ class CashHook(LedgerLinkHook):
         for record, fields in iter_export_rows(text, operation=operation, max_bytes=self.max_response_bytes):
             yield readable_row(record, fields) if typed else {"record": record, **fields}
 
+    def export_records(
+        self, record_code: Any, params: Any = None, *, key: str | None = None, typed: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """The same as :meth:`get_rows` (its earlier name, kept)."""
+        return self.get_rows(record_code, params, key=key, typed=typed)
+
+    def get_pages(
+        self, record_code: Any, params: Any = None, *, page_size: int = EXPORT_PAGE_SIZE, **options: Any
+    ) -> Iterator[Page]:
+        """:meth:`get_rows` in :class:`~airflow_provider_ledgerlink.core.paging.Page` objects of
+        ``page_size`` rows (CASH answers an export at once; the pages bound what is held per write).
+        Each carries its ``offset``; the final one ``last``. An export without records gives no page."""
+        size = check_page_size(VENDOR, "Cash.export", page_size)
+        return pages_of_rows(self.get_rows(record_code, params, **options), size)
+
     def export_pages(
-        self, record_code: Any, params: Any = None, *, page_size: int = EXPORT_PAGE_SIZE, **kwargs: Any
-    ) -> Iterator[list[dict[str, Any]]]:
-        """:meth:`export_records` in lists of ``page_size`` rows (for the extract operator)."""
-        page: list[dict[str, Any]] = []
-        for row in self.export_records(record_code, params, **kwargs):
-            page.append(row)
-            if len(page) >= page_size:
-                yield page
-                page = []
-        if page:
-            yield page
+        self, record_code: Any, params: Any = None, *, page_size: int = EXPORT_PAGE_SIZE, **options: Any
+    ) -> Iterator[Page]:
+        """The same as :meth:`get_pages` (its earlier name, kept)."""
+        return self.get_pages(record_code, params, page_size=page_size, **options)
 
     def import_records(self, record_code: Any, rows: Iterable[Mapping[str, Any]]) -> CashTransaction:
         """Validate ``rows``, build the ``<CASH><R…><F…>`` XML and send it; returns the transaction.

@@ -53,6 +53,7 @@ from airflow_provider_ledgerlink.core.login_guard import (
     LoginRefusedError,
     credentials_fingerprint,
 )
+from airflow_provider_ledgerlink.core.paging import Page
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState, SharedState
 
@@ -762,10 +763,59 @@ class CloudPosHook(LedgerLinkHook):
             self.guard.inconclusive()  # an attempt without a verdict lets the next holder try
 
     # -- V1 ---------------------------------------------------------------------------------------
+    def get_rows(
+        self,
+        function: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        window: tuple[datetime, datetime] | None = None,
+        include_sensitive: bool = False,
+        max_rows_per_call: int = DEFAULT_MAX_ROWS_PER_CALL,
+    ) -> Iterator[dict[str, Any]]:
+        """The records of a V1 reading function, lazily. See :meth:`get_pages` for the options."""
+        for page in self.get_pages(
+            function,
+            filters,
+            window=window,
+            include_sensitive=include_sensitive,
+            max_rows_per_call=max_rows_per_call,
+        ):
+            yield from page
+
+    def get_pages(
+        self,
+        function: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        window: tuple[datetime, datetime] | None = None,
+        include_sensitive: bool = False,
+        max_rows_per_call: int = DEFAULT_MAX_ROWS_PER_CALL,
+    ) -> Iterator[Page]:
+        """The records of a V1 reading function as :class:`~airflow_provider_ledgerlink.core.paging.Page`
+        objects: one page (one call, see :meth:`call`) without ``window``; with ``window=(start,
+        end)`` a dated function (orders, invoices) read as :meth:`iter_window` does, a page per call.
+        Each page carries its ``offset`` (rows before it) and ``last``; CloudPOS reports no total."""
+        if window is None:
+            yield Page(self.call(function, filters, include_sensitive=include_sensitive), offset=0, last=True)
+            return
+        if filters:
+            raise ValidationError(
+                VENDOR,
+                f"read {function}",
+                "filters and window cannot be combined: the window sets the date and id filters",
+                hint="Leave filters out, or read without window",
+            )
+        offset = 0
+        for page in self.iter_window(function, window[0], window[1], max_rows_per_call=max_rows_per_call):
+            page.offset = offset
+            offset += len(page)
+            yield page
+
     def call(
         self, function: str, filters: Mapping[str, Any] | None = None, *, include_sensitive: bool = False
     ) -> list[dict[str, Any]]:
-        """Call a V1 reading function and return its records (``[]`` for "nothing found").
+        """Call a V1 reading function once and return its records (``[]`` for "nothing found"): the
+        one request behind :meth:`get_rows` and :meth:`get_pages` (its earlier name for reading rows).
 
         :param function: ``products``, ``get-products`` … (see :data:`FUNCTIONS`).
         :param filters: the function's filters as the reference names them: URL filters (orders:
@@ -795,8 +845,9 @@ class CloudPosHook(LedgerLinkHook):
         *,
         chunk: timedelta | None = None,
         max_rows_per_call: int = DEFAULT_MAX_ROWS_PER_CALL,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Records of a dated function (orders, invoices) in ``[start, end)``, as pages.
+    ) -> Iterator[Page]:
+        """Records of a dated function (orders, invoices) in ``[start, end)``, as pages (the last
+        marked ``last``).
 
         CloudPOS selects by one day (``&date=YYYY-MM-DD``) or by id range (``&start=``/``&end=``), so
         the window is read day by day (Brussels days); a day that returns ``max_rows_per_call`` rows
@@ -808,16 +859,26 @@ class CloudPosHook(LedgerLinkHook):
         name, spec = function_named(function)
         if spec.window != "date":
             raise ValidationError(VENDOR, f"read {spec.label}", f"{spec.flag} has no date filter")
-        for day, day_start, day_end in window_days(start, end):
+        days = list(window_days(start, end))
+        for number, (day, day_start, day_end) in enumerate(days, 1):
             low, high = max(start, day_start), min(end, day_end)
+            last_day = number == len(days)
             rows = self.call(name, {"date": day.isoformat()})
-            yield [row for row in rows if _within(row.get(spec.date_field), low, high)]
-            while len(rows) >= max_rows_per_call:
+            more = len(rows) >= max_rows_per_call
+            yield Page(
+                [row for row in rows if _within(row.get(spec.date_field), low, high)],
+                last=last_day and not more,
+            )
+            while more:
                 first = _next_id(rows, spec.label)
                 rows = self.call(name, {"start": first, "end": first + max_rows_per_call - 1})
-                yield [row for row in rows if _within(row.get(spec.date_field), low, high)]
-                if any(_after(row.get(spec.date_field), day_end) for row in rows):
-                    break
+                more = len(rows) >= max_rows_per_call and not any(
+                    _after(row.get(spec.date_field), day_end) for row in rows
+                )
+                yield Page(
+                    [row for row in rows if _within(row.get(spec.date_field), low, high)],
+                    last=last_day and not more,
+                )
 
     def sign_document(self, doctype: str, documentnr: str) -> str:
         """Have the FDM sign a sales document: ``get-invoicesigned`` / ``get-offersigned`` /

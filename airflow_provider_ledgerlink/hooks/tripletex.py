@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -61,7 +62,7 @@ from airflow_provider_ledgerlink.core.http import HttpClient, default_error
 from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
 from airflow_provider_ledgerlink.core.jsonparse import loads
 from airflow_provider_ledgerlink.core.once import WriteOnce
-from airflow_provider_ledgerlink.core.paging import fetch_pages
+from airflow_provider_ledgerlink.core.paging import Page, fetch_pages
 from airflow_provider_ledgerlink.core.ratelimit import HeaderRateLimiter
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.rotation import RotationResult, iso, verification_failed
@@ -370,12 +371,6 @@ class Session:
 
     def valid_for(self, now: datetime) -> timedelta:
         return self.expires_at - now
-
-
-class Page(list[dict[str, Any]]):
-    """One list page: its values, plus the page's ``versionDigest`` when a checksum was asked for."""
-
-    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1033,10 +1028,14 @@ class TripletexHook(LedgerLinkHook):
         )
 
     # -- reading ----------------------------------------------------------------------------------
-    def get_all(self, path: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        """Every row of a list endpoint, lazily, in order. See :meth:`get_pages` for the arguments."""
-        for page in self.get_pages(path, **kwargs):
+    def get_rows(self, path: str, **options: Any) -> Iterator[dict[str, Any]]:
+        """Every row of a list endpoint, lazily, in order. See :meth:`get_pages` for the options."""
+        for page in self.get_pages(path, **options):
             yield from page
+
+    def get_all(self, path: str, **options: Any) -> Iterator[dict[str, Any]]:
+        """The same as :meth:`get_rows` (its earlier name, kept)."""
+        return self.get_rows(path, **options)
 
     def get_pages(
         self,
@@ -1053,6 +1052,11 @@ class TripletexHook(LedgerLinkHook):
         digests: list[str | None] | None = None,
     ) -> Iterator[Page]:
         """The pages of a list endpoint, in order, lazily; several requested at once.
+
+        Each :class:`~airflow_provider_ledgerlink.core.paging.Page` carries its ``offset``
+        (``from``), ``last`` (the short page of the last date window) and ``digest``
+        (``versionDigest``, when asked for); ``total`` stays ``None``: Tripletex documents its
+        ``fullResultSize`` as inexact.
 
         :param params: filters, sent as they are (``{"customerId": 12}``).
         :param fields: Tripletex's ``fields`` (``id,date,amount,account(number)``), passed through.
@@ -1109,8 +1113,9 @@ class TripletexHook(LedgerLinkHook):
                 pending.appendleft((middle, day_to))
                 pending.appendleft((day_from, middle))
                 continue
-            yield first
-            yield from pages
+            for page in itertools.chain([first], pages):
+                page.last = page.last and not pending  # a later window follows
+                yield page
 
     def _pages(
         self,
@@ -1134,7 +1139,10 @@ class TripletexHook(LedgerLinkHook):
                 params={**query, "from": offset, "count": count},
                 headers=headers,
             )
-            return _page_of(response, operation)
+            page = _page_of(response, operation)
+            page.offset = offset
+            page.last = len(page) < count
+            return page
 
         first = fetch(0, size)
         if digests is not None:
@@ -1143,6 +1151,7 @@ class TripletexHook(LedgerLinkHook):
         if len(first) < size:
             return
         if len(first) > size:  # the endpoint ignores count: it already sent everything
+            first.last = True
             return
         # A page that repeats the one before it means the endpoint ignores from/count: the core
         # guard stops with an error instead of committing the duplicates (or a truncated list).

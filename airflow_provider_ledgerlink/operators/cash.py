@@ -144,7 +144,7 @@ class CashExtractOperator(LedgerLinkExtractOperator):
         params = self.selection(window)
         self._selection = export_command(self.record, params)
         self.log.info("CASH export %s", self._selection)
-        yield from self.hook.export_pages(self.record, params, page_size=self.page_size, typed=self.typed)
+        yield from self.hook.get_pages(self.record, params, page_size=self.page_size, typed=self.typed)
 
     def source_details(self) -> dict[str, Any]:
         settings = self.hook.settings

@@ -123,17 +123,18 @@ class CloudPosExtractOperator(LedgerLinkExtractOperator):
 
     def extract_pages(self, window: Window | None) -> Iterator[list[dict[str, Any]]]:
         if window is not None and self.spec.window == "date":
-            yield from self.hook.iter_window(
+            yield from self.hook.get_pages(
                 self.function,
-                window.start,
-                window.end,
+                window=(window.start, window.end),
                 max_rows_per_call=self.max_rows_per_call,
             )
             return
-        rows = self.hook.call(self.function, include_sensitive=self.include_national_register_numbers)
-        if window is not None and self.spec.window == "modtime":
-            rows = [row for row in rows if _modified_within(row, window)]
-        yield rows
+        for page in self.hook.get_pages(
+            self.function, include_sensitive=self.include_national_register_numbers
+        ):
+            if window is not None and self.spec.window == "modtime":
+                page.data = [row for row in page if _modified_within(row, window)]
+            yield page
 
     def source_details(self) -> dict[str, Any]:
         return {
