@@ -151,16 +151,13 @@ with DAG(
             *slice_filters("date_approved", window),
             ("invoice_process_state", "in", ["APPROVED", "PAID"]),
         ]
-        hook = AlascoHook()
         found = []
-        try:
+        with AlascoHook() as hook:
             for page in hook.get_pages(
                 "invoices", filters=filters, include=["contract", "contract.contractor"]
             ):
                 related = {(item["type"], item["id"]): item for item in page.included}
-                found += [summarize(invoice, related) for invoice in page.data if owns(invoice)]
-        finally:
-            hook.close()
+                found += [summarize(invoice, related) for invoice in page if owns(invoice)]
         return found
 
     @task
@@ -185,10 +182,9 @@ with DAG(
         from airflow_provider_ledgerlink.hooks.afas import AfasHook
 
         since = (data_interval_end - PAYMENT_LOOKBACK).date()
-        hook = AfasHook()
         booked: dict[str, str] = {}
         paid: dict[str, dict[str, Any]] = {}
-        try:
+        with AfasHook() as hook:
             rows = hook.get_rows(
                 "Profit_Transactions",
                 filters=[("InvoiceId", "starts_with", REFERENCE_PREFIX), ("EntryDate", ">=", since)],
@@ -202,8 +198,6 @@ with DAG(
                     payment["amount"] += cents(row["AmtDebit"])
                     payment["date"] = max(payment["date"], str(row["EntryDate"])[:10])
                     payment["entries"].append(str(row["EntryNo"]))
-        finally:
-            hook.close()
         return [
             {
                 "invoice_id": str(uuid.UUID(hex=booked[reference])),

@@ -159,12 +159,9 @@ with DAG(
         """The confirmed weborder as a Tripletex order record, with CloudPOS's customer and product names."""
         from airflow_provider_ledgerlink.hooks.cloudpos import CloudPosHook
 
-        hook = CloudPosHook()
-        try:
-            customers = hook.call("customers")
-            products = hook.call("products")
-        finally:
-            hook.close()
+        with CloudPosHook() as hook:
+            customers = list(hook.get_rows("customers"))
+            products = list(hook.get_rows("products"))
         return [order_record(confirmation, (params or {}).get("weborder") or {}, customers, products)]
 
     book_in_tripletex = TripletexCreateInvoicesOperator(

@@ -71,7 +71,7 @@ with DAG(
 
     @task(trigger_rule="all_done")
     def summary(reports: list[dict[str, Any] | None], ds: str | None = None) -> str:
-        from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
+        from airflow.sdk import ObjectStoragePath
 
         folder = ObjectStoragePath(REPORTS)
         folder.mkdir(parents=True, exist_ok=True)

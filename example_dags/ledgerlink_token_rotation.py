@@ -93,7 +93,7 @@ with DAG(
     @task(trigger_rule="all_done")
     def summary(ti: Any = None, ds: str | None = None) -> str:
         """What each rotation did (metadata only), as one JSON file per day."""
-        from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
+        from airflow.sdk import ObjectStoragePath
 
         task_ids = ["rotate_tripletex_session", *(f"promote_{v}" for v in PROMOTED), "renew_afas_token"]
         results = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in task_ids}

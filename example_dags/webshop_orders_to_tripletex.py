@@ -87,7 +87,7 @@ with DAG(
         """The day's order file; a sample one is written when the lake has none (this example only)."""
         import json
 
-        from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
+        from airflow.sdk import ObjectStoragePath
 
         day = pendulum.instance(data_interval_start).in_timezone("Europe/Oslo").to_date_string()
         path = ObjectStoragePath(f"{LAKE}/webshop/orders/{day}.jsonl")
