@@ -698,6 +698,7 @@ class TripletexData:
             "changes": [self._change("CREATE", self._order_times.seconds(k) + 900)],
         }
 
+    # -- the chart of accounts ------------------------------------------------------------------------
     def _account_dict(self, number: int) -> dict[str, Any] | None:
         for index, (n, name, account_type, vat, bank) in enumerate(ACCOUNTS):
             if n == number:
