@@ -138,7 +138,7 @@ def afas_maintenance_fault(
 # The emulator
 # ==================================================================================================
 class AfasEmulator(Emulator):
-    """AFAS Profit REST for environment 12345. See the module docstring for what it covers.
+    """AFAS Profit REST for environment 12345. See the package docstring for what it covers.
 
     ``token_xml`` is the valid token; ``authorization_header`` the matching header value;
     ``api_key`` and ``environment_key`` are what the OTP flow needs.
