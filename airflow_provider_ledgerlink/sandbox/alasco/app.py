@@ -50,7 +50,7 @@ from airflow_provider_ledgerlink.sandbox.alasco.writes import (
     _pdf_part,
 )
 from airflow_provider_ledgerlink.sandbox.data import derive_key
-from airflow_provider_ledgerlink.sandbox.server import Emulator, Request, Response
+from airflow_provider_ledgerlink.sandbox.server import Emulator, Request, Response, Router
 from airflow_provider_ledgerlink.sandbox.spec_validation import request_schema, validate
 from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
 
@@ -183,7 +183,8 @@ class AlascoEmulator(Emulator):
         self._counts: dict[str, int] = {}
         self.world = World(seed, self._counts)
         self._document_codec = IdCodec(derive_key(seed, "alasco-id", "invoice_documents"))
-        self._routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = []
+        # Paths match case-sensitively, as Starlette (FastAPI) matches them: ``/Contracts/`` is a 404.
+        self._router = Router(case_sensitive=True)
         self._add_routes()
         self.reset_state()
 
@@ -376,10 +377,7 @@ class AlascoEmulator(Emulator):
 
     # -- routing -----------------------------------------------------------------------------------
     def _add_routes(self) -> None:
-        def add(methods: str, pattern: str, handler: Callable[..., Response]) -> None:
-            for method in methods.split():
-                self._routes.append((method, re.compile(pattern), handler))
-
+        add = self._router.add
         for name, cls in DATASETS.items():
             add("GET", rf"/{re.escape(cls.path)}/", self._list_route(name))
             if name in _DETAILS:
@@ -405,18 +403,6 @@ class AlascoEmulator(Emulator):
         add("POST", rf"/invoices/(?P<rid>{_UUID})/update-new/", self._update_new)
         add("POST", rf"/projects/(?P<rid>{_UUID})/submit-invoice/", self._submit_invoice)
 
-    def _match(self, method: str, path: str) -> tuple[Callable[..., Response] | None, dict[str, str], bool]:
-        """The handler for ``method path``, its path arguments, and whether the path exists at all."""
-        exists = False
-        for route_method, pattern, handler in self._routes:
-            match = pattern.fullmatch(path)
-            if match is None:
-                continue
-            exists = True
-            if route_method == method:
-                return handler, match.groupdict(), True
-        return None, {}, exists
-
     def handle(self, request: Request) -> Response:
         try:
             response = self._handle(request)
@@ -433,11 +419,11 @@ class AlascoEmulator(Emulator):
         if prefix is None:
             return Response.json({"detail": "Not Found"}, 404)
         path = request.subpath[len(prefix) :]
-        handler, arguments, exists = self._match(request.method, path)
+        handler, arguments, exists = self._router.match(request.method, path)
         if not exists:
             # Starlette's redirect_slashes: the same path with (or without) the trailing slash.
             other = path[:-1] if path.endswith("/") else path + "/"
-            if self._match(request.method, other)[2]:
+            if self._router.match(request.method, other)[2]:
                 return self._redirect(request, prefix + other, 307)
             return Response.json({"detail": "Not Found"}, 404)
         if handler is None:
