@@ -124,28 +124,37 @@ Handler = Callable[..., Response]
 
 
 class Router:
-    """Maps ``(method, path regex)`` to handlers. Patterns match the whole path, case-insensitively,
-    and their named groups become keyword arguments of the handler."""
+    """Maps ``(method, path regex)`` to handlers. Patterns match the whole path, case-insensitively
+    unless ``case_sensitive``, and their named groups become keyword arguments of the handler."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, case_sensitive: bool = False) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._flags = 0 if case_sensitive else re.IGNORECASE
 
     def add(self, methods: str | Iterable[str], pattern: str, handler: Handler) -> None:
         names = [methods] if isinstance(methods, str) else list(methods)
-        compiled = re.compile(pattern, re.IGNORECASE)
+        compiled = re.compile(pattern, self._flags)
         for method in names:
             self._routes.append((method.upper(), compiled, handler))
 
-    def dispatch(self, request: Request, path: str) -> Response | None:
-        """Call the handler for ``path``; ``None`` when no route matches the path at all."""
+    def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+        """The handler for ``method path`` and its keyword arguments (``None`` and ``{}`` when no
+        route has that method), and whether any route matches the path at all."""
         path_matched = False
-        for method, pattern, handler in self._routes:
+        for route_method, pattern, handler in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
             path_matched = True
-            if method == request.method:
-                return handler(request, **match.groupdict())
+            if route_method == method:
+                return handler, match.groupdict(), True
+        return None, {}, path_matched
+
+    def dispatch(self, request: Request, path: str) -> Response | None:
+        """Call the handler for ``path``; ``None`` when no route matches the path at all."""
+        handler, arguments, path_matched = self.match(request.method, path)
+        if handler is not None:
+            return handler(request, **arguments)
         if path_matched:
             return Response.empty(405, None)
         return None
