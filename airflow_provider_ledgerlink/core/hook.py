@@ -3,7 +3,9 @@ one HTTP client per hook, and a ``test_connection`` that never raises and never 
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
@@ -14,7 +16,7 @@ from airflow_provider_ledgerlink.core.credentials import (
     credential_store_for,
 )
 from airflow_provider_ledgerlink.core.errors import ConfigurationError
-from airflow_provider_ledgerlink.core.http import HttpClient, RetryPolicy, Timeouts
+from airflow_provider_ledgerlink.core.http import HttpClient, RetryPolicy, Timeouts, check_base_url
 from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
 from airflow_provider_ledgerlink.core.redaction import scrub, scrub_value
 
@@ -120,6 +122,36 @@ def form_wording(conn_type: str, text: str) -> str:
     if compound:
         text = re.sub(rf"\b({compound})\b", lambda match: labels[match.group(1)], text)
     return text
+
+
+def base_url_from_connection(
+    vendor: str,
+    host: str | None,
+    default: str | Callable[[], str],
+    *,
+    complete: Callable[[str], str] | None = None,
+    refuse: Callable[[str, str], ConfigurationError] | None = None,
+) -> str:
+    """The vendor's address from a connection's host field: the one rule of every LedgerLink hook.
+
+    An empty host gives ``default`` (or what it returns, when it is a function: a default that
+    needs settings an override makes unnecessary). A host without a scheme gets ``https://``, and ``complete``
+    gives it the vendor's path when it lacks one (AFAS ``/ProfitRestServices``, Tripletex ``/v2``,
+    Alasco the API's path, CASH the WSDL's, CloudPOS ``/api/``). The result, default included,
+    passes :func:`~airflow_provider_ledgerlink.core.http.check_base_url`: http(s) only, plain http
+    only to a loopback host, no user name or password in it, a server named. ``refuse(problem,
+    fix)`` builds the error (default: one naming the vendor and the Host field).
+    """
+    text = (host or "").strip()
+    if not text:
+        url = default() if callable(default) else default
+    else:
+        url = text if "://" in text else f"https://{text}"
+        if complete is not None:
+            # Not a URL at all: the check below says so about what was given.
+            with contextlib.suppress(ValueError):
+                url = complete(url)
+    return check_base_url(vendor, url, refuse=refuse)
 
 
 def ui_field_behaviour(conn_type: str) -> dict[str, Any]:
@@ -243,7 +275,10 @@ class LedgerLinkHook(BaseHook):
     def _extras(self) -> dict[str, Any]:
         # Airflow logs an extra that is not JSON and hands over {}: the hook would then run on
         # defaults (another limit, a "missing" token). Read the raw text and say what is wrong.
-        raw = getattr(self.raw_connection, "extra", None)
+        raw = getattr(self.raw_connection, "extra", _MISSING)
+        if raw is _MISSING:  # a connection-like object that only offers the parsed extra
+            parsed = getattr(self.raw_connection, "extra_dejson", None)
+            return parsed if isinstance(parsed, dict) else {}
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             return {}
         if isinstance(raw, str):
@@ -303,6 +338,19 @@ class LedgerLinkHook(BaseHook):
             f"reading connection '{self.conn_id}'",
             message,
             hint=f"Edit the Airflow connection '{self.conn_id}' and correct: {label}",
+        )
+
+    def base_url_from_host(
+        self, default: str | Callable[[], str], *, complete: Callable[[str], str] | None = None
+    ) -> str:
+        """:func:`base_url_from_connection` for this hook's connection: an unusable host is refused
+        naming the connection, the form's label of its host field and the fix."""
+
+        def refuse(problem: str, fix: str) -> ConfigurationError:
+            return self.config_error(f"{problem} ({fix})", field="Host")
+
+        return base_url_from_connection(
+            self.vendor, self.connection.host, default, complete=complete, refuse=refuse
         )
 
     def make_client(self, *, base_url: str, **kwargs: Any) -> HttpClient:

@@ -260,17 +260,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(vendor: str, url: str) -> str:
+def check_base_url(
+    vendor: str, url: str, *, refuse: Callable[[str, str], ConfigurationError] | None = None
+) -> str:
     """``url`` when it is a usable vendor address; else a :class:`ConfigurationError` saying the fix.
 
     Credentials travel in every request, so plain ``http://`` is allowed only to a loopback host (a
     local emulator or a tunnel); anything else must be ``https://``. User-info in the URL is refused:
-    it would replace the vendor's own authorization header.
+    it would replace the vendor's own authorization header. ``refuse(problem, fix)`` builds the error
+    (a hook passes one that names its connection and the form's label of the field).
     """
     from urllib.parse import urlsplit
 
-    def refuse(problem: str, hint: str) -> ConfigurationError:
-        return ConfigurationError(vendor, "connecting", problem, hint=f"Edit the connection's Host: {hint}")
+    if refuse is None:
+
+        def refuse(problem: str, hint: str) -> ConfigurationError:
+            return ConfigurationError(
+                vendor, "connecting", problem, hint=f"Edit the connection's Host: {hint}"
+            )
 
     try:
         parts = urlsplit(url)

@@ -497,13 +497,13 @@ class AfasHook(LedgerLinkHook):
 
     @cached_property
     def base_url(self) -> str:
-        host = (self.connection.host or "").strip()
-        if host:
-            if "://" not in host:
-                host = f"https://{host}"
-            host = host.rstrip("/")
-            return host if host.lower().endswith("/profitrestservices") else f"{host}/ProfitRestServices"
-        return base_url_for(*self.environment)
+        """The environment's AFAS URL, or the host override with ``/ProfitRestServices`` added."""
+
+        def complete(url: str) -> str:
+            url = url.rstrip("/")
+            return url if url.lower().endswith("/profitrestservices") else f"{url}/ProfitRestServices"
+
+        return self.base_url_from_host(lambda: base_url_for(*self.environment), complete=complete)
 
     @cached_property
     def client(self) -> HttpClient:

@@ -748,18 +748,14 @@ class AlascoHook(LedgerLinkHook):
 
     @cached_property
     def base_url(self) -> str:
-        host = (self.connection.host or "").strip() or DEFAULT_HOST
-        if "://" not in host:
-            host = f"https://{host}"
-        host = host.rstrip("/")
-        try:
-            parsed = httpx.URL(host)
-        except httpx.InvalidURL:
-            raise self.config_error(f"host {host!r} is not a URL", field="Host") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise self.config_error(f"host {host!r} is not an http(s) URL", field="Host")
+        """``https://api.alasco.de`` or the host override, with the API's path added."""
         suffix = APIS[self.api]
-        return host if host.endswith(suffix) else host + suffix
+
+        def complete(url: str) -> str:
+            url = url.rstrip("/")
+            return url if url.endswith(suffix) else url + suffix
+
+        return self.base_url_from_host(DEFAULT_HOST + suffix, complete=complete)
 
     @cached_property
     def client(self) -> HttpClient:

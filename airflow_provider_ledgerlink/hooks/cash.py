@@ -51,7 +51,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, base_url_from_connection
 from airflow_provider_ledgerlink.core.http import (
     AsyncHttpClient,
     HttpClient,
@@ -1303,18 +1303,20 @@ class CashSettings:
     requests_per_minute: int
 
 
+def complete_wsdl_url(url: str) -> str:
+    """A host override as the WSDL address: as given when it names the WSDL (or any query), CASHWeb's
+    3.0 WSDL path added when it is only a server."""
+    parts = urlsplit(url)
+    if parts.query or parts.path.lower().endswith(("wsdl", ".xml")):
+        return url
+    return url.rstrip("/") + WSDL_PATH
+
+
 def wsdl_url_from_host(host: str | None) -> str:
     """The WSDL address from the connection's host: as given when it names the WSDL (or any query),
-    CASHWeb's 3.0 WSDL path added when it is only a server, CASHWeb's own when empty."""
-    text = (host or "").strip()
-    if not text:
-        return DEFAULT_WSDL
-    if "://" not in text:
-        text = f"https://{text}"
-    parts = urlsplit(text)
-    if parts.query or parts.path.lower().endswith(("wsdl", ".xml")):
-        return text
-    return text.rstrip("/") + WSDL_PATH
+    CASHWeb's 3.0 WSDL path added when it is only a server, CASHWeb's own when empty. Checked as
+    every LedgerLink host is (https, or plain http to this machine only; no user name in it)."""
+    return base_url_from_connection(VENDOR, host, DEFAULT_WSDL, complete=complete_wsdl_url)
 
 
 def changed_within_days(
@@ -1409,7 +1411,7 @@ class CashHook(LedgerLinkHook):
                 field="Extra requests_per_minute",
             ) from None
         return CashSettings(
-            wsdl_url=wsdl_url_from_host(conn.host),
+            wsdl_url=self.base_url_from_host(DEFAULT_WSDL, complete=complete_wsdl_url),
             relation_number=relation,
             email=email,
             password=password,

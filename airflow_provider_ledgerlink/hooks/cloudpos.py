@@ -21,10 +21,9 @@ and the ones in our errors never carry it; it is also registered as a secret.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
@@ -46,7 +45,7 @@ from airflow_provider_ledgerlink.core.errors import (
     ValidationError,
     VendorError,
 )
-from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
+from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, base_url_from_connection
 from airflow_provider_ledgerlink.core.http import AsyncHttpClient, HttpClient, RetryPolicy, default_error
 from airflow_provider_ledgerlink.core.login_guard import (
     LoginGuard,
@@ -437,95 +436,19 @@ class CloudPosSettings:
         return f"licname={quote(self.licence, safe='')}"
 
 
-def _extra(extras: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    for name in (key, f"extra__ledgerlink_cloudpos__{key}"):
-        value = extras.get(name)
-        if value not in (None, ""):
-            return value
-    return default
-
-
 def settings_from_connection(conn: Any, conn_id: str) -> CloudPosSettings:
-    """Validate a connection into :class:`CloudPosSettings`; errors name the field to fix."""
-
-    def problem(message: str, field_name: str) -> ConfigurationError:
-        return ConfigurationError(
-            VENDOR,
-            f"reading connection '{conn_id}'",
-            message,
-            hint=f"Edit the Airflow connection '{conn_id}' and correct: {field_name}",
-        )
-
-    licence = (conn.login or "").strip()
-    token = (conn.password or "").strip()
-    if not licence:
-        raise problem("the licence name is empty (sending it would count as a bad login)", "Licence name")
-    if not token:
-        raise problem("the token is empty (sending it would count as a bad login)", "Token")
-    register_secret(token)
-    register_secret(quote(token, safe=""))
-    try:
-        extras = conn.extra_dejson
-    except Exception:
-        raise problem("the extra field is not valid JSON", "Extra") from None
-    extras = extras if isinstance(extras, dict) else {}
-
-    base_url = _base_url(conn.host, problem)
-
-    def integer(key: str, default: int, minimum: int) -> int:
-        value = _extra(extras, key, default)
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise problem(f"{key} must be a whole number, not {value!r}", key) from None
-        if number < minimum:
-            raise problem(f"{key} must be at least {minimum}", key)
-        return number
-
-    mode = str(_extra(extras, "on_budget_exhausted", "fail")).strip().lower()
-    if mode not in ("fail", "wait"):
-        raise problem(f"on_budget_exhausted must be 'fail' or 'wait', not {mode!r}", "on_budget_exhausted")
-    cooldown = integer("bad_login_cooldown_minutes", 0, 0)
-    reserve = integer("sensor_reserve_percent", DEFAULT_SENSOR_RESERVE_PERCENT, 0)
-    if reserve > 100:
-        raise problem("sensor_reserve_percent must be between 0 and 100", "sensor_reserve_percent")
-    return CloudPosSettings(
-        conn_id=conn_id,
-        licence=licence,
-        token=token,
-        base_url=base_url,
-        daily_limit=integer("daily_request_limit", DEFAULT_DAILY_LIMIT, 1),
-        block_size=integer("budget_block_size", DEFAULT_BLOCK_SIZE, 1),
-        on_budget_exhausted=mode,
-        bad_login_cooldown=timedelta(minutes=cooldown) if cooldown else None,
-        sensor_reserve_fraction=reserve / 100,
-    )
+    """Validate a connection into :class:`CloudPosSettings` (what :attr:`CloudPosHook.settings`
+    does for the hook's own connection); errors name the field to fix as the form labels it."""
+    hook = CloudPosHook(conn_id, holder="settings")
+    hook.__dict__["raw_connection"] = conn
+    return hook.settings_for(conn)
 
 
-def _base_url(host: str | None, problem: Callable[[str, str], ConfigurationError]) -> str:
-    text = (host or "").strip() or DEFAULT_BASE_URL
-    if "://" not in text:
-        text = f"https://{text}"
-    parts = urlsplit(text)
-    if not parts.hostname:
-        raise problem(f"{text!r} is not a URL", "Host")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise problem(
-            "plain http would send the token in clear text (CloudPOS requires https)", "Host (use https://)"
-        )
-    if parts.scheme not in ("http", "https"):
-        raise problem(f"unsupported scheme {parts.scheme!r}", "Host")
+def complete_base_url(url: str) -> str:
+    """A host override as the API's address: ``/api/`` when it names no path, one trailing slash."""
+    parts = urlsplit(url)
     path = parts.path if parts.path not in ("", "/") else "/api/"
     return f"{parts.scheme}://{parts.netloc}{path.rstrip('/')}/"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # ------------------------------------------------------------------------------------------------
@@ -704,7 +627,63 @@ class CloudPosHook(LedgerLinkHook):
     # -- settings and shared state ----------------------------------------------------------------
     @cached_property
     def settings(self) -> CloudPosSettings:
-        return settings_from_connection(self.connection, self.cloudpos_conn_id)
+        """The connection, checked, read once (extras through the shared reader)."""
+        return self.settings_for(self.connection)
+
+    def settings_for(self, conn: Any) -> CloudPosSettings:
+        """``conn`` (this hook's connection, or its asynchronous lookup) as :class:`CloudPosSettings`."""
+        licence = (conn.login or "").strip()
+        token = (conn.password or "").strip()
+        if not licence:
+            raise self.config_error(
+                "the licence name is empty (sending it would count as a bad login)", field="Login"
+            )
+        if not token:
+            raise self.config_error(
+                "the token is empty (sending it would count as a bad login)", field="Password"
+            )
+        register_secret(token)
+        register_secret(quote(token, safe=""))
+        base_url = base_url_from_connection(
+            VENDOR,
+            conn.host,
+            DEFAULT_BASE_URL,
+            complete=complete_base_url,
+            refuse=lambda message, fix: self.config_error(f"{message} ({fix})", field="Host"),
+        )
+
+        def integer(key: str, default: int, minimum: int) -> int:
+            value = self.extra(key, default)
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                raise self.config_error(f"{key} must be a whole number, not {value!r}", field=key) from None
+            if number < minimum:
+                raise self.config_error(f"{key} must be at least {minimum}", field=key)
+            return number
+
+        mode = str(self.extra("on_budget_exhausted", "fail")).strip().lower()
+        if mode not in ("fail", "wait"):
+            raise self.config_error(
+                f"on_budget_exhausted must be 'fail' or 'wait', not {mode!r}", field="on_budget_exhausted"
+            )
+        cooldown = integer("bad_login_cooldown_minutes", 0, 0)
+        reserve = integer("sensor_reserve_percent", DEFAULT_SENSOR_RESERVE_PERCENT, 0)
+        if reserve > 100:
+            raise self.config_error(
+                "sensor_reserve_percent must be between 0 and 100", field="sensor_reserve_percent"
+            )
+        return CloudPosSettings(
+            conn_id=self.cloudpos_conn_id,
+            licence=licence,
+            token=token,
+            base_url=base_url,
+            daily_limit=integer("daily_request_limit", DEFAULT_DAILY_LIMIT, 1),
+            block_size=integer("budget_block_size", DEFAULT_BLOCK_SIZE, 1),
+            on_budget_exhausted=mode,
+            bad_login_cooldown=timedelta(minutes=cooldown) if cooldown else None,
+            sensor_reserve_fraction=reserve / 100,
+        )
 
     def budget_for(self, settings: CloudPosSettings) -> DailyBudget:
         return DailyBudget(
@@ -1062,7 +1041,7 @@ class CloudPosHook(LedgerLinkHook):
         if self._async_parts is None:
             conn = await aget_connection(self.cloudpos_conn_id)
             self.__dict__["raw_connection"] = conn  # the store's extras are read from it
-            settings = settings_from_connection(await self.aoverlay(conn), self.cloudpos_conn_id)
+            settings = self.settings_for(await self.aoverlay(conn))
             self._async_parts = (settings, self.guard_for(settings), self.budget_for(settings))
         return self._async_parts
 

@@ -525,14 +525,14 @@ class TripletexHook(LedgerLinkHook):
 
     @cached_property
     def base_url(self) -> str:
+        """The environment's Tripletex URL, or the host override with ``/v2`` added."""
         environment = self.environment  # validated even when a host overrides its URL
-        host = (self.connection.host or "").strip()
-        if not host:
-            return BASE_URLS[environment]
-        if "://" not in host:
-            host = f"https://{host}"
-        host = host.rstrip("/")
-        return host if host.lower().endswith("/v2") else f"{host}/v2"
+
+        def complete(url: str) -> str:
+            url = url.rstrip("/")
+            return url if url.lower().endswith("/v2") else f"{url}/v2"
+
+        return self.base_url_from_host(BASE_URLS[environment], complete=complete)
 
     @cached_property
     def account_key(self) -> str:

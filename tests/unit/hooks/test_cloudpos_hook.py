@@ -444,11 +444,12 @@ def test_defaults_and_host_override():
     [
         (FakeConnection(password=""), "Token"),
         (FakeConnection(login=" "), "Licence name"),
-        (FakeConnection(host="http://cloudpos.be/api/"), "Host (use https://)"),
-        (FakeConnection(extra={"daily_request_limit": "many"}), "daily_request_limit"),
-        (FakeConnection(extra={"daily_request_limit": 0}), "daily_request_limit"),
-        (FakeConnection(extra={"on_budget_exhausted": "panic"}), "on_budget_exhausted"),
-        (FakeConnection(extra={"sensor_reserve_percent": 150}), "sensor_reserve_percent"),
+        (FakeConnection(host="http://cloudpos.be/api/"), "API URL override (optional)"),
+        (FakeConnection(host="https://user:pw@cloudpos.be/api/"), "API URL override (optional)"),
+        (FakeConnection(extra={"daily_request_limit": "many"}), "Daily request limit"),
+        (FakeConnection(extra={"daily_request_limit": 0}), "Daily request limit"),
+        (FakeConnection(extra={"on_budget_exhausted": "panic"}), "When the budget is spent"),
+        (FakeConnection(extra={"sensor_reserve_percent": 150}), "Budget kept from sensors (%)"),
     ],
 )
 def test_a_malformed_connection_names_the_field_to_fix(connection, field):
