@@ -19,6 +19,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property, lru_cache
 from typing import Any, TypeGuard
@@ -30,6 +31,7 @@ import httpx
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
+    ConfigurationError,
     LedgerLinkError,
     NotFoundError,
     PermissionDeniedError,
@@ -437,6 +439,24 @@ def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
 # ------------------------------------------------------------------------------------------------
 # The hook
 # ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AfasSettings:
+    """The connection's settings, checked. The token is read apart (:attr:`AfasHook.token_xml`): the
+    one-time-password flow that obtains it runs on a connection that has none yet."""
+
+    #: Where the REST services are: the environment's URL, or the host override.
+    base_url: str
+    #: ``(number, type)`` of the environment; ``None`` when a host override stands in for an
+    #: environment that is missing or unreadable (:attr:`AfasHook.environment` then says why).
+    environment: tuple[str, str] | None
+
+
+def complete_base_url(url: str) -> str:
+    """A host override as the REST services' address: ``/ProfitRestServices`` added when missing."""
+    url = url.rstrip("/")
+    return url if url.lower().endswith("/profitrestservices") else f"{url}/ProfitRestServices"
+
+
 class AfasHook(LedgerLinkHook):
     """AFAS Profit REST services of one App connector.
 
@@ -489,21 +509,34 @@ class AfasHook(LedgerLinkHook):
         return xml
 
     @cached_property
-    def environment(self) -> tuple[str, str]:
+    def settings(self) -> AfasSettings:
+        """The connection's settings, read once (extras through the shared reader)."""
+        try:
+            environment: tuple[str, str] | None = self._environment()
+        except ConfigurationError:
+            if not (self.connection.host or "").strip():
+                raise
+            environment = None  # the host override says where AFAS is
+        base_url = self.base_url_from_host(
+            lambda: base_url_for(*self._environment()), complete=complete_base_url
+        )
+        return AfasSettings(base_url=base_url, environment=environment)
+
+    def _environment(self) -> tuple[str, str]:
         try:
             return parse_environment(self.extra("environment_id"), self.extra("environment_type"))
         except ValueError as exc:
             raise self.config_error(str(exc), field="Extra environment_id / environment_type") from None
 
-    @cached_property
+    @property
+    def environment(self) -> tuple[str, str]:
+        """``(number, type)`` of the environment; a clear error when the connection has none."""
+        return self.settings.environment or self._environment()
+
+    @property
     def base_url(self) -> str:
         """The environment's AFAS URL, or the host override with ``/ProfitRestServices`` added."""
-
-        def complete(url: str) -> str:
-            url = url.rstrip("/")
-            return url if url.lower().endswith("/profitrestservices") else f"{url}/ProfitRestServices"
-
-        return self.base_url_from_host(lambda: base_url_for(*self.environment), complete=complete)
+        return self.settings.base_url
 
     @cached_property
     def client(self) -> HttpClient:

@@ -668,6 +668,17 @@ def same_money(a: Any, b: Any) -> bool:
 # ------------------------------------------------------------------------------------------------
 # The hook
 # ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AlascoSettings:
+    """The connection's settings, checked. The API key and token are read apart
+    (:attr:`AlascoHook.credentials`): a staged token replaces them while the hook runs."""
+
+    #: ``fincon``, ``capex`` or ``esg``.
+    api: str
+    #: ``https://api.alasco.de`` or the host override, with the API's path.
+    base_url: str
+
+
 class AlascoHook(LedgerLinkHook):
     """The Alasco public API for one account.
 
@@ -738,24 +749,31 @@ class AlascoHook(LedgerLinkHook):
         return {"X-API-KEY": key, "X-API-TOKEN": token}
 
     @cached_property
-    def api(self) -> str:
-        value = str(self.extra("api", DEFAULT_API)).strip().lower()
-        if value not in APIS:
+    def settings(self) -> AlascoSettings:
+        """The connection's settings, read once (extras through the shared reader)."""
+        api = str(self.extra("api", DEFAULT_API)).strip().lower()
+        if api not in APIS:
             raise self.config_error(
-                f"api {value!r} is not one of {', '.join(APIS)}", field="Extra 'api' (fincon, capex or esg)"
+                f"api {api!r} is not one of {', '.join(APIS)}", field="Extra 'api' (fincon, capex or esg)"
             )
-        return value
-
-    @cached_property
-    def base_url(self) -> str:
-        """``https://api.alasco.de`` or the host override, with the API's path added."""
-        suffix = APIS[self.api]
+        suffix = APIS[api]
 
         def complete(url: str) -> str:
             url = url.rstrip("/")
             return url if url.endswith(suffix) else url + suffix
 
-        return self.base_url_from_host(DEFAULT_HOST + suffix, complete=complete)
+        return AlascoSettings(
+            api=api, base_url=self.base_url_from_host(DEFAULT_HOST + suffix, complete=complete)
+        )
+
+    @property
+    def api(self) -> str:
+        return self.settings.api
+
+    @property
+    def base_url(self) -> str:
+        """``https://api.alasco.de`` or the host override, with the API's path added."""
+        return self.settings.base_url
 
     @cached_property
     def client(self) -> HttpClient:

@@ -389,6 +389,21 @@ class WriteResult:
 # ------------------------------------------------------------------------------------------------
 # The hook
 # ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TripletexSettings:
+    """The connection's settings, checked. The tokens are read apart (:attr:`TripletexHook.employee_token`,
+    :attr:`TripletexHook.consumer_token`): a rotation replaces them while the hook runs."""
+
+    #: ``production`` or ``test``.
+    environment: str
+    #: The environment's URL, or the host override with ``/v2``.
+    base_url: str
+    #: The client company (``0``: the employee's own).
+    company_id: int
+    #: Requests of each rate-limit period left for people (the hook's argument, else the extra).
+    rate_limit_reserve: int
+
+
 class TripletexHook(LedgerLinkHook):
     """Tripletex API v2 for one employee token (and, optionally, one client company).
 
@@ -421,7 +436,7 @@ class TripletexHook(LedgerLinkHook):
     conn_type = "ledgerlink_tripletex"
     hook_name = "Tripletex (LedgerLink)"
     vendor = VENDOR
-    credential_dependents = ("employee_token", "consumer_token", "base_url")
+    credential_dependents = ("employee_token", "consumer_token", "settings")
 
     def __init__(
         self,
@@ -486,16 +501,19 @@ class TripletexHook(LedgerLinkHook):
         return token
 
     @cached_property
-    def environment(self) -> str:
-        value = str(self.extra("environment", "production") or "production").strip().lower()
-        if value not in BASE_URLS:
+    def settings(self) -> TripletexSettings:
+        """The connection's settings, read once (extras through the shared reader)."""
+        environment = str(self.extra("environment", "production") or "production").strip().lower()
+        if environment not in BASE_URLS:
             raise self.config_error(
-                f"environment {value!r} is not one of {', '.join(BASE_URLS)}", field="Extra environment"
+                f"environment {environment!r} is not one of {', '.join(BASE_URLS)}", field="Extra environment"
             )
-        return value
 
-    @cached_property
-    def company_id(self) -> int:
+        def complete(url: str) -> str:
+            url = url.rstrip("/")
+            return url if url.lower().endswith("/v2") else f"{url}/v2"
+
+        base_url = self.base_url_from_host(BASE_URLS[environment], complete=complete)
         value = self.extra("company_id", 0)
         try:
             company = int(str(value).strip() or 0)
@@ -506,33 +524,38 @@ class TripletexHook(LedgerLinkHook):
                 f"company_id {value!r} is not a company id (a whole number; 0 = the employee's own company)",
                 field="Extra company_id",
             )
-        return company
-
-    @cached_property
-    def rate_limit_reserve(self) -> int:
-        value = self._reserve_argument
-        if value is None:
-            value = self.extra("rate_limit_reserve", DEFAULT_RATE_LIMIT_RESERVE)
+        reserve_value = self._reserve_argument
+        if reserve_value is None:
+            reserve_value = self.extra("rate_limit_reserve", DEFAULT_RATE_LIMIT_RESERVE)
         try:
-            reserve = int(str(value).strip())
+            reserve = int(str(reserve_value).strip())
         except ValueError:
             reserve = -1
         if reserve < 0:
             raise self.config_error(
-                f"rate_limit_reserve {value!r} is not a number of requests", field="Extra rate_limit_reserve"
+                f"rate_limit_reserve {reserve_value!r} is not a number of requests",
+                field="Extra rate_limit_reserve",
             )
-        return reserve
+        return TripletexSettings(
+            environment=environment, base_url=base_url, company_id=company, rate_limit_reserve=reserve
+        )
 
-    @cached_property
+    @property
+    def environment(self) -> str:
+        return self.settings.environment
+
+    @property
+    def company_id(self) -> int:
+        return self.settings.company_id
+
+    @property
+    def rate_limit_reserve(self) -> int:
+        return self.settings.rate_limit_reserve
+
+    @property
     def base_url(self) -> str:
         """The environment's Tripletex URL, or the host override with ``/v2`` added."""
-        environment = self.environment  # validated even when a host overrides its URL
-
-        def complete(url: str) -> str:
-            url = url.rstrip("/")
-            return url if url.lower().endswith("/v2") else f"{url}/v2"
-
-        return self.base_url_from_host(BASE_URLS[environment], complete=complete)
+        return self.settings.base_url
 
     @cached_property
     def account_key(self) -> str:

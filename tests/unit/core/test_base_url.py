@@ -30,13 +30,13 @@ VENDORS: list[tuple[type[LedgerLinkHook], dict[str, Any], Any, str]] = [
     ),
     (
         AlascoHook,
-        {"login": "key", "password": "token"},
+        {"login": "alasco-key-7f3a9c", "password": "alasco-token-5d21e8b4"},
         lambda hook: hook.base_url,
         "https://api.alasco.de/fincon/v1",
     ),
     (
         TripletexHook,
-        {"password": "employee", "extra": {"consumer_token": "consumer"}},
+        {"password": "tripletex-employee-91c4", "extra": {"consumer_token": "tripletex-consumer-2b7e"}},
         lambda hook: hook.base_url,
         "https://tripletex.no/v2",
     ),
@@ -44,7 +44,7 @@ VENDORS: list[tuple[type[LedgerLinkHook], dict[str, Any], Any, str]] = [
         CashHook,
         {
             "login": "api@example.com",
-            "password": "secret",
+            "password": "cash-password-6e0f13",
             "extra": {"relation_number": "1", "administration_code": "A", "administration_map": "1"},
         },
         lambda hook: hook.settings.wsdl_url,
@@ -52,7 +52,7 @@ VENDORS: list[tuple[type[LedgerLinkHook], dict[str, Any], Any, str]] = [
     ),
     (
         CloudPosHook,
-        {"login": "licence", "password": "token"},
+        {"login": "licence", "password": "cloudpos-token-a84c02"},
         lambda hook: hook.settings.base_url,
         "https://cloudpos.be/api/",
     ),
