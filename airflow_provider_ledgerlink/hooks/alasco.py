@@ -36,7 +36,7 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
-from airflow_provider_ledgerlink.core.credential_scope import scope_credentials, within_scope
+from airflow_provider_ledgerlink.core.credential_scope import ScopedCredentials, within_scope
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
@@ -767,14 +767,13 @@ class AlascoHook(LedgerLinkHook):
 
     @cached_property
     def client(self) -> HttpClient:
-        client = self.make_client(
+        return self.make_client(
             base_url=self.base_url,
             headers={"Accept": "application/vnd.api+json, application/json"},
             error_mapper=map_error,
             max_connections=max(self.max_in_flight, 2),
+            gates=[ScopedCredentials(self.credentials, scope=self.base_url + "/")],
         )
-        scope_credentials(client, self.credentials, scope=self.base_url + "/")
-        return client
 
     def get_conn(self) -> HttpClient:
         return self.client

@@ -60,9 +60,7 @@ from airflow_provider_ledgerlink.core.http import (
 )
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.request_window import (
-    AsyncRequestWindowTransport,
     RequestWindowLimiter,
-    RequestWindowTransport,
     shared_request_window,
 )
 
@@ -1439,7 +1437,7 @@ class CashHook(LedgerLinkHook):
             base_url=self._origin(),
             headers={"Content-Type": "text/xml; charset=utf-8"},
             error_mapper=map_http_error,
-            transport=RequestWindowTransport(self.limiter, httpx.HTTPTransport()),
+            gates=[self.limiter],
         )
         transport = _SyncSoapTransport(http, self.max_response_bytes)
         try:
@@ -1713,7 +1711,7 @@ class CashHook(LedgerLinkHook):
             error_mapper=map_http_error,
             retry=self.retry,
             timeouts=self.timeouts,
-            transport=lambda: AsyncRequestWindowTransport(self.limiter, httpx.AsyncHTTPTransport()),
+            gates=[self.limiter],
         )
         try:
             documents: dict[str, bytes] = {}

@@ -47,7 +47,13 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
-from airflow_provider_ledgerlink.core.http import AsyncHttpClient, HttpClient, RetryPolicy, default_error
+from airflow_provider_ledgerlink.core.http import (
+    AsyncHttpClient,
+    HttpClient,
+    RetryPolicy,
+    default_error,
+    wire_copy,
+)
 from airflow_provider_ledgerlink.core.login_guard import (
     LoginGuard,
     LoginRefusedError,
@@ -531,28 +537,35 @@ def _is_loopback(host: str) -> bool:
 # What every request goes through: the guard, the budget, and the credentials
 # ------------------------------------------------------------------------------------------------
 class _Gate:
-    """Before each request that leaves the process: the login guard, then one request of the budget."""
+    """The request gate of every request that leaves the process (every attempt, retries included):
+    the login guard, then one request of the budget; the wire copy carries the token."""
 
     def __init__(self, settings: CloudPosSettings, guard: LoginGuard, budget: DailyBudget) -> None:
         self.settings = settings
         self.guard = guard
         self.budget = budget
 
-    def admit(self) -> None:
+    def admit(self, request: httpx.Request) -> httpx.Request:
         self.guard.check(self.settings.fingerprint)
         try:
             self.budget.acquire(1)
         except BaseException:
             self.guard.inconclusive()  # nothing was sent: another holder may try the credentials
             raise
+        return self.wire_request(request)
 
-    async def aadmit(self) -> None:
+    async def aadmit(self, request: httpx.Request) -> httpx.Request:
         await self.guard.acheck(self.settings.fingerprint)
         try:
             await self.budget.aacquire(1)
         except BaseException:
             await self.guard.ainconclusive()
             raise
+        return self.wire_request(request)
+
+    def observe(self, request: httpx.Request, response: httpx.Response | None) -> None:
+        """Nothing to give back: a request of the budget is spent once it leaves the process, and
+        the guard hears the outcome from the hook, which reads CloudPOS's error codes."""
 
     def wire_request(self, request: httpx.Request) -> httpx.Request:
         """A copy of ``request`` carrying the token; the original (which httpx logs) never does."""
@@ -568,45 +581,7 @@ class _Gate:
             rest = query[len(prefix) :]
             token = quote(self.settings.token, safe="")
             url = url.copy_with(query=f"{prefix}&token={token}{rest}".encode("ascii"))
-        return httpx.Request(
-            request.method, url, headers=headers, stream=request.stream, extensions=request.extensions
-        )
-
-
-def _environment_proxy(base_url: str) -> str | None:
-    """The proxy the environment names for ``base_url`` (httpx ignores it with a custom transport)."""
-    import urllib.request
-
-    parts = urlsplit(base_url)
-    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
-
-
-class _GatedTransport(httpx.BaseTransport):
-    def __init__(self, gate: _Gate, inner: httpx.BaseTransport | None = None) -> None:
-        self.gate = gate
-        self.inner = inner or httpx.HTTPTransport(proxy=_environment_proxy(gate.settings.base_url))
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.gate.admit()
-        return self.inner.handle_request(self.gate.wire_request(request))
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class _AsyncGatedTransport(httpx.AsyncBaseTransport):
-    def __init__(self, gate: _Gate, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.gate = gate
-        self.inner = inner or httpx.AsyncHTTPTransport(proxy=_environment_proxy(gate.settings.base_url))
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self.gate.aadmit()
-        return await self.inner.handle_async_request(self.gate.wire_request(request))
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        return wire_copy(request, url=url, headers=headers)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -742,7 +717,7 @@ class CloudPosHook(LedgerLinkHook):
             headers={"Accept": "application/json", "Licensename": settings.licence},
             error_mapper=map_error,
             max_connections=2,
-            transport=_GatedTransport(_Gate(settings, self.guard, self.budget)),
+            gates=[_Gate(settings, self.guard, self.budget)],
         )
 
     def get_conn(self) -> HttpClient:
@@ -1018,7 +993,7 @@ class CloudPosHook(LedgerLinkHook):
             retry=self.retry,
             timeouts=self.timeouts,
             max_connections=1,
-            transport=lambda: _AsyncGatedTransport(_Gate(settings, guard, budget)),
+            gates=[_Gate(settings, guard, budget)],
         )
         try:
             async with client:

@@ -572,7 +572,7 @@ class TripletexHook(LedgerLinkHook):
             headers={"Accept": "application/json"},
             error_mapper=map_error,
             max_connections=self.max_in_flight + 2,
-            response_hooks=[self.limiter.observe],
+            gates=[self.limiter],  # every attempt, retries included, waits for the rate limit
         )
 
     def get_conn(self) -> HttpClient:
@@ -708,10 +708,9 @@ class TripletexHook(LedgerLinkHook):
             "expirationDate": expiration.isoformat(),
         }
         try:
-            with self.limiter.slot():
-                response = self.client.request(
-                    "PUT", "/token/session/:create", params=params, operation=operation
-                )
+            response = self.client.request(
+                "PUT", "/token/session/:create", params=params, operation=operation
+            )
         except ValidationError as error:
             raise self._session_refused(error) from None
         except (AuthenticationError, PermissionDeniedError, NotFoundError) as error:
@@ -827,14 +826,13 @@ class TripletexHook(LedgerLinkHook):
     def _verify_session(self, session: Session) -> str:
         """``whoAmI`` with exactly this session (no renewal): which employee and company it reaches."""
         operation = "verify session (whoAmI)"
-        with self.limiter.slot():
-            response = self.client.request(
-                "GET",
-                "/token/session/%3EwhoAmI",
-                operation=operation,
-                params={"fields": "employeeId,companyId"},
-                headers={"Authorization": self._authorization(session)},
-            )
+        response = self.client.request(
+            "GET",
+            "/token/session/%3EwhoAmI",
+            operation=operation,
+            params={"fields": "employeeId,companyId"},
+            headers={"Authorization": self._authorization(session)},
+        )
         value = _json(response, operation).get("value") or {}
         return f"session works for employee {value.get('employeeId', '?')} of company {value.get('companyId', '?')}"
 
@@ -842,14 +840,13 @@ class TripletexHook(LedgerLinkHook):
         """``DELETE /token/session/{token}``; an already ended session is fine, other errors are
         logged (an undeleted session still expires on its own)."""
         try:
-            with self.limiter.slot():
-                self.client.request(
-                    "DELETE",
-                    f"/token/session/{quote(token, safe='')}",
-                    operation="delete session token",
-                    headers={"Authorization": self._authorization(authorized_by)},
-                    idempotent=True,
-                )
+            self.client.request(
+                "DELETE",
+                f"/token/session/{quote(token, safe='')}",
+                operation="delete session token",
+                headers={"Authorization": self._authorization(authorized_by)},
+                idempotent=True,
+            )
         except (AuthenticationError, NotFoundError):
             return
         except LedgerLinkError as error:
@@ -927,15 +924,14 @@ class TripletexHook(LedgerLinkHook):
             if body is not None:
                 all_headers["Content-Type"] = "application/json; charset=utf-8"
             try:
-                with self.limiter.slot():
-                    response = self.client.request(
-                        method,
-                        path,
-                        operation=operation,
-                        headers=all_headers,
-                        idempotent=idempotent,
-                        **kwargs,
-                    )
+                response = self.client.request(
+                    method,
+                    path,
+                    operation=operation,
+                    headers=all_headers,
+                    idempotent=idempotent,
+                    **kwargs,
+                )
             except AuthenticationError as error:
                 if error.http_status != 401:
                     raise

@@ -485,25 +485,6 @@ def test_a_registered_secret_in_the_path_is_not_in_a_transport_error(sleeps: lis
 
 
 # ------------------------------------------------------------------------------------------------
-# Response hooks
-# ------------------------------------------------------------------------------------------------
-def test_response_hooks_see_every_answer_including_failed_ones(sleeps: list[float]) -> None:
-    seen: list[int] = []
-    vendor = Script(503, 200)
-    client = HttpClient(
-        vendor="Acme",
-        base_url=BASE_URL,
-        retry=FAST,
-        transport=httpx.MockTransport(vendor),
-        response_hooks=[lambda response: seen.append(response.status_code)],
-    )
-    with client:
-        client.request("GET", "/things", operation="list things")
-
-    assert seen == [503, 200]
-
-
-# ------------------------------------------------------------------------------------------------
 # The async client decides exactly like the sync one
 # ------------------------------------------------------------------------------------------------
 async def test_async_a_successful_call_returns_the_response() -> None:
