@@ -105,7 +105,8 @@ class Gate(Protocol):
       the request it built, never the copy. It must not change the request it was given.
     * A gate that raises in :meth:`admit` means nothing was sent: the gates already passed are
       observed with ``None`` (so they release what they took), the gate that raised cleans up after
-      itself, and the error reaches the caller as it is.
+      itself, and the error leaves the transport unchanged (the retry policy judges it like any
+      other: only a retryable :class:`LedgerLinkError` is tried again).
     * :meth:`observe` runs once per attempt for every gate that admitted it, in reverse order, with
       the request that gate's :meth:`admit` returned and the answer (status and headers; the body
       is not read yet), or ``None`` when sending failed (connection error, timeout, cancellation).
