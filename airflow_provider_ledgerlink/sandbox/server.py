@@ -125,27 +125,40 @@ Handler = Callable[..., Response]
 
 class Router:
     """Maps ``(method, path regex)`` to handlers. Patterns match the whole path, case-insensitively,
-    and their named groups become keyword arguments of the handler."""
+    and their named groups become keyword arguments of the handler.
+
+    ``"*"`` as the method takes every method. ``query``, a regex matched against the whole raw query
+    string (case-insensitively), is for APIs addressed by query string (CASHWeb's ``/?api/3.0``): a
+    route with one matches only when both match, and its named groups are handler arguments too."""
 
     def __init__(self) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._routes: list[tuple[str, re.Pattern[str], re.Pattern[str] | None, Handler]] = []
 
-    def add(self, methods: str | Iterable[str], pattern: str, handler: Handler) -> None:
+    def add(
+        self, methods: str | Iterable[str], pattern: str, handler: Handler, *, query: str | None = None
+    ) -> None:
         names = [methods] if isinstance(methods, str) else list(methods)
         compiled = re.compile(pattern, re.IGNORECASE)
+        compiled_query = None if query is None else re.compile(query, re.IGNORECASE)
         for method in names:
-            self._routes.append((method.upper(), compiled, handler))
+            self._routes.append((method.upper(), compiled, compiled_query, handler))
 
     def dispatch(self, request: Request, path: str) -> Response | None:
         """Call the handler for ``path``; ``None`` when no route matches the path at all."""
         path_matched = False
-        for method, pattern, handler in self._routes:
+        for method, pattern, query, handler in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
+            arguments = match.groupdict()
+            if query is not None:
+                query_match = query.fullmatch(request.query_string)
+                if query_match is None:
+                    continue
+                arguments.update(query_match.groupdict())
             path_matched = True
-            if method == request.method:
-                return handler(request, **match.groupdict())
+            if method in (request.method, "*"):
+                return handler(request, **arguments)
         if path_matched:
             return Response.empty(405, None)
         return None
