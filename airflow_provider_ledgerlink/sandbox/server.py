@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, unquote
 
 from airflow_provider_ledgerlink.sandbox.faults import FaultPlan, FaultRule
 
-__all__ = ["Emulator", "Request", "Response", "Router", "SandboxServer", "Stats"]
+__all__ = ["ANY_PATH", "Emulator", "Request", "Response", "Router", "SandboxServer", "Stats"]
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -121,6 +121,9 @@ class Response:
 # Routing
 # --------------------------------------------------------------------------------------------------
 Handler = Callable[..., Response]
+
+ANY_PATH = r"[\s\S]*"
+"""A route pattern that matches every path (newlines included), for an emulator's catch-all route."""
 
 
 class Router:

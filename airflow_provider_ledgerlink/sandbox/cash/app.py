@@ -22,7 +22,7 @@ from airflow_provider_ledgerlink.sandbox.cash.data import (
     sandbox_cash_password,
 )
 from airflow_provider_ledgerlink.sandbox.cash.engine import CashEngine, Parts
-from airflow_provider_ledgerlink.sandbox.server import Emulator, Request, Response, Router
+from airflow_provider_ledgerlink.sandbox.server import ANY_PATH, Emulator, Request, Response, Router
 
 NAMESPACE = "urn:CashApi"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -30,8 +30,6 @@ WSDL_QUERY = "api/3.0/wsdl"
 ENDPOINT_QUERY = "api/3.0"
 REQUESTS_PER_MINUTE = 100
 
-#: Every path: CASHWeb looks at the query string only.
-_ANY_PATH = r"[\s\S]*"
 _WSDL_ROUTE = r"/*(?:api/3\.0/wsdl|wsdl|api/3\.0&wsdl)/*"
 _ENDPOINT_ROUTE = r"/*api/3\.0/*"
 
@@ -193,9 +191,9 @@ class CashEmulator(CashEngine, Emulator):
         #: The window the rate is counted over (60 s: "per minute"); tests shorten it.
         self.rate_window_seconds = 60.0
         self._router = Router()
-        self._router.add("GET", _ANY_PATH, self._serve_wsdl, query=_WSDL_ROUTE)
-        self._router.add("POST", _ANY_PATH, self._soap, query=_ENDPOINT_ROUTE)
-        self._router.add("*", _ANY_PATH, _not_found)  # every other address and method
+        self._router.add("GET", ANY_PATH, self._serve_wsdl, query=_WSDL_ROUTE)
+        self._router.add("POST", ANY_PATH, self._soap, query=_ENDPOINT_ROUTE)
+        self._router.add("*", ANY_PATH, _not_found)  # every other address and method
 
     def reset_state(self) -> None:
         with self._lock:

@@ -126,7 +126,7 @@ class CashWinSimulator:
 # The engine
 # ==================================================================================================
 class CashEngine:
-    """CASHWeb's books per administration and the CASHWin that fills them (see the module docs)."""
+    """CASHWeb's books per administration and the CASHWin that fills them (see the package docs)."""
 
     def __init__(
         self,

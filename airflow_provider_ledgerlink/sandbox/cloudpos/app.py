@@ -23,13 +23,12 @@ from airflow_provider_ledgerlink.sandbox.cloudpos.engine import (
     Refusal,
     Weborder,
 )
-from airflow_provider_ledgerlink.sandbox.server import Emulator, Request, Response, Router
+from airflow_provider_ledgerlink.sandbox.server import ANY_PATH, Emulator, Request, Response, Router
 
 # ``(?a)``: the router matches case-insensitively; the paths are lowered first, as CloudPOS compares
 # them, and nothing beyond ASCII is folded (without it, "ı" would match "i").
 _V1_ROUTE = r"(?a)/api"
 _V2_ROUTE = r"(?a)/api/v2/(?P<action>[\s\S]+)"
-_ANY_PATH = r"[\s\S]*"
 
 #: Functions the reference gives "Post filter"s; the others read "Url filter"s only.
 _POST_FUNCTIONS = frozenset(
@@ -80,7 +79,7 @@ class CloudPosEmulator(CloudPosEngine, Emulator):
         self._router = Router()
         self._router.add("*", _V1_ROUTE, self._v1)
         self._router.add("POST", _V2_ROUTE, self._v2)
-        self._router.add("*", _ANY_PATH, _not_found)  # every other address and method
+        self._router.add("*", ANY_PATH, _not_found)  # every other address and method
 
     def reset_state(self) -> None:
         with self._lock:
