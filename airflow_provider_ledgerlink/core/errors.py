@@ -10,8 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_ledgerlink.core.compat import AirflowException
 from airflow_provider_ledgerlink.core.redaction import scrub, scrub_value
+
+try:
+    import airflow  # noqa: F401
+except ImportError:  # Airflow is not installed: the vendor protocol modules are used on their own
+    AirflowException = Exception
+else:
+    from airflow_provider_ledgerlink.core.compat import AirflowException  # type: ignore[assignment]
 
 
 class LedgerLinkError(AirflowException):
