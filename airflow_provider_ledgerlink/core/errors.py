@@ -147,6 +147,18 @@ class QuotaExhaustedError(LedgerLinkError):
         return {"reset_at": self.reset_at}
 
 
+class BudgetExhaustedError(QuotaExhaustedError):
+    """The day's request budget is spent (or the vendor said so); ``reset_at`` is the next chance.
+
+    Kept by ``core/budget.py``, which offers this class under its own name too.
+    """
+
+    default_hint = (
+        "Wait for the budget to reset, spread the work over more days, or ask the vendor for a "
+        "higher limit and raise it in the Airflow connection"
+    )
+
+
 class VendorError(LedgerLinkError):
     """The vendor reported an error of its own (usually a 5xx with a reference).
 
