@@ -20,7 +20,7 @@ import airflow_provider_ledgerlink.protocol as protocol_package
 
 PROTOCOL_DIR = Path(protocol_package.__file__).parent
 VENDORS = sorted(p.stem for p in PROTOCOL_DIR.glob("*.py") if p.stem != "__init__")
-EXPECTED_VENDORS = ["afas", "alasco", "cash", "cloudpos"]
+EXPECTED_VENDORS = ["afas", "alasco", "cash", "cloudpos", "tripletex"]
 FORBIDDEN = (
     "airflow",
     "airflow_provider_ledgerlink.hooks",
