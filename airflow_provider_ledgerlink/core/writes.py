@@ -234,9 +234,7 @@ class LedgerLinkWriteOperator(BaseOperator):
                     stopped = True
                     continue
                 except RECORD_ERRORS as exc:
-                    message = scrub(
-                        str(exc) if isinstance(exc, LedgerLinkError) else f"{type(exc).__name__}: {exc}"
-                    )
+                    message = scrub(_describe_error(exc))
                     results.append({"index": index, "record": label, "status": "failed", "error": message})
                     self.log.error("%s %s failed: %s", self.record_noun, label, message)
                     refused = refused or (label, message)
@@ -331,6 +329,14 @@ class LedgerLinkWriteOperator(BaseOperator):
         task_instance = context.get("ti")
         if task_instance is not None:
             task_instance.xcom_push(key="results", value=summary)
+
+
+def _describe_error(exc: Exception) -> str:
+    if isinstance(exc, LedgerLinkError | ValueError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"the {exc} field is missing"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _ReadFailed(Exception):

@@ -155,7 +155,7 @@ def test_with_continue_on_error_the_others_are_written_and_the_task_still_fails(
         continue_on_error=True,
     )
     with pytest.raises(
-        ValidationError, match="2 of 4 things failed; first: thing key : ValueError: the thing has no key"
+        ValidationError, match="2 of 4 things failed; first: thing key : the thing has no key"
     ):
         operator.execute({"ti": ti})
     assert operator.hook.sent == ["a", "d"]

@@ -260,8 +260,8 @@ def test_orders_become_invoices_once_and_a_rerun_finds_them(
         context()
     )
 
-    assert (first["created"], first["existing"], first["failed"]) == (2, 0, 0)
-    assert (again["created"], again["existing"]) == (0, 2)
+    assert (first["created"], first["already_done"], first["failed"]) == (2, 0, 0)
+    assert (again["created"], again["already_done"]) == (0, 2)
     assert [r["customer"] for r in first["results"]] == ["created", "updated"]  # the e-mail changed
     assert len(emulator.created("customer")) == 1
     assert len(emulator.created("order")) == len(emulator.created("invoice")) == 2
@@ -351,7 +351,7 @@ def test_vouchers_are_posted_once_with_accounts_by_number(
     )
     again = TripletexCreateVouchersOperator(task_id="v", records=[voucher]).execute(context())
 
-    assert (first["created"], again["existing"]) == (1, 1)
+    assert (first["created"], again["already_done"]) == (1, 1)
     created = sandbox_clean.tripletex.created("voucher")
     assert len(created) == 1
     assert created[0]["externalVoucherNumber"] == "POS-20261119"
