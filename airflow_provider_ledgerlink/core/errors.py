@@ -10,8 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_ledgerlink.core.compat import AirflowException
 from airflow_provider_ledgerlink.core.redaction import scrub, scrub_value
+
+try:
+    import airflow  # noqa: F401
+except ImportError:  # Airflow is not installed: the vendor protocol modules are used on their own
+    AirflowException = Exception
+else:
+    from airflow_provider_ledgerlink.core.compat import AirflowException  # type: ignore[assignment]
 
 
 class LedgerLinkError(AirflowException):
@@ -148,6 +154,18 @@ class QuotaExhaustedError(LedgerLinkError):
 
     def _extra_state(self) -> dict[str, Any]:
         return {"reset_at": self.reset_at}
+
+
+class BudgetExhaustedError(QuotaExhaustedError):
+    """The day's request budget is spent (or the vendor said so); ``reset_at`` is the next chance.
+
+    Kept by ``core/budget.py``, which offers this class under its own name too.
+    """
+
+    default_hint = (
+        "Wait for the budget to reset, spread the work over more days, or ask the vendor for a "
+        "higher limit and raise it in the Airflow connection"
+    )
 
 
 class VendorError(LedgerLinkError):
