@@ -295,6 +295,13 @@ def test_unknown_paths_ids_and_methods(api):
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["path", "id"]
 
 
+def test_paths_match_case_sensitively(api):
+    # Starlette routing (the FastAPI bodies the API answers with) compares paths as sent.
+    assert api.get("/Contracts/").json() == {"detail": "Not Found"}
+    assert api.get("/CONTRACTS/").status_code == 404
+    assert api.get("/contracts/").status_code == 200
+
+
 def test_credentials_are_checked_and_may_be_rotated(sandbox_clean, api):
     emulator = sandbox_clean.alasco
     base = sandbox_clean.alasco_url + "/fincon/v1/projects/"
