@@ -120,16 +120,25 @@ class ValidationError(LedgerLinkError):
 
 
 class RateLimitedError(LedgerLinkError):
-    """The vendor asked us to slow down; ``retry_after`` says for how long (seconds), when known."""
+    """The vendor asked us to slow down; ``retry_after`` says for how long (seconds), when known.
+
+    :param refused: the vendor documents that a request answered this way was not processed, so a
+        write may be sent again after the wait (AFAS's maintenance 503, Tripletex's 429). Without it
+        a write answered this way may have been applied: ``core/http.py`` turns it into an
+        :class:`AmbiguousWriteError`. Reads are retried either way.
+    """
 
     retryable = True
 
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, retry_after: float | None = None, refused: bool = False, **kwargs: Any
+    ) -> None:
         self.retry_after = retry_after
+        self.refused = refused
         super().__init__(*args, **kwargs)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"retry_after": self.retry_after}
+        return {"retry_after": self.retry_after, "refused": self.refused}
 
 
 class ServiceUnavailableError(RateLimitedError):

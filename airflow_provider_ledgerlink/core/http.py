@@ -7,11 +7,14 @@ What it guarantees, for every vendor alike:
   time: connection failures, 5xx answers, 429 and 503 (waiting what ``Retry-After`` or the vendor's
   own ``retry_after`` says);
 * 400, 401, 403, 404 and 422 are never retried;
-* a non-idempotent write is never sent twice blindly: it is re-sent only when the vendor refused it
-  outright (429/503) or the connection was never made. When the answer leaves it open whether the
-  write was applied (a read timeout, a reset, a 502/504 from a proxy, any other 5xx that the vendor's
-  error mapper does not recognise as a refusal), :class:`AmbiguousWriteError` is raised so the
-  caller can check before sending again (see :mod:`.once`);
+* a non-idempotent write is never sent twice blindly: it is re-sent only when the connection was
+  never made, or when the vendor answered 429/503 *and documents* that a request answered so was not
+  processed (the error mapper says so with ``RateLimitedError(refused=True)``: AFAS's maintenance
+  503, Tripletex's 429). When the answer leaves it open whether the write was applied (a read
+  timeout, a reset, a 502/504 from a proxy, a 429/503 the vendor does not document as "not
+  processed", any other 5xx that the vendor's error mapper does not recognise as a refusal),
+  :class:`AmbiguousWriteError` is raised so the caller can check before sending again (see
+  :mod:`.once`);
 * logged URLs and messages are redacted;
 * every attempt, retries and followed redirects included, passes the client's *gates* (:class:`Gate`):
   rate limits, request budgets, login guards and credentials that only the wire copy of a request
@@ -304,8 +307,19 @@ class _Attempt:
 
     def response_error(self, response: httpx.Response) -> LedgerLinkError:
         error = self.client.error_mapper(response, self.operation)
-        if self.idempotent or isinstance(error, RateLimitedError):
+        if self.idempotent:
             return error
+        if isinstance(error, RateLimitedError):
+            if error.refused:
+                # The vendor documents that it did not process a request answered so: sent again
+                # after the wait it asks for.
+                return error
+            # A 429/503 the vendor does not document as "not processed": a server may answer it
+            # after it applied the write (an overloaded backend, a proxy in front of it).
+            return self._ambiguous(
+                f"{error.message} (HTTP {response.status_code} from {redact_url(self.url)}; "
+                f"{self.client.vendor} does not document that a write answered so was not processed)"
+            )
         unexplained = isinstance(error, VendorError) and not error.refused
         if response.status_code in (502, 504) or (response.status_code >= 500 and unexplained):
             # A proxy that lost the answer, or a server error the vendor's mapper does not know as a

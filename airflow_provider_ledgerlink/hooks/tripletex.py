@@ -10,10 +10,8 @@ window_dates`` keeps working.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,31 +19,31 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote
 
 import httpx
 
-from airflow_provider_ledgerlink.core.credentials import NoCredentialStore
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
-    ConfigurationError,
-    LedgerLinkError,
-    NotFoundError,
-    PermissionDeniedError,
     ValidationError,
     VendorError,
 )
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
-from airflow_provider_ledgerlink.core.host_state import StateDirError, locked_json, private_state_dir
+from airflow_provider_ledgerlink.core.host_state import StateDirError, private_state_dir
 from airflow_provider_ledgerlink.core.http import HttpClient
 from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
 from airflow_provider_ledgerlink.core.once import WriteOnce
 from airflow_provider_ledgerlink.core.paging import fetch_pages
 from airflow_provider_ledgerlink.core.ratelimit import HeaderRateLimiter
 from airflow_provider_ledgerlink.core.redaction import register_secret
-from airflow_provider_ledgerlink.core.rotation import RotationResult, iso, verification_failed
+from airflow_provider_ledgerlink.core.rotation import RotationResult
 from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState, SharedState
+from airflow_provider_ledgerlink.hooks.tripletex_session import (
+    STORE_EXPIRES_AT,
+    STORE_SESSION_OWNER,
+    STORE_SESSION_TOKEN,
+    TripletexSession,
+)
 from airflow_provider_ledgerlink.protocol.tripletex import (
     _CHECKSUM_PROBE,
     BASE_URLS,
@@ -110,6 +108,7 @@ __all__ = [
     "Page",
     "Session",
     "TripletexHook",
+    "TripletexSession",
     "TripletexVersionConflictError",
     "WriteResult",
     "basic_authorization",
@@ -135,11 +134,6 @@ DEFAULT_MAX_WINDOW_DAYS = 31
 DEFAULT_RECHECK_DELAY = 5.0
 DEFAULT_WRITE_WAIT = 300.0
 
-
-#: Keys LedgerLink reads from (and writes to) the connection's credential store.
-STORE_SESSION_TOKEN = "session_token"
-STORE_EXPIRES_AT = "expires_at"
-STORE_SESSION_OWNER = "session_owner"
 
 #: How often one request may renew a session that had worked and then ended.
 _MAX_RENEWALS = 3
@@ -218,10 +212,8 @@ class TripletexHook(LedgerLinkHook):
         self.state = state if state is not None else AirflowVariableState()
         self.write_wait = float(write_wait)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
-        self._session: Session | None = None
-        self._session_lock = threading.Lock()
-        self._working: set[str] = set()
-        self.sessions_created = 0
+        #: The session token's lifecycle: creating, sharing, reusing, renewing, rotating, deleting.
+        self.sessions = TripletexSession(self)
         redact_httpx_logs()
 
     # -- settings ---------------------------------------------------------------------------------
@@ -339,315 +331,21 @@ class TripletexHook(LedgerLinkHook):
     def now(self) -> datetime:
         return self._clock()
 
-    @property
-    def _session_owner(self) -> str:
-        """Which tokens a stored session belongs to: a short digest, never the tokens themselves."""
-        text = f"ledgerlink-tripletex:{self.consumer_token}:{self.employee_token}"
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    # -- sessions ---------------------------------------------------------------------------------
+    # -- sessions (TripletexSession) --------------------------------------------------------------
     def session(self) -> Session:
-        """A usable session: this hook's own, the one another process of this machine uses, a valid
-        one from the credential store, or a new one.
+        """A usable session: the hook's own, the one another process of this machine uses, a valid
+        one from the credential store, or a new one (see :class:`TripletexSession`)."""
+        return self.sessions.get()
 
-        Looking and creating happen under the machine's session lock, so parallel tasks on one
-        machine create one session between them, not one each.
-        """
-        with self._session_lock:
-            current = self._session
-            if current is not None and current.valid_for(self.now()) > self.session_min_validity:
-                return current
-            with self._machine_sessions() as shared:
-                session = self._machine_session(shared)
-                if session is None:
-                    session = self._stored_session()
-                if session is None:
-                    session = self._create_session()
-                self._share_session(shared, session)
-            self._session = session
-            return session
+    @property
+    def sessions_created(self) -> int:
+        """How many sessions this hook created."""
+        return self.sessions.created
 
-    def _renew_session(self, refused: Session) -> Session:
-        """A session other than ``refused``: another thread's or process's fresh one, a newer stored
-        one, or a new one."""
-        with self._session_lock:
-            current = self._session
-            if current is not None and current.token != refused.token:
-                return current  # another request already replaced it
-            with self._machine_sessions() as shared:
-                session = self._machine_session(shared)
-                if session is None or session.token == refused.token:
-                    session = self._stored_session()
-                if session is None or session.token == refused.token:
-                    session = self._create_session()
-                self._share_session(shared, session)
-            self._session = session
-            return session
-
-    @contextlib.contextmanager
-    def _machine_sessions(self) -> Iterator[dict[str, Any] | None]:
-        """The session file of this machine, locked: ``None`` when the state directory is unusable.
-
-        The file (mode 0600, in the private state directory) holds the session token, its end and
-        a digest of the tokens it belongs to. It is what lets twelve parallel tasks of one worker
-        use one session; the token in it reaches no log.
-        """
-        path = self._state_file("session")
-        if path is None:
-            yield None
-            return
-        with locked_json(path) as shared:
-            yield shared
-
-    def _machine_session(self, shared: Mapping[str, Any] | None) -> Session | None:
-        if not shared or shared.get("owner") != self._session_owner:
-            return None
-        token = shared.get("token")
-        expires = parse_timestamp(str(shared.get("expires_at") or ""))
-        if not isinstance(token, str) or not token or expires is None:
-            return None
-        session = Session(token, expires, source="machine")
-        if session.valid_for(self.now()) <= self.session_min_validity:
-            return None
-        self._register_session(session)
-        return session
-
-    def _share_session(self, shared: dict[str, Any] | None, session: Session) -> None:
-        """Put the session in the machine's session file (not for a connection Test's session)."""
-        if shared is None or (not self.save_sessions and session.source == "created"):
-            return
-        shared.update(
-            token=session.token, expires_at=session.expires_at.isoformat(), owner=self._session_owner
-        )
-
-    def _register_session(self, session: Session) -> None:
-        register_secret(session.token)
-        register_secret(basic_authorization(self.company_id, session.token).split(" ", 1)[1])
-
-    def _stored_session(self) -> Session | None:
-        try:
-            values = self.credential_store.loaded(self.conn_id)
-        except ConfigurationError:
-            raise
-        except Exception as exc:  # no store reachable (outside Airflow, a store of another kind …)
-            self.log.debug("No session read from the credential store: %s", type(exc).__name__)
-            return None
-        token = values.get(STORE_SESSION_TOKEN)
-        if not isinstance(token, str) or not token.strip():
-            return None
-        owner = values.get(STORE_SESSION_OWNER)
-        if owner and owner != self._session_owner:
-            self.log.info("The stored Tripletex session belongs to other tokens; not using it")
-            return None
-        expires = parse_timestamp(str(values.get(STORE_EXPIRES_AT) or ""))
-        if expires is None:
-            return None
-        session = Session(token.strip(), expires, source="store")
-        left = session.valid_for(self.now())
-        if left <= self.session_min_validity:
-            self.log.info("The stored Tripletex session ends in %s; creating a new one", left)
-            return None
-        self._register_session(session)
-        self.log.info(
-            "Using the Tripletex session from the credential store (valid until %s)", expires.isoformat()
-        )
-        return session
-
-    def _create_session(self, *, save: bool = True) -> Session:
-        expiration = session_expiration_date(self.now(), self.session_days)
-        operation = "create session token"
-        params = {
-            "consumerToken": self.consumer_token,
-            "employeeToken": self.employee_token,
-            "expirationDate": expiration.isoformat(),
-        }
-        try:
-            response = self.client.request(
-                "PUT", "/token/session/:create", params=params, operation=operation
-            )
-        except ValidationError as error:
-            raise self._session_refused(error) from None
-        except (AuthenticationError, PermissionDeniedError, NotFoundError) as error:
-            raise AuthenticationError(
-                VENDOR,
-                operation,
-                f"Tripletex refused to create a session: {error.message}",
-                hint=(
-                    "The employee token (the connection's password) is probably deleted, expired or made "
-                    "for another application than the consumer token"
-                ),
-                reference=error.reference,
-                status_code=error.http_status,
-            ) from None
-        value = _json(response, operation).get("value")
-        token = value.get("token") if isinstance(value, Mapping) else None
-        if not isinstance(token, str) or not token:
-            raise VendorError(
-                VENDOR,
-                operation,
-                "the answer holds no session token",
-                reference=response.headers.get("x-tlx-request-id"),
-            )
-        answered = str(value.get("expirationDate") or "") if isinstance(value, Mapping) else ""
-        with contextlib.suppress(ValueError):
-            expiration = date.fromisoformat(answered[:10]) if answered else expiration
-        session = Session(token, session_expires_at(expiration))
-        self._register_session(session)
-        self.sessions_created += 1
-        self.log.info("Created a Tripletex session (expiration date %s, Oslo)", expiration.isoformat())
-        if save:
-            self._save_session(session)
-        return session
-
-    def _save_session(self, session: Session, *, required: bool = False) -> None:
-        if not self.save_sessions and not required:
-            return
-        if required:
-            self.credential_store.save(self.conn_id, self._session_values(session))
-            return
-        try:
-            self.credential_store.save(self.conn_id, self._session_values(session))
-        except Exception as exc:  # a read-only store, or no Airflow to write to: the session still works
-            self.log.debug("The new session was not written to the credential store: %s", type(exc).__name__)
-
-    def _session_values(self, session: Session) -> dict[str, Any]:
-        return {
-            STORE_SESSION_TOKEN: session.token,
-            STORE_EXPIRES_AT: session.expires_at.isoformat(),
-            STORE_SESSION_OWNER: self._session_owner,
-        }
-
-    # -- session rotation (TokenRotationOperator) -------------------------------------------------
     def rotate_session(self, *, dry_run: bool = False) -> RotationResult:
-        """Create a new session token, verify it (``whoAmI``), store it, then delete the previous one.
-
-        A session that fails verification is deleted and nothing else changes. When another rotation
-        stored its session at the same moment (there should be one writer; see the docs), the one
-        stored last wins and the other deletes its own new session, so the store always holds a
-        working session. Tasks still using the deleted session get a 401 and pick up the stored one.
-        """
-        store = self.credential_store
-        if isinstance(store, NoCredentialStore):
-            raise self.config_error(
-                "session rotation needs a credential store, and credential_store is 'none'",
-                field="Extra credential_store (variable, airflow_api or a store class)",
-            )
-        previous = self._stored_session_token()
-        new = self._create_session(save=False)
-        result = RotationResult(
-            self.conn_id, VENDOR, "session rotation", "", store.label, dry_run, expires_at=iso(new.expires_at)
-        )
-        try:
-            result.detail = self._verify_session(new)
-        except LedgerLinkError as error:
-            self._delete_session_quietly(new.token, new)
-            raise verification_failed(
-                self,
-                "new session token",
-                error,
-                "Run the connection's Test; if it fails too, the employee token needs renewing in Tripletex",
-            ) from None
-        if dry_run:
-            self._delete_session_quietly(new.token, new)
-            result.status = "verified (dry run)"
-            return result
-        self._save_session(new, required=True)
-        if self._stored_session_token() != new.token:
-            self._delete_session_quietly(new.token, new)
-            result.status = "superseded"
-            result.detail = "another rotation stored its session at the same time; that one is kept"
-            return result
-        with self._session_lock:
-            self._session = new
-            with self._machine_sessions() as shared:
-                if shared is not None:  # the other processes of this machine switch without a 401
-                    shared.update(
-                        token=new.token, expires_at=new.expires_at.isoformat(), owner=self._session_owner
-                    )
-        if previous and previous != new.token:
-            self._delete_session_quietly(previous, new)
-        result.status = "rotated"
-        return result
-
-    def _stored_session_token(self) -> str | None:
-        values = self.credential_store.loaded(self.conn_id)
-        token = values.get(STORE_SESSION_TOKEN)
-        owner = values.get(STORE_SESSION_OWNER)
-        if not isinstance(token, str) or (owner and owner != self._session_owner):
-            return None
-        return token.strip() or None
-
-    def _verify_session(self, session: Session) -> str:
-        """``whoAmI`` with exactly this session (no renewal): which employee and company it reaches."""
-        operation = "verify session (whoAmI)"
-        response = self.client.request(
-            "GET",
-            "/token/session/%3EwhoAmI",
-            operation=operation,
-            params={"fields": "employeeId,companyId"},
-            headers={"Authorization": self._authorization(session)},
-        )
-        value = _json(response, operation).get("value") or {}
-        return f"session works for employee {value.get('employeeId', '?')} of company {value.get('companyId', '?')}"
-
-    def _delete_session_quietly(self, token: str, authorized_by: Session) -> None:
-        """``DELETE /token/session/{token}``; an already ended session is fine, other errors are
-        logged (an undeleted session still expires on its own)."""
-        try:
-            self.client.request(
-                "DELETE",
-                f"/token/session/{quote(token, safe='')}",
-                operation="delete session token",
-                headers={"Authorization": self._authorization(authorized_by)},
-                idempotent=True,
-            )
-        except (AuthenticationError, NotFoundError):
-            return
-        except LedgerLinkError as error:
-            self.log.warning(
-                "The previous Tripletex session was not deleted (it expires on its own): %s", error
-            )
-
-    def _session_refused(self, error: ValidationError) -> LedgerLinkError:
-        """A 422 on session creation names the token field Tripletex rejected."""
-        details = error.details if isinstance(error.details, Mapping) else {}
-        fields = [
-            str(item.get("field") or item.get("path") or "")
-            for item in details.get("validationMessages") or []
-            if isinstance(item, Mapping)
-        ]
-        operation = "create session token"
-        rejected = {
-            "consumertoken": (
-                AuthenticationError,
-                "the consumer token (extra consumer_token)",
-                f"Check the connection's consumer_token and environment ({self.environment}): a consumer "
-                "token of the test environment does not work in production, nor the other way round",
-            ),
-            "employeetoken": (
-                AuthenticationError,
-                "the employee token (the connection's password)",
-                "Create a new employee token in Tripletex (user settings → API access) for the "
-                "application of this consumer token; it is shown only once",
-            ),
-            "expirationdate": (ValidationError, "the session's expiration date", "Lower session_days"),
-        }
-        for key, (kind, what, hint) in rejected.items():
-            if any(key in field.lower() for field in fields):
-                return kind(
-                    VENDOR,
-                    operation,
-                    f"Tripletex rejected {what}: {error.message}",
-                    hint=hint,
-                    reference=error.reference,
-                    status_code=error.http_status,
-                )
-        return AuthenticationError(
-            VENDOR, operation, error.message, reference=error.reference, status_code=error.http_status
-        )
-
-    def _authorization(self, session: Session) -> str:
-        return basic_authorization(self.company_id, session.token)
+        """Create a new session token, verify it (``whoAmI``), store it, then delete the previous one
+        (see :meth:`TripletexSession.rotate`)."""
+        return self.sessions.rotate(dry_run=dry_run)
 
     # -- every call -------------------------------------------------------------------------------
     def request(
@@ -674,7 +372,7 @@ class TripletexHook(LedgerLinkHook):
             kwargs["content"] = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
         renewals = 0
         while True:
-            all_headers = {**(headers or {}), "Authorization": self._authorization(session)}
+            all_headers = {**(headers or {}), "Authorization": self.sessions.authorization(session)}
             if body is not None:
                 all_headers["Content-Type"] = "application/json; charset=utf-8"
             try:
@@ -691,39 +389,18 @@ class TripletexHook(LedgerLinkHook):
                     raise
                 # A fresh session refused at once means the tokens or company are wrong. A session
                 # that has worked and then ends (it expired, or was deleted) is simply renewed.
-                if renewals and (session.token not in self._working or renewals >= _MAX_RENEWALS):
-                    raise self._new_session_refused(operation, error) from None
+                if renewals and (session.token not in self.sessions.working or renewals >= _MAX_RENEWALS):
+                    raise self.sessions.refused_after_creation(operation, error) from None
                 self.log.warning(
                     "Tripletex refused the session during %s (HTTP 401); creating a new session and "
                     "repeating the request",
                     operation,
                 )
-                session = self._renew_session(session)
+                session = self.sessions.renew(session)
                 renewals += 1
                 continue
-            self._working.add(session.token)
+            self.sessions.working.add(session.token)
             return response
-
-    def _new_session_refused(self, operation: str, error: AuthenticationError) -> AuthenticationError:
-        if self.company_id:
-            hint = (
-                f"The consumer and employee tokens were accepted, so the employee probably has no login "
-                f"access to company {self.company_id} (extra company_id; GET /company/>withLoginAccess "
-                "lists the companies it can reach), or the employee token was deleted just now"
-            )
-        else:
-            hint = (
-                "The consumer and employee tokens were accepted moments ago: the employee token was "
-                "probably deleted or lost its entitlements just now; create a new one in Tripletex"
-            )
-        return AuthenticationError(
-            VENDOR,
-            operation,
-            f"Tripletex refused a session it had just created (HTTP 401 twice): {error.message}",
-            hint=hint,
-            reference=error.reference,
-            status_code=401,
-        )
 
     def get(
         self, path: str, *, params: Mapping[str, Any] | None = None, fields: str | None = None
@@ -755,10 +432,10 @@ class TripletexHook(LedgerLinkHook):
             return super().test_connection()
         finally:
             self.save_sessions = saving
-            session = self._session
+            session = self.sessions.current
             if session is not None and self.sessions_created > created_before and session.source == "created":
-                self._delete_session_quietly(session.token, session)
-                self._session = None
+                self.sessions.delete_quietly(session.token, session)
+                self.sessions.current = None
 
     def check_connection(self) -> str:
         if self._testing:  # a Test holds no state: its session is neither stored nor left open
@@ -766,10 +443,10 @@ class TripletexHook(LedgerLinkHook):
         try:
             info = self.whoami()
         finally:
-            session = self._session
+            session = self.sessions.current
             if self._testing and session is not None and session.source == "created":
-                self._session = None
-                self._delete_session_quietly(session.token, session)
+                self.sessions.current = None
+                self.sessions.delete_quietly(session.token, session)
         company: Mapping[str, Any] = info["company"] if isinstance(info.get("company"), Mapping) else {}
         employee: Mapping[str, Any] = info["employee"] if isinstance(info.get("employee"), Mapping) else {}
         name = (

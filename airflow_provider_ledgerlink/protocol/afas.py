@@ -496,6 +496,9 @@ def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
             else parse_retry_after(response),
             hint="AFAS announces maintenance on afasstatus.nl; the call is retried after the time AFAS gives",
             status_code=status,
+            # AFAS documents 503 on every UpdateConnector call as "Service unavailable; retry at a
+            # later time" (sandbox/specs/afas/Mutaties.json, components.responses.503): not processed.
+            refused=True,
         )
     if "externalMessage" in body or "profitLogReference" in body:
         message = str(body.get("externalMessage") or "AFAS reported an error")

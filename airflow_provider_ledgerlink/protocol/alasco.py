@@ -685,18 +685,6 @@ def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
             hint="Lower max_in_flight or spread the DAGs that use this account",
             **common,
         )
-    if status == 503 and response.request.method not in ("GET", "HEAD", "OPTIONS"):
-        # Alasco documents no 503, so on a write it is no verdict: the write may have been applied
-        # before the failure (a write that is not idempotent becomes an AmbiguousWriteError, which
-        # the write-once guard resolves by checking at Alasco instead of sending again).
-        return VendorError(
-            VENDOR,
-            operation,
-            text or "Alasco is temporarily unavailable (HTTP 503)",
-            hint="Try again later",
-            retryable=True,
-            **common,
-        )
     if status == 503:
         return ServiceUnavailableError(
             VENDOR,

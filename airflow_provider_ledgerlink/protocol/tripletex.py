@@ -464,6 +464,10 @@ def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
             text,
             retry_after=_rate_limit_reset(response),
             hint="The rate limit of this consumer and employee token is spent until the period ends",
+            # "Once the rate limit is hit, all requests will return HTTP status code 429 for the
+            # remainder of the current period" (sandbox/specs/tripletex/openapi-2.72.00.json, info):
+            # a refusal, not processed.
+            refused=True,
             **kwargs,
         )
     if status in (400, 409, 413, 422):
