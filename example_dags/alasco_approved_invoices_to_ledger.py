@@ -211,4 +211,4 @@ with DAG(
 
     payments = payments_in_afas()
     book_in_afas >> payments
-    AlascoRegisterPaymentOperator(task_id="register_payments", payments=payments, continue_on_error=True)
+    AlascoRegisterPaymentOperator(task_id="register_payments", records=payments, continue_on_error=True)

@@ -100,7 +100,7 @@ with DAG(
     import_journal = CashImportOperator(
         task_id="import_journal",
         record_code="0301",
-        source=landed,
+        records_path=landed,
         deferrable=True,
         poll_interval=POLL_INTERVAL,
     )

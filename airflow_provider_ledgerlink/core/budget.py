@@ -62,7 +62,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from airflow_provider_ledgerlink.core.compat import to_thread
-from airflow_provider_ledgerlink.core.errors import QuotaExhaustedError
+from airflow_provider_ledgerlink.core.errors import BudgetExhaustedError
 from airflow_provider_ledgerlink.core.shared_state import ListingUnsupportedError, SharedState
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,6 @@ __all__ = [
 
 #: Rows of a holder that polls (a sensor) count as an active poller this long after their last update.
 POLLER_ACTIVE_FOR = timedelta(hours=3)
-
-
-class BudgetExhaustedError(QuotaExhaustedError):
-    """The day's request budget is spent (or the vendor said so); ``reset_at`` is the next chance."""
-
-    default_hint = (
-        "Wait for the budget to reset, spread the work over more days, or ask the vendor for a "
-        "higher limit and raise it in the Airflow connection"
-    )
 
 
 def state_slug(key: str) -> str:

@@ -41,11 +41,17 @@ try:  # Airflow 3.1+
 except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowFailException, AirflowSkipException  # type: ignore[no-redef,assignment]
 
+try:  # where later Airflow versions may move it
+    from airflow.sdk.exceptions import AirflowProviderDeprecationWarning  # type: ignore[attr-defined]
+except ImportError:  # Airflow 3.0 to 3.3
+    from airflow.exceptions import AirflowProviderDeprecationWarning  # type: ignore[no-redef,assignment]
+
 from airflow.sdk import Asset, BaseOperator, BaseSensorOperator, ObjectStoragePath
 
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowProviderDeprecationWarning",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "Asset",

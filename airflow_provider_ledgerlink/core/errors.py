@@ -10,8 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_ledgerlink.core.compat import AirflowException
 from airflow_provider_ledgerlink.core.redaction import scrub, scrub_value
+
+try:
+    import airflow  # noqa: F401
+except ImportError:  # Airflow is not installed: the vendor protocol modules are used on their own
+    AirflowException = Exception
+else:
+    from airflow_provider_ledgerlink.core.compat import AirflowException  # type: ignore[assignment]
 
 
 class LedgerLinkError(AirflowException):
@@ -114,16 +120,25 @@ class ValidationError(LedgerLinkError):
 
 
 class RateLimitedError(LedgerLinkError):
-    """The vendor asked us to slow down; ``retry_after`` says for how long (seconds), when known."""
+    """The vendor asked us to slow down; ``retry_after`` says for how long (seconds), when known.
+
+    :param refused: the vendor documents that a request answered this way was not processed, so a
+        write may be sent again after the wait (AFAS's maintenance 503, Tripletex's 429). Without it
+        a write answered this way may have been applied: ``core/http.py`` turns it into an
+        :class:`AmbiguousWriteError`. Reads are retried either way.
+    """
 
     retryable = True
 
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, retry_after: float | None = None, refused: bool = False, **kwargs: Any
+    ) -> None:
         self.retry_after = retry_after
+        self.refused = refused
         super().__init__(*args, **kwargs)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"retry_after": self.retry_after}
+        return {"retry_after": self.retry_after, "refused": self.refused}
 
 
 class ServiceUnavailableError(RateLimitedError):
@@ -139,6 +154,18 @@ class QuotaExhaustedError(LedgerLinkError):
 
     def _extra_state(self) -> dict[str, Any]:
         return {"reset_at": self.reset_at}
+
+
+class BudgetExhaustedError(QuotaExhaustedError):
+    """The day's request budget is spent (or the vendor said so); ``reset_at`` is the next chance.
+
+    Kept by ``core/budget.py``, which offers this class under its own name too.
+    """
+
+    default_hint = (
+        "Wait for the budget to reset, spread the work over more days, or ask the vendor for a "
+        "higher limit and raise it in the Airflow connection"
+    )
 
 
 class VendorError(LedgerLinkError):

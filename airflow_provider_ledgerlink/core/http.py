@@ -7,12 +7,18 @@ What it guarantees, for every vendor alike:
   time: connection failures, 5xx answers, 429 and 503 (waiting what ``Retry-After`` or the vendor's
   own ``retry_after`` says);
 * 400, 401, 403, 404 and 422 are never retried;
-* a non-idempotent write is never sent twice blindly: it is re-sent only when the vendor refused it
-  outright (429/503) or the connection was never made. When the answer leaves it open whether the
-  write was applied (a read timeout, a reset, a 502/504 from a proxy, any other 5xx that the vendor's
-  error mapper does not recognise as a refusal), :class:`AmbiguousWriteError` is raised so the
-  caller can check before sending again (see :mod:`.once`);
-* logged URLs and messages are redacted.
+* a non-idempotent write is never sent twice blindly: it is re-sent only when the connection was
+  never made, or when the vendor answered 429/503 *and documents* that a request answered so was not
+  processed (the error mapper says so with ``RateLimitedError(refused=True)``: AFAS's maintenance
+  503, Tripletex's 429). When the answer leaves it open whether the write was applied (a read
+  timeout, a reset, a 502/504 from a proxy, a 429/503 the vendor does not document as "not
+  processed", any other 5xx that the vendor's error mapper does not recognise as a refusal),
+  :class:`AmbiguousWriteError` is raised so the caller can check before sending again (see
+  :mod:`.once`);
+* logged URLs and messages are redacted;
+* every attempt, retries and followed redirects included, passes the client's *gates* (:class:`Gate`):
+  rate limits, request budgets, login guards and credentials that only the wire copy of a request
+  carries all plug in there, the same way for every vendor.
 
 Each vendor supplies an *error mapper*: a function turning a non-2xx response into one of the
 errors of :mod:`airflow_provider_ledgerlink.core.errors`, with the vendor's reference.
@@ -25,10 +31,10 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timezone
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import tenacity
@@ -53,7 +59,6 @@ log = logging.getLogger(__name__)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 ErrorMapper = Callable[[httpx.Response, str], LedgerLinkError]
-ResponseHook = Callable[[httpx.Response], None]
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,133 @@ class Timeouts:
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+# ------------------------------------------------------------------------------------------------
+# Gates: what every attempt passes on its way out and on its way back
+# ------------------------------------------------------------------------------------------------
+class Gate(Protocol):
+    """One per-request rule of a vendor: a rate limit, a request budget, a login guard, credentials.
+
+    A client applies its gates (``HttpClient(gates=[...])``) in its transport, so *every attempt*
+    passes them: the first, each retry of the retry policy, each redirect httpx follows.
+
+    The contract:
+
+    * :meth:`admit` runs before the attempt is sent, gates in list order, each getting what the one
+      before returned. It may wait (a rate limit). It may return a *copy* of the request carrying
+      what only the wire may see (a token): httpx logs, and hands to the response and our errors,
+      the request it built, never the copy. It must not change the request it was given.
+    * A gate that raises in :meth:`admit` means nothing was sent: the gates already passed are
+      observed with ``None`` (so they release what they took), the gate that raised cleans up after
+      itself, and the error leaves the transport unchanged (the retry policy judges it like any
+      other: only a retryable :class:`LedgerLinkError` is tried again).
+    * :meth:`observe` runs once per attempt for every gate that admitted it, in reverse order, with
+      the request that gate's :meth:`admit` returned and the answer (status and headers; the body
+      is not read yet), or ``None`` when sending failed (connection error, timeout, cancellation).
+      It releases what :meth:`admit` took and reads what the answer says (rate-limit headers). It
+      runs on the event loop in the async client, so it must not wait; it should not raise (an
+      error there is logged after a failed attempt, raised after an answered one).
+    * :meth:`aadmit` is the asyncio twin of :meth:`admit`: same effect, and it never blocks the loop.
+    """
+
+    def admit(self, request: httpx.Request) -> httpx.Request: ...
+
+    async def aadmit(self, request: httpx.Request) -> httpx.Request: ...
+
+    def observe(self, request: httpx.Request, response: httpx.Response | None) -> None: ...
+
+
+def wire_copy(
+    request: httpx.Request, *, url: httpx.URL | None = None, headers: httpx.Headers | None = None
+) -> httpx.Request:
+    """A copy of ``request`` for the wire only (other URL or headers, same body and extensions):
+    what a gate returns to add credentials the logged request never carries."""
+    return httpx.Request(
+        request.method,
+        url if url is not None else request.url,
+        headers=headers if headers is not None else httpx.Headers(request.headers),
+        stream=request.stream,
+        extensions=request.extensions,
+    )
+
+
+def _observe(admitted: list[tuple[Gate, httpx.Request]], response: httpx.Response | None) -> None:
+    """Tell every gate that admitted the attempt how it ended, last gate first."""
+    first: Exception | None = None
+    for gate, request in reversed(admitted):
+        try:
+            gate.observe(request, response)
+        except Exception as error:
+            if response is None:
+                log.error("A request gate failed to observe a failed attempt", exc_info=True)
+            first = first or error
+    if first is not None and response is not None:
+        response.close()
+        raise first
+
+
+class GatedTransport(httpx.BaseTransport):
+    """Passes every request through ``gates`` (see :class:`Gate`) around the ``inner`` transport."""
+
+    def __init__(self, gates: Sequence[Gate], inner: httpx.BaseTransport) -> None:
+        self.gates = tuple(gates)
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        admitted: list[tuple[Gate, httpx.Request]] = []
+        try:
+            for gate in self.gates:
+                request = gate.admit(request)
+                admitted.append((gate, request))
+            response = self.inner.handle_request(request)
+        except BaseException:
+            _observe(admitted, None)
+            raise
+        _observe(admitted, response)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncGatedTransport(httpx.AsyncBaseTransport):
+    """The asyncio twin of :class:`GatedTransport` (gates admit with :meth:`Gate.aadmit`)."""
+
+    def __init__(self, gates: Sequence[Gate], inner: httpx.AsyncBaseTransport) -> None:
+        self.gates = tuple(gates)
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        admitted: list[tuple[Gate, httpx.Request]] = []
+        try:
+            for gate in self.gates:
+                request = await gate.aadmit(request)
+                admitted.append((gate, request))
+            response = await self.inner.handle_async_request(request)
+        except BaseException:
+            _observe(admitted, None)
+            raise
+        _observe(admitted, response)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY``, ``NO_PROXY``…) names for ``url``, or ``None``.
+
+    httpx reads the environment's proxies only for the transport it builds itself; a client given
+    a transport of ours must be given the proxy explicitly.
+    """
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def parse_retry_after(response: httpx.Response) -> float | None:
@@ -175,8 +307,19 @@ class _Attempt:
 
     def response_error(self, response: httpx.Response) -> LedgerLinkError:
         error = self.client.error_mapper(response, self.operation)
-        if self.idempotent or isinstance(error, RateLimitedError):
+        if self.idempotent:
             return error
+        if isinstance(error, RateLimitedError):
+            if error.refused:
+                # The vendor documents that it did not process a request answered so: sent again
+                # after the wait it asks for.
+                return error
+            # A 429/503 the vendor does not document as "not processed": a server may answer it
+            # after it applied the write (an overloaded backend, a proxy in front of it).
+            return self._ambiguous(
+                f"{error.message} (HTTP {response.status_code} from {redact_url(self.url)}; "
+                f"{self.client.vendor} does not document that a write answered so was not processed)"
+            )
         unexplained = isinstance(error, VendorError) and not error.refused
         if response.status_code in (502, 504) or (response.status_code >= 500 and unexplained):
             # A proxy that lost the answer, or a server error the vendor's mapper does not know as a
@@ -316,16 +459,20 @@ class _BaseClient:
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
         max_connections: int = 10,
-        response_hooks: list[ResponseHook] | None = None,
+        gates: Sequence[Gate] = (),
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """:param gates: applied to every attempt (see :class:`Gate`), around ``transport``.
+        :param transport: what sends the requests (a test's ``httpx.MockTransport``, a custom
+            proxy); default: httpx's own, with the environment's proxy settings.
+        """
         self.vendor = vendor
         if transport is None:  # a transport given in code (a test's mock, a proxy) is the caller's choice
             check_base_url(vendor, base_url)
         self.base_url = base_url.rstrip("/")
         self.error_mapper: ErrorMapper = error_mapper or (lambda r, op: default_error(vendor, r, op))
         self.retry = retry or RetryPolicy()
-        self.response_hooks = list(response_hooks or [])
+        self.gates = tuple(gates)
         self.requests = 0
         self.retries = 0
         self._client_kwargs: dict[str, Any] = {
@@ -339,8 +486,15 @@ class _BaseClient:
             "follow_redirects": False,
             "event_hooks": {"request": [], "response": []},
         }
+        if self.gates:
+            transport = self._gated(transport)
         if transport is not None:  # e.g. ``httpx.MockTransport`` in tests, or a custom proxy transport
             self._client_kwargs["transport"] = transport
+
+    def _gated(self, inner: object) -> httpx.BaseTransport | httpx.AsyncBaseTransport:
+        """The gates around ``inner``; when ``None``, around the transport httpx would have built
+        (same pool limits, the environment's proxy for the base URL)."""
+        raise NotImplementedError
 
     def _attempt(
         self, method: str, url: str, operation: str, idempotent: bool | None, retry: RetryPolicy | None
@@ -357,8 +511,6 @@ class _BaseClient:
 
     def _check(self, attempt: _Attempt, response: httpx.Response) -> httpx.Response:
         self.requests += 1
-        for hook in self.response_hooks:
-            hook(response)
         if response.is_success:
             _release_body(response)
             return response
@@ -371,6 +523,14 @@ class HttpClient(_BaseClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._http = httpx.Client(**self._client_kwargs)
+
+    def _gated(self, inner: object) -> httpx.BaseTransport:
+        if inner is None:
+            limits = self._client_kwargs["limits"]
+            inner = httpx.HTTPTransport(proxy=environment_proxy(self.base_url), limits=limits)
+        if not isinstance(inner, httpx.BaseTransport):
+            raise TypeError(f"HttpClient needs a synchronous httpx transport, not {type(inner).__name__}")
+        return GatedTransport(self.gates, inner)
 
     def request(
         self,
@@ -415,13 +575,21 @@ class AsyncHttpClient(_BaseClient):
         super().__init__(**kwargs)
         self._http = httpx.AsyncClient(**self._client_kwargs)
 
+    def _gated(self, inner: object) -> httpx.AsyncBaseTransport:
+        if inner is None:
+            limits = self._client_kwargs["limits"]
+            inner = httpx.AsyncHTTPTransport(proxy=environment_proxy(self.base_url), limits=limits)
+        if not isinstance(inner, httpx.AsyncBaseTransport):
+            raise TypeError(f"AsyncHttpClient needs an asyncio httpx transport, not {type(inner).__name__}")
+        return AsyncGatedTransport(self.gates, inner)
+
     @classmethod
     async def open(
         cls, *, transport: Callable[[], httpx.AsyncBaseTransport] | None = None, **kwargs: Any
     ) -> AsyncHttpClient:
         """The client, built off the event loop: making an httpx transport reads the CA bundle into
         an SSL context, a blocking call a triggerer reports as a blocked loop. ``transport`` is a
-        factory, called in that thread too."""
+        factory, called in that thread too; the gated transport around it is built there as well."""
 
         def build() -> AsyncHttpClient:
             return cls(**kwargs, **({"transport": transport()} if transport is not None else {}))

@@ -6,8 +6,10 @@ in seconds). Once the budget is spent, *every* caller of that account gets 429 u
 ends, including the people working in the vendor's web application with the same user. So a batch
 job must not spend the budget to the last request.
 
-:class:`HeaderRateLimiter` reads those headers from every response (install :meth:`observe` as one
-of ``HttpClient``'s ``response_hooks``) and gates every request through :meth:`slot`:
+:class:`HeaderRateLimiter` is a request gate (:class:`~airflow_provider_ledgerlink.core.http.Gate`:
+give it to ``HttpClient(gates=[...])``): every attempt the client sends, retries included, waits in
+:meth:`~HeaderRateLimiter.admit` until it may go, and every answer's headers are read in
+:meth:`~HeaderRateLimiter.observe`, which also ends the attempt's flight:
 
 * while plenty is left, requests go at full speed, with any number in flight;
 * below a threshold (``pace_fraction`` of the usable budget) requests are spaced so that the rest of
@@ -31,6 +33,7 @@ requests in flight is noticed (its id no longer runs) and its requests are forgo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -224,16 +227,36 @@ class HeaderRateLimiter:
         stored["in_flight"] = flights
 
     # -- what callers use ------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Wait until a request may be sent, count it as in flight, and release it afterwards."""
+    def admit(self, request: httpx.Request) -> httpx.Request:
+        """The gate's way in: wait until ``request`` may be sent and count it as in flight."""
         self.acquire()
+        return request
+
+    async def aadmit(self, request: httpx.Request) -> httpx.Request:
+        """:meth:`admit` in a thread (the wait and the shared file's lock would block the loop)."""
+        waiting = asyncio.ensure_future(asyncio.to_thread(self.acquire))
         try:
-            yield
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The thread still acquires: give the flight back once it has (nothing will be sent).
+            def give_back(done: asyncio.Future[None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self.release()
+
+            waiting.add_done_callback(give_back)
+            raise
+        return request
+
+    def observe(self, request: httpx.Request, response: httpx.Response | None) -> None:
+        """The gate's way out: read the answer's headers (if any came), then end the flight."""
+        try:
+            if response is not None:
+                self.learn(response)
         finally:
             self.release()
 
     def acquire(self) -> None:
+        """Wait until a request may be sent and count it as in flight (:meth:`release` ends it)."""
         waited = 0.0
         while True:
             with self._state():
@@ -265,8 +288,8 @@ class HeaderRateLimiter:
             self._in_flight = max(0, self._in_flight - 1)
             self._cond.notify_all()
 
-    def observe(self, response: httpx.Response) -> None:
-        """Learn from a response's headers (install as a ``response_hooks`` entry)."""
+    def learn(self, response: httpx.Response) -> None:
+        """Learn from a response's headers (:meth:`observe` calls it for every answer)."""
         names = self.headers
         limit = _header_int(response, names.limit)
         remaining = _header_int(response, names.remaining)

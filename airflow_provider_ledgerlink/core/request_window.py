@@ -7,9 +7,10 @@ more than ``max_requests`` requests. It is a sliding window over the send times 
 so a burst of ``max_requests`` goes out at once and the next request waits until the oldest one
 leaves the window.
 
-The limiter only computes *when* a request may go; the caller sleeps (``time.sleep`` or
-``asyncio.sleep``), so one limiter serves threads and event loops alike. The httpx transports below
-apply it to every request a client sends, retries included.
+The limiter computes *when* a request may go; the caller sleeps (``time.sleep`` or
+``asyncio.sleep``), so one limiter serves threads and event loops alike. It is a request gate
+(:class:`~airflow_provider_ledgerlink.core.http.Gate`): given to ``HttpClient(gates=[...])`` or
+``AsyncHttpClient``, it paces every request the client sends, retries included.
 
 Scope: a limiter counts the requests of one process. Limiters are shared per key within the process
 (:func:`shared_request_window`), so every hook of one account in a worker draws from one budget.
@@ -30,9 +31,7 @@ from collections.abc import Callable, Hashable
 import httpx
 
 __all__ = [
-    "AsyncRequestWindowTransport",
     "RequestWindowLimiter",
-    "RequestWindowTransport",
     "reset_shared_request_windows",
     "shared_request_window",
 ]
@@ -87,6 +86,18 @@ class RequestWindowLimiter:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    # -- as a request gate ------------------------------------------------------------------------
+    def admit(self, request: httpx.Request) -> httpx.Request:
+        self.acquire()
+        return request
+
+    async def aadmit(self, request: httpx.Request) -> httpx.Request:
+        await self.aacquire()
+        return request
+
+    def observe(self, request: httpx.Request, response: httpx.Response | None) -> None:
+        """Nothing to give back: a send time, once granted, counts whatever the answer."""
+
     def __repr__(self) -> str:
         return f"RequestWindowLimiter({self.max_requests} per {self.per_seconds:g} s)"
 
@@ -111,33 +122,3 @@ def reset_shared_request_windows() -> None:
     """Forget every shared limiter (tests; a process that switches accounts)."""
     with _shared_lock:
         _shared.clear()
-
-
-class RequestWindowTransport(httpx.BaseTransport):
-    """An httpx transport that waits for ``limiter`` before every request it sends."""
-
-    def __init__(self, limiter: RequestWindowLimiter, inner: httpx.BaseTransport | None = None) -> None:
-        self.limiter = limiter
-        self.inner = inner or httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.limiter.acquire()
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class AsyncRequestWindowTransport(httpx.AsyncBaseTransport):
-    """The asyncio twin of :class:`RequestWindowTransport`."""
-
-    def __init__(self, limiter: RequestWindowLimiter, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.limiter = limiter
-        self.inner = inner or httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self.limiter.aacquire()
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

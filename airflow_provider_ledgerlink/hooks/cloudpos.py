@@ -1,16 +1,11 @@
 """CloudPOS (cloudpos.be) through its API V1, plus the V2 ``weborder.insert`` call.
 
-Wire facts this hook relies on (sources and open questions in the CloudPOS page of the docs):
-
-* V1: ``https://cloudpos.be/api/?licname=<licence>&token=<token>&get-products``: the credentials
-  in the query string, the function as a bare flag; filters of the reading functions go in a POST
-  body. HTTPS is required;
-* answers carry ``"success": 1`` or an ``"errorcode"``: 1001/1002 bad credentials, 1003 the daily
-  limit ("next request possible '…'"), 1004 the IP is blocked ("till '…'"), 1005 no licence for the
-  module, 2000 nothing found, 2001-2003 the function's own meaning;
-* 500 requests a day per licence; 5 bad logins block the caller's IP for 30 minutes;
-* V2 (as one public client uses it, not from the vendor's documentation): ``POST …/api/v2/weborder.insert``
-  with the headers ``Licensename`` and ``Token`` and a JSON body; the answer carries ``weborderid``.
+:class:`CloudPosHook` reads the connection, holds the HTTP clients and sends every request through the
+shared daily budget and bad-login guard. The wire protocol (the V1 function table, Brussels wall-clock
+times, V1 requests, answer envelopes, weborder states, CloudPOS's error codes) is in
+:mod:`airflow_provider_ledgerlink.protocol.cloudpos`, whose docstring lists the wire facts and their
+sources; its names are imported here too, so ``from airflow_provider_ledgerlink.hooks.cloudpos import
+read_envelope`` keeps working.
 
 Because of the daily limit and the IP block, every request this hook sends goes through a shared
 daily budget (:mod:`~airflow_provider_ledgerlink.core.budget`) and a shared bad-login guard
@@ -22,14 +17,12 @@ and the ones in our errors never carry it; it is also registered as a secret.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
-from zoneinfo import ZoneInfo
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -41,12 +34,11 @@ from airflow_provider_ledgerlink.core.errors import (
     ConfigurationError,
     LedgerLinkError,
     NotFoundError,
-    PermissionDeniedError,
     ValidationError,
     VendorError,
 )
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook, base_url_from_connection
-from airflow_provider_ledgerlink.core.http import AsyncHttpClient, HttpClient, RetryPolicy, default_error
+from airflow_provider_ledgerlink.core.http import AsyncHttpClient, HttpClient, RetryPolicy, wire_copy
 from airflow_provider_ledgerlink.core.login_guard import (
     LoginGuard,
     LoginRefusedError,
@@ -55,353 +47,95 @@ from airflow_provider_ledgerlink.core.login_guard import (
 from airflow_provider_ledgerlink.core.paging import Page
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState, SharedState
+from airflow_provider_ledgerlink.protocol.cloudpos import (
+    BRUSSELS,
+    DEFAULT_BASE_URL,
+    DEFAULT_DAILY_LIMIT,
+    DOCS,
+    FLAG_FILTERS,
+    FUNCTIONS,
+    VENDOR,
+    CloudPosFunctionError,
+    CloudPosIpBlockedError,
+    Envelope,
+    Function,
+    WeborderStatus,
+    _after,
+    _next_id,
+    _v1_records,
+    _v1_request,
+    _V1Request,
+    _within,
+    envelope_of,
+    error_for_code,
+    function_named,
+    map_error,
+    parse_vendor_time,
+    read_envelope,
+    time_in_message,
+    to_vendor_time,
+    validate_weborder,
+    weborder_status,
+    window_chunks,
+    window_days,
+)
 
-VENDOR = "CloudPOS"
-DEFAULT_BASE_URL = "https://cloudpos.be/api/"
-BRUSSELS = ZoneInfo("Europe/Brussels")
-DEFAULT_DAILY_LIMIT = 500
+#: What this module offers: the hook, and the wire protocol's names it re-exports (their home is
+#: :mod:`airflow_provider_ledgerlink.protocol.cloudpos`).
+__all__ = [
+    "BRUSSELS",
+    "CLOUDPOS_RETRY",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_DAILY_LIMIT",
+    "DEFAULT_MAX_ROWS_PER_CALL",
+    "DEFAULT_SENSOR_RESERVE_PERCENT",
+    "DOCS",
+    "FLAG_FILTERS",
+    "FUNCTIONS",
+    "VENDOR",
+    "CloudPosFunctionError",
+    "CloudPosHook",
+    "CloudPosIpBlockedError",
+    "CloudPosSettings",
+    "Envelope",
+    "Function",
+    "WeborderIdMissingError",
+    "WeborderNotFoundError",
+    "WeborderStatus",
+    "envelope_of",
+    "error_for_code",
+    "function_named",
+    "map_error",
+    "parse_vendor_time",
+    "read_envelope",
+    "record_outcome",
+    "settings_from_connection",
+    "time_in_message",
+    "to_vendor_time",
+    "validate_weborder",
+    "weborder_status",
+    "window_chunks",
+    "window_days",
+]
+
 DEFAULT_BLOCK_SIZE = 10
 DEFAULT_SENSOR_RESERVE_PERCENT = 20
 #: A reading function returning this many rows may have been cut off: the rest is read by id range.
 DEFAULT_MAX_ROWS_PER_CALL = 500
 #: Each retry is a request of the day's 500; try less hard than other vendors.
 CLOUDPOS_RETRY = RetryPolicy(max_attempts=3, max_elapsed=120.0)
-DOCS = "docs/cloudpos.md"
 
 
 # ------------------------------------------------------------------------------------------------
-# The V1 functions
+# Errors that no task retry can help: they stop the task (Airflow's AirflowFailException)
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Function:
-    """One V1 reading function, as CloudPOS's V1 reference documents it.
-
-    :param flag: the bare query flag (``get-products``).
-    :param label: human words for messages.
-    :param filters: the reference's "Post filter" fields (form body).
-    :param url_filters: the reference's "Url filter" parameters (``&start=1``); ``clockinclockout``
-        is a bare flag.
-    :param window: how an extract selects a window: ``date`` (by day with ``&date=YYYY-MM-DD``,
-        continued by id range with ``&start=``/``&end=``, each record checked on ``date_field``),
-        ``modtime`` (client-side on the unix ``modtime``), or ``None`` (a full copy every time).
-    :param sensitive: fields left out unless asked for (a national register number).
-    :param codes: the function's own error codes (2001…) with what they mean.
-    :param writes: the function creates something (a VAT ticket), so it is not retried.
-    """
-
-    flag: str
-    label: str
-    filters: tuple[str, ...] = ()
-    url_filters: tuple[str, ...] = ()
-    window: str | None = None
-    date_field: str = "date"
-    sensitive: tuple[str, ...] = ()
-    codes: Mapping[int, str] = field(default_factory=dict)
-    #: it creates something at CloudPOS (a VAT ticket): never sent twice blindly.
-    writes: bool = False
-
-
-#: The flag-only URL filter of get-orders ("enkel arbeid in en uit": only labour in and out).
-FLAG_FILTERS = ("clockinclockout",)
-_SIGNED_CODES = {2001: "Document nr can not be empty", 2002: "Document nr already in use"}
-
-FUNCTIONS: dict[str, Function] = {
-    "categories": Function("get-categories", "categories"),
-    "products": Function("get-products", "products", window="modtime"),
-    "subproducts": Function("get-subproducts", "subproducts", window="modtime"),
-    "customers": Function("get-customers", "customers", window="modtime"),
-    "users": Function("get-users", "users", sensitive=("secnr",)),
-    "tables": Function("get-tables", "tables"),
-    "payment": Function("get-payment", "payment methods"),
-    "printers": Function("get-printers", "printers"),
-    "orders": Function(
-        "get-orders",
-        "orders",
-        url_filters=("start", "end", "date", "clockinclockout"),
-        window="date",
-        date_field="ordertime",
-    ),
-    "invoices": Function("get-invoices", "invoices", url_filters=("start", "end", "date"), window="date"),
-    "confirmed_weborder": Function(
-        "get-confirmedweborder",
-        "confirmed weborder",
-        filters=("weborderid",),
-        # The reference: 2001 "weborder not confirmed", 2002 "weborderid can not be empty",
-        # 2003 "weborderid does not exist".
-        codes={2001: "pending", 2002: "no_weborderid", 2003: "not_found"},
-    ),
-    "invoice_signed": Function(
-        "get-invoicesigned", "signed invoice", filters=("documentnr",), codes=_SIGNED_CODES, writes=True
-    ),
-    "offer_signed": Function(
-        "get-offersigned", "signed offer", filters=("documentnr",), codes=_SIGNED_CODES, writes=True
-    ),
-    "creditnote_signed": Function(
-        "get-creditnotesigned",
-        "signed credit note",
-        filters=("documentnr",),
-        codes=_SIGNED_CODES,
-        writes=True,
-    ),
-    "reservation_persons": Function(
-        "get-reservationpersons",
-        "reservation persons",
-        filters=("date",),
-        codes={2001: "Date can not be empty"},
-    ),
-    "reservation_hours": Function(
-        "get-reservationhours",
-        "reservation hours",
-        filters=("date", "persons"),
-        codes={2001: "Date can not be empty", 2002: "Persons can not be empty"},
-    ),
-    "gift_vouchers": Function("get-giftvoucher", "gift vouchers", window="modtime"),
-    "coupons": Function("get-coupon", "coupons", url_filters=("start", "end")),
-    "customer_credits": Function("get-customercredits", "customer credits", url_filters=("customerid",)),
-}
-_BY_FLAG = {function.flag: name for name, function in FUNCTIONS.items()}
-
-
-def function_named(name: str) -> tuple[str, Function]:
-    """``("products", …)`` from ``products``, ``get-products`` or ``get_products``."""
-    key = name.strip().lower().replace("_", "-")
-    if key in _BY_FLAG:
-        return _BY_FLAG[key], FUNCTIONS[_BY_FLAG[key]]
-    short = key.removeprefix("get-").replace("-", "_")
-    if short in FUNCTIONS:
-        return short, FUNCTIONS[short]
-    known = ", ".join(sorted(FUNCTIONS))
-    raise ValidationError(VENDOR, f"call {name!r}", f"unknown function {name!r}", hint=f"Use one of: {known}")
-
-
-# ------------------------------------------------------------------------------------------------
-# Times: CloudPOS speaks Brussels wall-clock time
-# ------------------------------------------------------------------------------------------------
-_QUOTED_TIME = re.compile(r"'?(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2})?)'?")
-
-
-def parse_vendor_time(value: Any) -> datetime | None:
-    """``2026-11-19 18:30:00`` (Brussels wall clock) as an aware datetime; ISO with an offset works
-    too. ``None`` for anything else."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    text = str(value).strip()
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=BRUSSELS)
-
-
-def time_in_message(message: str) -> datetime | None:
-    """The time inside a 1003/1004 message ("next request possible '2026-11-21 00:00:00'")."""
-    match = _QUOTED_TIME.search(message or "")
-    return parse_vendor_time(match.group(1)) if match else None
-
-
-def to_vendor_time(moment: datetime) -> str:
-    """A filter value: Brussels wall-clock time, ``YYYY-MM-DD HH:MM:SS``."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(BRUSSELS).strftime("%Y-%m-%d %H:%M:%S")
-
-
-# ------------------------------------------------------------------------------------------------
-# Envelopes and errors
-# ------------------------------------------------------------------------------------------------
-class CloudPosFunctionError(ValidationError):
-    """A function-level error (2001-2003) whose meaning depends on the function; ``code`` says which."""
-
-    def __init__(self, *args: Any, code: int = 0, **kwargs: Any) -> None:
-        self.code = code
-        super().__init__(*args, **kwargs)
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"code": self.code}
-
-
-class CloudPosIpBlockedError(PermissionDeniedError):
-    """CloudPOS blocked this IP address after bad logins (1004); ``blocked_until`` says until when."""
-
-    def __init__(self, *args: Any, blocked_until: datetime | None = None, **kwargs: Any) -> None:
-        self.blocked_until = blocked_until
-        super().__init__(*args, **kwargs)
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"blocked_until": self.blocked_until}
-
-
 class WeborderNotFoundError(NotFoundError, AirflowFailException):
     """The weborder does not exist at CloudPOS; waiting longer cannot help (no task retry)."""
 
 
 class WeborderIdMissingError(ConfigurationError, AirflowFailException):
     """CloudPOS received no weborderid (2002): a configuration error, waiting cannot help (no retry)."""
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """A V1/V2 answer, read tolerantly: ``code`` is ``None`` on success."""
-
-    code: int | None
-    message: str
-    records: list[dict[str, Any]]
-
-
-_MESSAGE_KEYS = ("message", "error", "errormessage", "error_message", "msg")
-_CONTROL_KEYS = {"success", "errorcode", "error_code", *_MESSAGE_KEYS}
-
-
-def read_envelope(payload: Any, record_key: str = "") -> Envelope:
-    """Every answer shape seen or plausible, as one :class:`Envelope`.
-
-    Success: ``{"success": 1, "data": [...]}``, the data under the function's own key
-    (``{"success": 1, "products": [...]}``), a single object instead of a list, objects keyed by id,
-    or a bare JSON list (V2). Errors: ``{"errorcode": 1002, "message": "…"}`` with ``errorcode`` or
-    ``error_code``, the text under ``message``/``error``, ``success`` as ``0`` or ``"0"``.
-    """
-    if isinstance(payload, list):
-        return Envelope(None, "", [_as_record(item) for item in payload])
-    if not isinstance(payload, dict):
-        raise ValueError(f"expected a JSON object or list, got {type(payload).__name__}")
-    raw_code = payload.get("errorcode", payload.get("error_code"))
-    message = next((str(payload[k]) for k in _MESSAGE_KEYS if payload.get(k) not in (None, "")), "")
-    if raw_code not in (None, "", 0, "0"):
-        try:
-            code = int(raw_code)
-        except (TypeError, ValueError):
-            raise ValueError(f"errorcode {raw_code!r} is not a number") from None
-        return Envelope(code, message, [])
-    success = payload.get("success")
-    if success is not None and str(success).strip().lower() in ("0", "false"):
-        raise ValueError(f"success is {success!r} but there is no errorcode ({message or 'no message'})")
-    for key in ("data", record_key):
-        if key and key in payload:
-            return Envelope(None, message, _records(payload[key]))
-    rest = {k: v for k, v in payload.items() if k not in _CONTROL_KEYS}
-    containers = [v for v in rest.values() if isinstance(v, list | dict)]
-    if len(rest) == 1 and len(containers) == 1:  # the data under a key of its own
-        return Envelope(None, message, _records(containers[0]))
-    return Envelope(None, message, [rest] if rest else [])  # the answer is the record itself
-
-
-def _records(data: Any) -> list[dict[str, Any]]:
-    if data is None or data == "":
-        return []
-    if isinstance(data, list):
-        return [_as_record(item) for item in data]
-    if isinstance(data, dict):
-        values = list(data.values())
-        if values and all(isinstance(v, dict) for v in values) and all(str(k).isdigit() for k in data):
-            return [dict(v) for v in values]  # objects keyed by their id
-        return [dict(data)]
-    return [{"value": data}]
-
-
-def _as_record(item: Any) -> dict[str, Any]:
-    return dict(item) if isinstance(item, dict) else {"value": item}
-
-
-def error_for_code(
-    code: int, message: str, operation: str, *, status_code: int | None = None
-) -> LedgerLinkError:
-    """A CloudPOS error code (any function, V1 or V2) as a LedgerLink error."""
-    text = message or f"errorcode {code}"
-    reference = f"errorcode {code}"
-    kwargs: dict[str, Any] = {"reference": reference, "status_code": status_code}
-    if code == 1001:
-        return AuthenticationError(
-            VENDOR,
-            operation,
-            text,
-            hint="The licence name (login) or the token (password) of the Airflow connection is empty",
-            **kwargs,
-        )
-    if code == 1002:
-        return AuthenticationError(
-            VENDOR,
-            operation,
-            text,
-            hint=(
-                "CloudPOS rejected the licence name or the token. Correct them in the Airflow connection "
-                "(tokens come from info@cloudpos.be). LedgerLink makes no further login attempt with "
-                "these credentials: 5 bad logins block this IP for 30 minutes"
-            ),
-            **kwargs,
-        )
-    if code == 1003:
-        reset_at = time_in_message(text)
-        return BudgetExhaustedError(
-            VENDOR,
-            operation,
-            text,
-            reset_at=reset_at,
-            hint="CloudPOS's daily request limit is reached; requests resume at the time it gave",
-            **kwargs,
-        )
-    if code == 1004:
-        until = time_in_message(text)
-        return CloudPosIpBlockedError(
-            VENDOR,
-            operation,
-            text,
-            blocked_until=until,
-            hint=(
-                "CloudPOS blocked this IP address after 5 bad logins. Find the system using wrong "
-                "credentials from this address; LedgerLink sends nothing until the block ends"
-            ),
-            **kwargs,
-        )
-    if code == 1005:
-        return PermissionDeniedError(
-            VENDOR,
-            operation,
-            text,
-            hint="The licence does not include this module; ask CloudPOS to enable it",
-            **kwargs,
-        )
-    if 2001 <= code <= 2999:
-        return CloudPosFunctionError(
-            VENDOR, operation, text, code=code, hint="See the function's error codes in " + DOCS, **kwargs
-        )
-    return VendorError(
-        VENDOR, operation, text, hint=f"An error code LedgerLink does not know; see {DOCS}", **kwargs
-    )
-
-
-def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
-    """A non-2xx answer: its CloudPOS error code when the body has one, else the HTTP status."""
-    try:
-        envelope = read_envelope(response.json())
-    except ValueError:
-        envelope = None
-    if envelope is not None and envelope.code is not None:
-        return error_for_code(envelope.code, envelope.message, operation, status_code=response.status_code)
-    return default_error(VENDOR, response, operation)
-
-
-def envelope_of(response: httpx.Response, operation: str, record_key: str = "") -> Envelope:
-    """The envelope of a 2xx answer; a clear error for HTML pages and anything not JSON."""
-    try:
-        payload = response.json()
-    except ValueError:
-        snippet = " ".join(response.text[:160].split())
-        looks_html = snippet.lstrip().startswith("<")
-        raise VendorError(
-            VENDOR,
-            operation,
-            "the answer is an HTML page, not JSON" if looks_html else f"the answer is not JSON: {snippet!r}",
-            hint="A proxy, a maintenance page or a wrong base URL may be in the way; check the connection's host",
-            status_code=response.status_code,
-        ) from None
-    try:
-        return read_envelope(payload, record_key)
-    except ValueError as exc:
-        raise VendorError(
-            VENDOR, operation, f"unexpected answer: {exc}", status_code=response.status_code
-        ) from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -455,28 +189,35 @@ def complete_base_url(url: str) -> str:
 # What every request goes through: the guard, the budget, and the credentials
 # ------------------------------------------------------------------------------------------------
 class _Gate:
-    """Before each request that leaves the process: the login guard, then one request of the budget."""
+    """The request gate of every request that leaves the process (every attempt, retries included):
+    the login guard, then one request of the budget; the wire copy carries the token."""
 
     def __init__(self, settings: CloudPosSettings, guard: LoginGuard, budget: DailyBudget) -> None:
         self.settings = settings
         self.guard = guard
         self.budget = budget
 
-    def admit(self) -> None:
+    def admit(self, request: httpx.Request) -> httpx.Request:
         self.guard.check(self.settings.fingerprint)
         try:
             self.budget.acquire(1)
         except BaseException:
             self.guard.inconclusive()  # nothing was sent: another holder may try the credentials
             raise
+        return self.wire_request(request)
 
-    async def aadmit(self) -> None:
+    async def aadmit(self, request: httpx.Request) -> httpx.Request:
         await self.guard.acheck(self.settings.fingerprint)
         try:
             await self.budget.aacquire(1)
         except BaseException:
             await self.guard.ainconclusive()
             raise
+        return self.wire_request(request)
+
+    def observe(self, request: httpx.Request, response: httpx.Response | None) -> None:
+        """Nothing to give back: a request of the budget is spent once it leaves the process, and
+        the guard hears the outcome from the hook, which reads CloudPOS's error codes."""
 
     def wire_request(self, request: httpx.Request) -> httpx.Request:
         """A copy of ``request`` carrying the token; the original (which httpx logs) never does."""
@@ -492,91 +233,7 @@ class _Gate:
             rest = query[len(prefix) :]
             token = quote(self.settings.token, safe="")
             url = url.copy_with(query=f"{prefix}&token={token}{rest}".encode("ascii"))
-        return httpx.Request(
-            request.method, url, headers=headers, stream=request.stream, extensions=request.extensions
-        )
-
-
-def _environment_proxy(base_url: str) -> str | None:
-    """The proxy the environment names for ``base_url`` (httpx ignores it with a custom transport)."""
-    import urllib.request
-
-    parts = urlsplit(base_url)
-    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
-
-
-class _GatedTransport(httpx.BaseTransport):
-    def __init__(self, gate: _Gate, inner: httpx.BaseTransport | None = None) -> None:
-        self.gate = gate
-        self.inner = inner or httpx.HTTPTransport(proxy=_environment_proxy(gate.settings.base_url))
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.gate.admit()
-        return self.inner.handle_request(self.gate.wire_request(request))
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class _AsyncGatedTransport(httpx.AsyncBaseTransport):
-    def __init__(self, gate: _Gate, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.gate = gate
-        self.inner = inner or httpx.AsyncHTTPTransport(proxy=_environment_proxy(gate.settings.base_url))
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self.gate.aadmit()
-        return await self.inner.handle_async_request(self.gate.wire_request(request))
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-# ------------------------------------------------------------------------------------------------
-# Weborder status
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WeborderStatus:
-    """What ``get-confirmedweborder`` said about one weborder.
-
-    ``state`` is ``confirmed``, ``pending`` (2001, not confirmed yet), ``no_weborderid`` (2002, the
-    weborderid reached CloudPOS empty) or ``not_found`` (2003, the weborderid does not exist).
-    """
-
-    weborder_id: str
-    state: str
-    message: str = ""
-    record: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def confirmed_time(self) -> datetime | None:
-        """``webordertime``: the pick-up or delivery time the restaurant confirmed (Brussels time)."""
-        moment = parse_vendor_time(self.record.get("webordertime"))
-        return moment.astimezone(BRUSSELS) if moment is not None else None
-
-    def as_event(self) -> dict[str, Any]:
-        """A JSON-safe summary (for XCom and trigger events)."""
-        moment = self.confirmed_time
-        return {
-            "weborder_id": self.weborder_id,
-            "state": self.state,
-            "message": self.message,
-            "confirmed_time": moment.isoformat() if moment else None,
-            "confirmed_time_utc": moment.astimezone(timezone.utc).isoformat() if moment else None,
-            "record": self.record,
-        }
-
-
-def weborder_status(weborder_id: str, envelope: Envelope, operation: str) -> WeborderStatus:
-    """Interpret ``get-confirmedweborder``: ``"success" = 1`` with ``webordertime``, or 2001/2002/2003."""
-    if envelope.code is None:
-        record = envelope.records[0] if envelope.records else {}
-        return WeborderStatus(weborder_id, "confirmed", envelope.message, record)
-    meaning = FUNCTIONS["confirmed_weborder"].codes.get(envelope.code)
-    if meaning is not None:
-        return WeborderStatus(weborder_id, meaning, envelope.message or meaning.replace("_", " "))
-    raise error_for_code(envelope.code, envelope.message, operation)
+        return wire_copy(request, url=url, headers=headers)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -722,7 +379,7 @@ class CloudPosHook(LedgerLinkHook):
             headers={"Accept": "application/json", "Licensename": settings.licence},
             error_mapper=map_error,
             max_connections=2,
-            transport=_GatedTransport(_Gate(settings, self.guard, self.budget)),
+            gates=[_Gate(settings, self.guard, self.budget)],
         )
 
     def get_conn(self) -> HttpClient:
@@ -1058,7 +715,7 @@ class CloudPosHook(LedgerLinkHook):
             retry=self.retry,
             timeouts=self.timeouts,
             max_connections=1,
-            transport=lambda: _AsyncGatedTransport(_Gate(settings, guard, budget)),
+            gates=[_Gate(settings, guard, budget)],
         )
         try:
             async with client:
@@ -1086,77 +743,6 @@ class CloudPosHook(LedgerLinkHook):
 # ------------------------------------------------------------------------------------------------
 # Helpers
 # ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _V1Request:
-    method: str
-    url: str
-    operation: str
-    record_key: str
-    kwargs: dict[str, Any]
-
-
-def _v1_request(
-    settings: CloudPosSettings, name: str, spec: Function, filters: Mapping[str, Any] | None
-) -> _V1Request:
-    """The request for one V1 function: its "Url filter"s in the URL after the function flag, its
-    "Post filter"s in a form body (a GET when there are none)."""
-    operation = f"V1 {spec.flag}"
-    body: dict[str, str] = {}
-    query = ""
-    for key, value in (filters or {}).items():
-        if key not in spec.filters and key not in spec.url_filters:
-            allowed = ", ".join((*spec.url_filters, *spec.filters)) or "none"
-            raise ValidationError(
-                VENDOR, operation, f"{spec.flag} does not take the filter {key!r}", hint=f"Filters: {allowed}"
-            )
-        if value is None or value is False:
-            continue
-        if key in spec.url_filters:
-            if key in FLAG_FILTERS:
-                query += f"&{key}"  # a bare flag, as the function itself
-            else:
-                query += f"&{key}={quote(_filter_text(key, value), safe='')}"
-        else:
-            body[key] = _filter_text(key, value)
-    # The transport inserts ``token=…`` right after the licence name; this URL never holds it.
-    url = f"/?{settings.v1_query_prefix}&{spec.flag}{query}"
-    if not body:
-        return _V1Request("GET", url, operation, name, {})
-    return _V1Request(
-        "POST",
-        url,
-        operation,
-        name,
-        {
-            "content": urlencode(body).encode("ascii"),
-            "headers": {"Content-Type": "application/x-www-form-urlencoded"},
-            # a reading function: sending it again changes nothing; signing makes a VAT ticket
-            "idempotent": not spec.writes,
-        },
-    )
-
-
-def _filter_text(key: str, value: Any) -> str:
-    """A filter value as CloudPOS reads it: ``date`` as ``YYYY-MM-DD`` (the reference's
-    ``&date=2016-01-01``, a Brussels day), other datetimes as Brussels wall clock."""
-    if key == "date" and isinstance(value, datetime):
-        return value.astimezone(BRUSSELS).date().isoformat() if value.tzinfo else value.date().isoformat()
-    if isinstance(value, datetime):
-        return to_vendor_time(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
-def _v1_records(envelope: Envelope, spec: Function, include_sensitive: bool) -> list[dict[str, Any]]:
-    if envelope.code == 2000:
-        return []
-    records = envelope.records
-    if spec.sensitive and not include_sensitive:
-        for record in records:
-            for key in spec.sensitive:
-                record.pop(key, None)
-    return records
 
 
 def record_outcome(error: LedgerLinkError, guard: LoginGuard, budget: DailyBudget, fingerprint: str) -> None:
@@ -1182,96 +768,3 @@ def record_outcome(error: LedgerLinkError, guard: LoginGuard, budget: DailyBudge
         guard.succeeded(fingerprint)
     else:
         guard.inconclusive()
-
-
-def window_days(start: datetime, end: datetime) -> Iterator[tuple[date, datetime, datetime]]:
-    """The Brussels days that ``[start, end)`` touches: ``(day, its start, its end)`` (aware)."""
-    if end <= start:
-        return
-    day = start.astimezone(BRUSSELS).date()
-    while True:
-        day_start = datetime.combine(day, datetime.min.time(), tzinfo=BRUSSELS)
-        if day_start >= end:
-            return
-        following = day + timedelta(days=1)
-        yield day, day_start, datetime.combine(following, datetime.min.time(), tzinfo=BRUSSELS)
-        day = following
-
-
-def window_chunks(start: datetime, end: datetime, chunk: timedelta) -> Iterator[tuple[datetime, datetime]]:
-    """``[start, end)`` cut into consecutive pieces of at most ``chunk``."""
-    if chunk <= timedelta(0):
-        raise ValueError("chunk must be positive")
-    cursor = start
-    while cursor < end:
-        upper = min(end, cursor + chunk)
-        yield cursor, upper
-        cursor = upper
-
-
-def _within(value: Any, start: datetime, end: datetime) -> bool:
-    moment = parse_vendor_time(value)
-    return moment is None or start <= moment < end  # undated records are kept, never lost
-
-
-def _after(value: Any, end: datetime) -> bool:
-    moment = parse_vendor_time(value)
-    return moment is not None and moment >= end
-
-
-def _next_id(rows: list[dict[str, Any]], label: str) -> int:
-    try:
-        return max(int(row["id"]) for row in rows) + 1
-    except (KeyError, TypeError, ValueError):
-        raise VendorError(
-            VENDOR,
-            f"read {label}",
-            "a full answer has records without a numeric id, so the rest cannot be read by id range",
-            hint="Use a smaller chunk so each answer stays under the row limit",
-        ) from None
-
-
-def validate_weborder(weborder: Any) -> dict[str, Any]:
-    """Check a ``weborder.insert`` body before sending; returns it as a plain dict.
-
-    The client this is based on sends ``weborderdetail`` lines with ``productid``, ``quantity`` and
-    the prices, and up to 10 sub-products per line (``sub1id``…``sub10id``).
-    """
-    if isinstance(weborder, str):
-        try:
-            weborder = json.loads(weborder)
-        except ValueError:
-            raise ValidationError(VENDOR, "V2 weborder.insert", "the weborder is not JSON") from None
-    if not isinstance(weborder, Mapping):
-        raise ValidationError(
-            VENDOR, "V2 weborder.insert", f"the weborder must be an object, not {type(weborder).__name__}"
-        )
-    body = dict(weborder)
-    lines = body.get("weborderdetail")
-    problems: list[str] = []
-    if not isinstance(lines, list) or not lines:
-        problems.append("weborderdetail must be a non-empty list of order lines")
-    else:
-        for number, line in enumerate(lines, start=1):
-            if not isinstance(line, Mapping):
-                problems.append(f"line {number} is not an object")
-                continue
-            if line.get("productid") in (None, ""):
-                problems.append(f"line {number} has no productid")
-            try:
-                if float(line.get("quantity", 0)) <= 0:
-                    problems.append(f"line {number} needs a quantity above 0")
-            except (TypeError, ValueError):
-                problems.append(f"line {number} has a quantity that is not a number")
-            spaced = [key for key in line if re.fullmatch(r"sub\d+ \w+", str(key))]
-            if spaced:
-                problems.append(
-                    f"line {number} has keys with a space ({spaced[0]!r}); write sub1id, not 'sub1 id'"
-                )
-    if body.get("delivery") not in (None, 0, 1, 2, "0", "1", "2"):
-        problems.append("delivery must be 0 (takeaway), 1 (delivery) or 2 (dine-in)")
-    if problems:
-        raise ValidationError(
-            VENDOR, "V2 weborder.insert", "; ".join(problems), hint="Correct the weborder before it is sent"
-        )
-    return body

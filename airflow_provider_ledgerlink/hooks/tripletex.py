@@ -1,389 +1,143 @@
 """Tripletex API v2: sessions that survive a long run, complete parallel reads, writes that never duplicate.
 
-Wire facts this hook relies on (sources in the Tripletex page of the docs):
-
-* two hosts: ``https://tripletex.no/v2`` (production) and ``https://api-test.tripletex.tech/v2``
-  (test); tokens of one do not work in the other;
-* a session token is created with ``PUT /token/session/:create`` from the consumer token, the
-  employee token and an expiration *date* (query parameters, no auth). Calls then use HTTP Basic
-  ``<company id or 0>:<session token>``. Tripletex lives in Europe/Oslo: a session runs out at the
-  start of its expiration date there, so the date is computed in Oslo, never from the host's clock;
-* lists are ``{"fullResultSize", "from", "count", "versionDigest", "values"}``, paged with
-  ``from``/``count``; ``fullResultSize`` is documented as inexact, so the end is the first short
-  page. With ``If-None-Match``, ``versionDigest`` is a checksum and sending it back gives 304;
-* postings, vouchers, invoices and orders are read by date windows whose end is exclusive;
-  customers and suppliers have ``changedSince``;
-* ``X-Rate-Limit-Limit/Remaining/Reset`` on every response, per consumer and employee token; once
-  spent, everyone using that employee gets 429 until the period ends, sometimes without the reset
-  header;
-* errors are ``{"status", "code", "message", "developerMessage", "validationMessages", "requestId"}``,
-  the request id also in ``x-tlx-request-id``; a stale ``version`` on an update is 409 / code 8000;
-* there is no idempotency key: a create is made safe by looking for the object first (by an external
-  key the caller chooses) and, when an answer was lost, looking again before sending again.
+:class:`TripletexHook` reads the connection, holds the HTTP client and the rate limiter, reads pages
+in parallel and sends writes once. The wire protocol (hosts, number series, date windows, session
+dates and the Basic authorization, list pages, error mapping) is in
+:mod:`airflow_provider_ledgerlink.protocol.tripletex`, whose docstring lists the wire facts and their
+sources; its names are imported here too, so ``from airflow_provider_ledgerlink.hooks.tripletex import
+window_dates`` keeps working.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import hashlib
 import itertools
 import json
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from datetime import time as dt_time
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import httpx
 
-from airflow_provider_ledgerlink.core.credentials import NoCredentialStore
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     AuthenticationError,
-    ConfigurationError,
-    LedgerLinkError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitedError,
     ValidationError,
     VendorError,
 )
 from airflow_provider_ledgerlink.core.hook import LedgerLinkHook
-from airflow_provider_ledgerlink.core.host_state import StateDirError, locked_json, private_state_dir
-from airflow_provider_ledgerlink.core.http import HttpClient, default_error
+from airflow_provider_ledgerlink.core.host_state import StateDirError, private_state_dir
+from airflow_provider_ledgerlink.core.http import HttpClient
 from airflow_provider_ledgerlink.core.httpx_logs import redact_httpx_logs
-from airflow_provider_ledgerlink.core.jsonparse import loads
 from airflow_provider_ledgerlink.core.once import WriteOnce
 from airflow_provider_ledgerlink.core.paging import Page, fetch_pages
 from airflow_provider_ledgerlink.core.ratelimit import HeaderRateLimiter
 from airflow_provider_ledgerlink.core.redaction import register_secret
-from airflow_provider_ledgerlink.core.rotation import RotationResult, iso, verification_failed
+from airflow_provider_ledgerlink.core.rotation import RotationResult
 from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState, SharedState
+from airflow_provider_ledgerlink.hooks.tripletex_session import (
+    STORE_EXPIRES_AT,
+    STORE_SESSION_OWNER,
+    STORE_SESSION_TOKEN,
+    TripletexSession,
+)
+from airflow_provider_ledgerlink.protocol.tripletex import (
+    _CHECKSUM_PROBE,
+    BASE_URLS,
+    CHANGED_SINCE_PATHS,
+    CODE_RESULT_SET_TOO_LARGE,
+    CODE_REVISION,
+    DATE_WINDOWS,
+    DEFAULT_SESSION_DAYS,
+    OSLO,
+    OWN_CUSTOMER_SERIES_START,
+    SHOP_INVOICE_SERIES_START,
+    SUGGESTED_INVOICE_SERIES_START,
+    VENDOR,
+    Session,
+    TripletexVersionConflictError,
+    WriteResult,
+    _as_date,
+    _gross_postings,
+    _json,
+    _NotModified,
+    _page_of,
+    _value_of,
+    basic_authorization,
+    format_changed_since,
+    last_change,
+    map_error,
+    oslo_today,
+    parse_timestamp,
+    session_expiration_date,
+    session_expires_at,
+    split_dates,
+    tripletex_code,
+    window_dates,
+    with_changes,
+)
 
-VENDOR = "Tripletex"
-OSLO = ZoneInfo("Europe/Oslo")
+#: What this module offers: the hook, and the wire protocol's names it re-exports (their home is
+#: :mod:`airflow_provider_ledgerlink.protocol.tripletex`).
+__all__ = [
+    "BASE_URLS",
+    "CHANGED_SINCE_PATHS",
+    "CODE_RESULT_SET_TOO_LARGE",
+    "CODE_REVISION",
+    "DATE_WINDOWS",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_MAX_WINDOW_DAYS",
+    "DEFAULT_PAGE_SIZE",
+    "DEFAULT_RATE_LIMIT_RESERVE",
+    "DEFAULT_RECHECK_DELAY",
+    "DEFAULT_SESSION_DAYS",
+    "DEFAULT_SESSION_MIN_VALIDITY",
+    "DEFAULT_WRITE_WAIT",
+    "OSLO",
+    "OWN_CUSTOMER_SERIES_START",
+    "SHOP_INVOICE_SERIES_START",
+    "STORE_EXPIRES_AT",
+    "STORE_SESSION_OWNER",
+    "STORE_SESSION_TOKEN",
+    "SUGGESTED_INVOICE_SERIES_START",
+    "VENDOR",
+    "Page",
+    "Session",
+    "TripletexHook",
+    "TripletexSession",
+    "TripletexVersionConflictError",
+    "WriteResult",
+    "basic_authorization",
+    "format_changed_since",
+    "last_change",
+    "map_error",
+    "oslo_today",
+    "parse_timestamp",
+    "session_expiration_date",
+    "session_expires_at",
+    "split_dates",
+    "tripletex_code",
+    "window_dates",
+    "with_changes",
+]
 
-BASE_URLS = {"production": "https://tripletex.no/v2", "test": "https://api-test.tripletex.tech/v2"}
+
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_MAX_IN_FLIGHT = 4
 DEFAULT_RATE_LIMIT_RESERVE = 20
-DEFAULT_SESSION_DAYS = 2
 DEFAULT_SESSION_MIN_VALIDITY = timedelta(hours=2)
 DEFAULT_MAX_WINDOW_DAYS = 31
 DEFAULT_RECHECK_DELAY = 5.0
 DEFAULT_WRITE_WAIT = 300.0
 
-#: Tripletex's own customer numbers start here after a webshop set-up ("Sett kundenummer til
-#: 100000"), so the shop's customers keep their own numbers below it.
-OWN_CUSTOMER_SERIES_START = 100_000
-#: Where a webshop's invoice series starts by default ("Nettbutikken sin nummerserie starter som
-#: standard på 6000"); Tripletex's invoice series is kept clear of it.
-SHOP_INVOICE_SERIES_START = 6_000
-#: What the set-up suggests for Tripletex's invoice series when unsure ("sett denne til f.eks 50000").
-SUGGESTED_INVOICE_SERIES_START = 50_000
-
-#: List endpoints that require a date window, and the names of its (from, exclusive to) parameters.
-DATE_WINDOWS: dict[str, tuple[str, str]] = {
-    "/ledger/posting": ("dateFrom", "dateTo"),
-    "/ledger/postingByDate": ("dateFrom", "dateTo"),
-    "/ledger/voucher": ("dateFrom", "dateTo"),
-    "/invoice": ("invoiceDateFrom", "invoiceDateTo"),
-    "/order": ("orderDateFrom", "orderDateTo"),
-}
-#: List endpoints with ``changedSince`` (all of them in API 2.72).
-CHANGED_SINCE_PATHS = frozenset({"/customer", "/supplier", "/ledger/voucher/>nonPosted"})
-
-#: Tripletex error codes LedgerLink acts on.
-CODE_REVISION = 8000
-CODE_RESULT_SET_TOO_LARGE = 23000
-
-#: Keys LedgerLink reads from (and writes to) the connection's credential store.
-STORE_SESSION_TOKEN = "session_token"
-STORE_EXPIRES_AT = "expires_at"
-STORE_SESSION_OWNER = "session_owner"
 
 #: How often one request may renew a session that had worked and then ended.
 _MAX_RENEWALS = 3
-
-_CHECKSUM_PROBE = "ledgerlink"
-"""Any non-empty ``If-None-Match`` turns ``versionDigest`` into a checksum; this one never matches."""
-
-
-# ------------------------------------------------------------------------------------------------
-# Dates and time zones
-# ------------------------------------------------------------------------------------------------
-def oslo_today(now: datetime) -> date:
-    """The calendar date in Oslo at the instant ``now`` (naive values are taken as UTC)."""
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
-    return now.astimezone(OSLO).date()
-
-
-def session_expiration_date(now: datetime, days: int = DEFAULT_SESSION_DAYS) -> date:
-    """The ``expirationDate`` for a new session: ``days`` after today *in Oslo*.
-
-    A host in UTC that used its own date would, between 22:00/23:00 and midnight UTC, stamp a date
-    that is already today in Oslo, and get a session that is dead on arrival.
-    """
-    if days < 1:
-        raise ValueError("a session must last at least one day")
-    return oslo_today(now) + timedelta(days=days)
-
-
-def session_expires_at(expiration: date) -> datetime:
-    """When a session with this ``expirationDate`` stops working: the start of that date in Oslo (UTC).
-
-    Tripletex does not say whether the date is included; the earlier reading is the safe one.
-    """
-    return datetime.combine(expiration, dt_time(0), tzinfo=OSLO).astimezone(timezone.utc)
-
-
-def window_dates(start: datetime, end: datetime) -> tuple[date, date]:
-    """The Tripletex dates ``[from, to)`` of the instants ``[start, end)``.
-
-    Tripletex dates are Oslo calendar days. A date belongs to the window that contains its start
-    (midnight in Oslo). Windows aligned on Oslo midnights map to exactly their days; any other
-    windows still give every date to exactly one window of a gapless series, so reruns and
-    backfills neither lose nor repeat a day. A window containing no Oslo midnight has no dates.
-    """
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=timezone.utc)
-    first = start.astimezone(OSLO)
-    day_from = first.date() if first.time() == dt_time(0) else first.date() + timedelta(days=1)
-    last = end.astimezone(OSLO)
-    day_to = last.date() if last.time() == dt_time(0) else last.date() + timedelta(days=1)
-    return day_from, max(day_from, day_to)
-
-
-def split_dates(day_from: date, day_to: date, max_days: int) -> list[tuple[date, date]]:
-    """``[from, to)`` cut into consecutive windows of at most ``max_days`` days."""
-    if max_days < 1:
-        raise ValueError("max_days must be at least 1")
-    windows = []
-    current = day_from
-    while current < day_to:
-        following = min(day_to, current + timedelta(days=max_days))
-        windows.append((current, following))
-        current = following
-    return windows
-
-
-def format_changed_since(moment: datetime) -> str:
-    """``changedSince`` as sent: the UTC time, ``YYYY-MM-DDThh:mm:ss`` (the documented DateTime form).
-
-    Tripletex does not say which zone it reads the value in. Read as UTC it is exact; read as Oslo
-    time it is one or two hours early, which only adds rows. LedgerLink then keeps exactly the rows
-    whose last change falls in the window (see :func:`last_change`).
-    """
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def parse_timestamp(text: str) -> datetime | None:
-    """A Tripletex DateTime as an aware UTC datetime. Seen forms: ``…+01:00``, ``…Z`` and none
-    (then Oslo time, as the documentation's ``YYYY-MM-DDThh:mm:ss`` implies); fractions allowed."""
-    value = text.strip()
-    if not value:
-        return None
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=OSLO)
-    return moment.astimezone(timezone.utc)
-
-
-def last_change(row: Mapping[str, Any]) -> datetime | None:
-    """The latest ``changes[].timestamp`` of a row read with ``fields=…,changes``; ``None`` when the
-    row has no usable change history (objects from before 2018 may lack it)."""
-    changes = row.get("changes")
-    if not isinstance(changes, list):
-        return None
-    stamps = [
-        parse_timestamp(str(change.get("timestamp") or ""))
-        for change in changes
-        if isinstance(change, Mapping)
-    ]
-    known = [stamp for stamp in stamps if stamp is not None]
-    return max(known) if known else None
-
-
-def with_changes(fields: str | None) -> str:
-    """``fields`` extended so that every row carries its ``changes`` (``*,changes`` by default)."""
-    if not fields or not fields.strip():
-        return "*,changes"
-    top_level = _top_level_fields(fields)
-    return fields if "changes" in top_level else f"{fields},changes"
-
-
-def _top_level_fields(fields: str) -> set[str]:
-    names, depth, current = set(), 0, ""
-    for char in fields:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            names.add(current.strip())
-            current = ""
-            continue
-        if depth == 0 and char not in "()":
-            current += char
-    names.add(current.strip())
-    return {name for name in names if name}
-
-
-def basic_authorization(company_id: int, session_token: str) -> str:
-    """The ``Authorization`` header value: Basic ``<company id>:<session token>``."""
-    raw = f"{company_id}:{session_token}".encode()
-    return "Basic " + base64.b64encode(raw).decode("ascii")
-
-
-# ------------------------------------------------------------------------------------------------
-# Errors
-# ------------------------------------------------------------------------------------------------
-class TripletexVersionConflictError(ValidationError):
-    """A write carried a ``version`` that is no longer current (HTTP 409, code 8000)."""
-
-
-class _NotModified(LedgerLinkError):
-    """A 304: the list page is the one whose checksum was sent. Internal; never raised to callers."""
-
-
-def tripletex_code(error: BaseException) -> int | None:
-    """Tripletex's own error ``code`` (18000, 23000 …) carried by one of our errors, if any."""
-    details = getattr(error, "details", None)
-    if isinstance(details, Mapping):
-        code = details.get("code")
-        return code if isinstance(code, int) else None
-    return None
-
-
-def _describe(body: Mapping[str, Any]) -> str:
-    parts = []
-    message = body.get("message")
-    if message:
-        parts.append(str(message).rstrip("."))
-    developer = body.get("developerMessage")
-    if developer and developer != message:
-        parts.append(str(developer).rstrip("."))
-    for item in body.get("validationMessages") or []:
-        if isinstance(item, Mapping):
-            field = item.get("field") or item.get("path") or "?"
-            parts.append(f"{field}: {str(item.get('message') or '').rstrip('.')}")
-    code = body.get("code")
-    text = "; ".join(parts) or "no details"
-    return f"{text} (code {code})" if code is not None else text
-
-
-def _rate_limit_reset(response: httpx.Response) -> float | None:
-    value = response.headers.get("X-Rate-Limit-Reset")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
-    """Tripletex's error envelope as LedgerLink errors, with the ``requestId`` as the reference."""
-    status = response.status_code
-    if status == 304:
-        return _NotModified(VENDOR, operation, "not modified", status_code=304)
-    body: dict[str, Any] = {}
-    try:
-        parsed = response.json() if response.content else {}
-        body = parsed if isinstance(parsed, dict) else {}
-    except ValueError:
-        pass
-    reference = body.get("requestId") or response.headers.get("x-tlx-request-id")
-    if not body or ("status" not in body and "code" not in body):
-        error = default_error(VENDOR, response, operation)
-        error.reference = reference
-        return error
-    text = _describe(body)
-    kwargs: dict[str, Any] = {"status_code": status, "reference": reference, "details": body}
-    code = body.get("code")
-    if status == 401:
-        return AuthenticationError(VENDOR, operation, text, hint="The session token was refused", **kwargs)
-    if status == 403:
-        return PermissionDeniedError(
-            VENDOR,
-            operation,
-            text,
-            hint=(
-                "The employee token lacks the entitlement for this (a token has at most its employee's "
-                "access), or the employee has no access to the company in company_id"
-            ),
-            **kwargs,
-        )
-    if status == 404:
-        return NotFoundError(VENDOR, operation, text, hint="Check the id and the path", **kwargs)
-    if status == 409 and code == CODE_REVISION:
-        return TripletexVersionConflictError(
-            VENDOR,
-            operation,
-            f"the object was changed by someone else since it was read: {text}",
-            hint="Read the object again and apply the change to its current version",
-            **kwargs,
-        )
-    if status == 429:
-        return RateLimitedError(
-            VENDOR,
-            operation,
-            text,
-            retry_after=_rate_limit_reset(response),
-            hint="The rate limit of this consumer and employee token is spent until the period ends",
-            **kwargs,
-        )
-    if status in (400, 409, 413, 422):
-        hint = "Correct the request"
-        if code == CODE_RESULT_SET_TOO_LARGE:
-            hint = "Use a shorter date window (max_window_days)"
-        return ValidationError(VENDOR, operation, text, hint=hint, **kwargs)
-    return VendorError(VENDOR, operation, text, retryable=status >= 500, **kwargs)
-
-
-# ------------------------------------------------------------------------------------------------
-# Sessions
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Session:
-    """A session token and when it stops working. ``source`` is ``created``, ``store`` (the credential
-    store) or ``machine`` (another process of this machine created it)."""
-
-    token: str
-    expires_at: datetime
-    source: str = "created"
-
-    def valid_for(self, now: datetime) -> timedelta:
-        return self.expires_at - now
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What a write did: ``created``, ``updated``, ``unchanged`` or ``existing`` (found, not sent)."""
-
-    action: str
-    value: dict[str, Any]
-
-    @property
-    def id(self) -> int | None:
-        ident = self.value.get("id")
-        return ident if isinstance(ident, int) else None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -474,10 +228,8 @@ class TripletexHook(LedgerLinkHook):
         self.state = state if state is not None else AirflowVariableState()
         self.write_wait = float(write_wait)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
-        self._session: Session | None = None
-        self._session_lock = threading.Lock()
-        self._working: set[str] = set()
-        self.sessions_created = 0
+        #: The session token's lifecycle: creating, sharing, reusing, renewing, rotating, deleting.
+        self.sessions = TripletexSession(self)
         redact_httpx_logs()
 
     # -- settings ---------------------------------------------------------------------------------
@@ -590,7 +342,7 @@ class TripletexHook(LedgerLinkHook):
             headers={"Accept": "application/json"},
             error_mapper=map_error,
             max_connections=self.max_in_flight + 2,
-            response_hooks=[self.limiter.observe],
+            gates=[self.limiter],  # every attempt, retries included, waits for the rate limit
         )
 
     def get_conn(self) -> HttpClient:
@@ -603,318 +355,21 @@ class TripletexHook(LedgerLinkHook):
     def now(self) -> datetime:
         return self._clock()
 
-    @property
-    def _session_owner(self) -> str:
-        """Which tokens a stored session belongs to: a short digest, never the tokens themselves."""
-        text = f"ledgerlink-tripletex:{self.consumer_token}:{self.employee_token}"
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    # -- sessions ---------------------------------------------------------------------------------
+    # -- sessions (TripletexSession) --------------------------------------------------------------
     def session(self) -> Session:
-        """A usable session: this hook's own, the one another process of this machine uses, a valid
-        one from the credential store, or a new one.
+        """A usable session: the hook's own, the one another process of this machine uses, a valid
+        one from the credential store, or a new one (see :class:`TripletexSession`)."""
+        return self.sessions.get()
 
-        Looking and creating happen under the machine's session lock, so parallel tasks on one
-        machine create one session between them, not one each.
-        """
-        with self._session_lock:
-            current = self._session
-            if current is not None and current.valid_for(self.now()) > self.session_min_validity:
-                return current
-            with self._machine_sessions() as shared:
-                session = self._machine_session(shared)
-                if session is None:
-                    session = self._stored_session()
-                if session is None:
-                    session = self._create_session()
-                self._share_session(shared, session)
-            self._session = session
-            return session
+    @property
+    def sessions_created(self) -> int:
+        """How many sessions this hook created."""
+        return self.sessions.created
 
-    def _renew_session(self, refused: Session) -> Session:
-        """A session other than ``refused``: another thread's or process's fresh one, a newer stored
-        one, or a new one."""
-        with self._session_lock:
-            current = self._session
-            if current is not None and current.token != refused.token:
-                return current  # another request already replaced it
-            with self._machine_sessions() as shared:
-                session = self._machine_session(shared)
-                if session is None or session.token == refused.token:
-                    session = self._stored_session()
-                if session is None or session.token == refused.token:
-                    session = self._create_session()
-                self._share_session(shared, session)
-            self._session = session
-            return session
-
-    @contextlib.contextmanager
-    def _machine_sessions(self) -> Iterator[dict[str, Any] | None]:
-        """The session file of this machine, locked: ``None`` when the state directory is unusable.
-
-        The file (mode 0600, in the private state directory) holds the session token, its end and
-        a digest of the tokens it belongs to. It is what lets twelve parallel tasks of one worker
-        use one session; the token in it reaches no log.
-        """
-        path = self._state_file("session")
-        if path is None:
-            yield None
-            return
-        with locked_json(path) as shared:
-            yield shared
-
-    def _machine_session(self, shared: Mapping[str, Any] | None) -> Session | None:
-        if not shared or shared.get("owner") != self._session_owner:
-            return None
-        token = shared.get("token")
-        expires = parse_timestamp(str(shared.get("expires_at") or ""))
-        if not isinstance(token, str) or not token or expires is None:
-            return None
-        session = Session(token, expires, source="machine")
-        if session.valid_for(self.now()) <= self.session_min_validity:
-            return None
-        self._register_session(session)
-        return session
-
-    def _share_session(self, shared: dict[str, Any] | None, session: Session) -> None:
-        """Put the session in the machine's session file (not for a connection Test's session)."""
-        if shared is None or (not self.save_sessions and session.source == "created"):
-            return
-        shared.update(
-            token=session.token, expires_at=session.expires_at.isoformat(), owner=self._session_owner
-        )
-
-    def _register_session(self, session: Session) -> None:
-        register_secret(session.token)
-        register_secret(basic_authorization(self.company_id, session.token).split(" ", 1)[1])
-
-    def _stored_session(self) -> Session | None:
-        try:
-            values = self.credential_store.loaded(self.conn_id)
-        except ConfigurationError:
-            raise
-        except Exception as exc:  # no store reachable (outside Airflow, a store of another kind …)
-            self.log.debug("No session read from the credential store: %s", type(exc).__name__)
-            return None
-        token = values.get(STORE_SESSION_TOKEN)
-        if not isinstance(token, str) or not token.strip():
-            return None
-        owner = values.get(STORE_SESSION_OWNER)
-        if owner and owner != self._session_owner:
-            self.log.info("The stored Tripletex session belongs to other tokens; not using it")
-            return None
-        expires = parse_timestamp(str(values.get(STORE_EXPIRES_AT) or ""))
-        if expires is None:
-            return None
-        session = Session(token.strip(), expires, source="store")
-        left = session.valid_for(self.now())
-        if left <= self.session_min_validity:
-            self.log.info("The stored Tripletex session ends in %s; creating a new one", left)
-            return None
-        self._register_session(session)
-        self.log.info(
-            "Using the Tripletex session from the credential store (valid until %s)", expires.isoformat()
-        )
-        return session
-
-    def _create_session(self, *, save: bool = True) -> Session:
-        expiration = session_expiration_date(self.now(), self.session_days)
-        operation = "create session token"
-        params = {
-            "consumerToken": self.consumer_token,
-            "employeeToken": self.employee_token,
-            "expirationDate": expiration.isoformat(),
-        }
-        try:
-            with self.limiter.slot():
-                response = self.client.request(
-                    "PUT", "/token/session/:create", params=params, operation=operation
-                )
-        except ValidationError as error:
-            raise self._session_refused(error) from None
-        except (AuthenticationError, PermissionDeniedError, NotFoundError) as error:
-            raise AuthenticationError(
-                VENDOR,
-                operation,
-                f"Tripletex refused to create a session: {error.message}",
-                hint=(
-                    "The employee token (the connection's password) is probably deleted, expired or made "
-                    "for another application than the consumer token"
-                ),
-                reference=error.reference,
-                status_code=error.http_status,
-            ) from None
-        value = _json(response, operation).get("value")
-        token = value.get("token") if isinstance(value, Mapping) else None
-        if not isinstance(token, str) or not token:
-            raise VendorError(
-                VENDOR,
-                operation,
-                "the answer holds no session token",
-                reference=response.headers.get("x-tlx-request-id"),
-            )
-        answered = str(value.get("expirationDate") or "") if isinstance(value, Mapping) else ""
-        with contextlib.suppress(ValueError):
-            expiration = date.fromisoformat(answered[:10]) if answered else expiration
-        session = Session(token, session_expires_at(expiration))
-        self._register_session(session)
-        self.sessions_created += 1
-        self.log.info("Created a Tripletex session (expiration date %s, Oslo)", expiration.isoformat())
-        if save:
-            self._save_session(session)
-        return session
-
-    def _save_session(self, session: Session, *, required: bool = False) -> None:
-        if not self.save_sessions and not required:
-            return
-        if required:
-            self.credential_store.save(self.conn_id, self._session_values(session))
-            return
-        try:
-            self.credential_store.save(self.conn_id, self._session_values(session))
-        except Exception as exc:  # a read-only store, or no Airflow to write to: the session still works
-            self.log.debug("The new session was not written to the credential store: %s", type(exc).__name__)
-
-    def _session_values(self, session: Session) -> dict[str, Any]:
-        return {
-            STORE_SESSION_TOKEN: session.token,
-            STORE_EXPIRES_AT: session.expires_at.isoformat(),
-            STORE_SESSION_OWNER: self._session_owner,
-        }
-
-    # -- session rotation (TokenRotationOperator) -------------------------------------------------
     def rotate_session(self, *, dry_run: bool = False) -> RotationResult:
-        """Create a new session token, verify it (``whoAmI``), store it, then delete the previous one.
-
-        A session that fails verification is deleted and nothing else changes. When another rotation
-        stored its session at the same moment (there should be one writer; see the docs), the one
-        stored last wins and the other deletes its own new session, so the store always holds a
-        working session. Tasks still using the deleted session get a 401 and pick up the stored one.
-        """
-        store = self.credential_store
-        if isinstance(store, NoCredentialStore):
-            raise self.config_error(
-                "session rotation needs a credential store, and credential_store is 'none'",
-                field="Extra credential_store (variable, airflow_api or a store class)",
-            )
-        previous = self._stored_session_token()
-        new = self._create_session(save=False)
-        result = RotationResult(
-            self.conn_id, VENDOR, "session rotation", "", store.label, dry_run, expires_at=iso(new.expires_at)
-        )
-        try:
-            result.detail = self._verify_session(new)
-        except LedgerLinkError as error:
-            self._delete_session_quietly(new.token, new)
-            raise verification_failed(
-                self,
-                "new session token",
-                error,
-                "Run the connection's Test; if it fails too, the employee token needs renewing in Tripletex",
-            ) from None
-        if dry_run:
-            self._delete_session_quietly(new.token, new)
-            result.status = "verified (dry run)"
-            return result
-        self._save_session(new, required=True)
-        if self._stored_session_token() != new.token:
-            self._delete_session_quietly(new.token, new)
-            result.status = "superseded"
-            result.detail = "another rotation stored its session at the same time; that one is kept"
-            return result
-        with self._session_lock:
-            self._session = new
-            with self._machine_sessions() as shared:
-                if shared is not None:  # the other processes of this machine switch without a 401
-                    shared.update(
-                        token=new.token, expires_at=new.expires_at.isoformat(), owner=self._session_owner
-                    )
-        if previous and previous != new.token:
-            self._delete_session_quietly(previous, new)
-        result.status = "rotated"
-        return result
-
-    def _stored_session_token(self) -> str | None:
-        values = self.credential_store.loaded(self.conn_id)
-        token = values.get(STORE_SESSION_TOKEN)
-        owner = values.get(STORE_SESSION_OWNER)
-        if not isinstance(token, str) or (owner and owner != self._session_owner):
-            return None
-        return token.strip() or None
-
-    def _verify_session(self, session: Session) -> str:
-        """``whoAmI`` with exactly this session (no renewal): which employee and company it reaches."""
-        operation = "verify session (whoAmI)"
-        with self.limiter.slot():
-            response = self.client.request(
-                "GET",
-                "/token/session/%3EwhoAmI",
-                operation=operation,
-                params={"fields": "employeeId,companyId"},
-                headers={"Authorization": self._authorization(session)},
-            )
-        value = _json(response, operation).get("value") or {}
-        return f"session works for employee {value.get('employeeId', '?')} of company {value.get('companyId', '?')}"
-
-    def _delete_session_quietly(self, token: str, authorized_by: Session) -> None:
-        """``DELETE /token/session/{token}``; an already ended session is fine, other errors are
-        logged (an undeleted session still expires on its own)."""
-        try:
-            with self.limiter.slot():
-                self.client.request(
-                    "DELETE",
-                    f"/token/session/{quote(token, safe='')}",
-                    operation="delete session token",
-                    headers={"Authorization": self._authorization(authorized_by)},
-                    idempotent=True,
-                )
-        except (AuthenticationError, NotFoundError):
-            return
-        except LedgerLinkError as error:
-            self.log.warning(
-                "The previous Tripletex session was not deleted (it expires on its own): %s", error
-            )
-
-    def _session_refused(self, error: ValidationError) -> LedgerLinkError:
-        """A 422 on session creation names the token field Tripletex rejected."""
-        details = error.details if isinstance(error.details, Mapping) else {}
-        fields = [
-            str(item.get("field") or item.get("path") or "")
-            for item in details.get("validationMessages") or []
-            if isinstance(item, Mapping)
-        ]
-        operation = "create session token"
-        rejected = {
-            "consumertoken": (
-                AuthenticationError,
-                "the consumer token (extra consumer_token)",
-                f"Check the connection's consumer_token and environment ({self.environment}): a consumer "
-                "token of the test environment does not work in production, nor the other way round",
-            ),
-            "employeetoken": (
-                AuthenticationError,
-                "the employee token (the connection's password)",
-                "Create a new employee token in Tripletex (user settings → API access) for the "
-                "application of this consumer token; it is shown only once",
-            ),
-            "expirationdate": (ValidationError, "the session's expiration date", "Lower session_days"),
-        }
-        for key, (kind, what, hint) in rejected.items():
-            if any(key in field.lower() for field in fields):
-                return kind(
-                    VENDOR,
-                    operation,
-                    f"Tripletex rejected {what}: {error.message}",
-                    hint=hint,
-                    reference=error.reference,
-                    status_code=error.http_status,
-                )
-        return AuthenticationError(
-            VENDOR, operation, error.message, reference=error.reference, status_code=error.http_status
-        )
-
-    def _authorization(self, session: Session) -> str:
-        return basic_authorization(self.company_id, session.token)
+        """Create a new session token, verify it (``whoAmI``), store it, then delete the previous one
+        (see :meth:`TripletexSession.rotate`)."""
+        return self.sessions.rotate(dry_run=dry_run)
 
     # -- every call -------------------------------------------------------------------------------
     def request(
@@ -941,57 +396,35 @@ class TripletexHook(LedgerLinkHook):
             kwargs["content"] = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
         renewals = 0
         while True:
-            all_headers = {**(headers or {}), "Authorization": self._authorization(session)}
+            all_headers = {**(headers or {}), "Authorization": self.sessions.authorization(session)}
             if body is not None:
                 all_headers["Content-Type"] = "application/json; charset=utf-8"
             try:
-                with self.limiter.slot():
-                    response = self.client.request(
-                        method,
-                        path,
-                        operation=operation,
-                        headers=all_headers,
-                        idempotent=idempotent,
-                        **kwargs,
-                    )
+                response = self.client.request(
+                    method,
+                    path,
+                    operation=operation,
+                    headers=all_headers,
+                    idempotent=idempotent,
+                    **kwargs,
+                )
             except AuthenticationError as error:
                 if error.http_status != 401:
                     raise
                 # A fresh session refused at once means the tokens or company are wrong. A session
                 # that has worked and then ends (it expired, or was deleted) is simply renewed.
-                if renewals and (session.token not in self._working or renewals >= _MAX_RENEWALS):
-                    raise self._new_session_refused(operation, error) from None
+                if renewals and (session.token not in self.sessions.working or renewals >= _MAX_RENEWALS):
+                    raise self.sessions.refused_after_creation(operation, error) from None
                 self.log.warning(
                     "Tripletex refused the session during %s (HTTP 401); creating a new session and "
                     "repeating the request",
                     operation,
                 )
-                session = self._renew_session(session)
+                session = self.sessions.renew(session)
                 renewals += 1
                 continue
-            self._working.add(session.token)
+            self.sessions.working.add(session.token)
             return response
-
-    def _new_session_refused(self, operation: str, error: AuthenticationError) -> AuthenticationError:
-        if self.company_id:
-            hint = (
-                f"The consumer and employee tokens were accepted, so the employee probably has no login "
-                f"access to company {self.company_id} (extra company_id; GET /company/>withLoginAccess "
-                "lists the companies it can reach), or the employee token was deleted just now"
-            )
-        else:
-            hint = (
-                "The consumer and employee tokens were accepted moments ago: the employee token was "
-                "probably deleted or lost its entitlements just now; create a new one in Tripletex"
-            )
-        return AuthenticationError(
-            VENDOR,
-            operation,
-            f"Tripletex refused a session it had just created (HTTP 401 twice): {error.message}",
-            hint=hint,
-            reference=error.reference,
-            status_code=401,
-        )
 
     def get(
         self, path: str, *, params: Mapping[str, Any] | None = None, fields: str | None = None
@@ -1023,10 +456,10 @@ class TripletexHook(LedgerLinkHook):
             return super().test_connection()
         finally:
             self.save_sessions = saving
-            session = self._session
+            session = self.sessions.current
             if session is not None and self.sessions_created > created_before and session.source == "created":
-                self._delete_session_quietly(session.token, session)
-                self._session = None
+                self.sessions.delete_quietly(session.token, session)
+                self.sessions.current = None
 
     def check_connection(self) -> str:
         if self._testing:  # a Test holds no state: its session is neither stored nor left open
@@ -1034,10 +467,10 @@ class TripletexHook(LedgerLinkHook):
         try:
             info = self.whoami()
         finally:
-            session = self._session
+            session = self.sessions.current
             if self._testing and session is not None and session.source == "created":
-                self._session = None
-                self._delete_session_quietly(session.token, session)
+                self.sessions.current = None
+                self.sessions.delete_quietly(session.token, session)
         company: Mapping[str, Any] = info["company"] if isinstance(info.get("company"), Mapping) else {}
         employee: Mapping[str, Any] = info["employee"] if isinstance(info.get("employee"), Mapping) else {}
         name = (
@@ -1582,98 +1015,3 @@ class TripletexHook(LedgerLinkHook):
             ),
             check_hint=f"Look in Tripletex for a voucher dated {voucher_date} with external number {external}",
         )
-
-
-def _gross_postings(postings: Any, external: str) -> list[dict[str, Any]]:
-    """Postings as ``POST /ledger/voucher`` reads them: "Only the gross amounts will be used", so
-    each needs ``amountGross``; ``amountGrossCurrency`` is the same amount when not given (a NOK
-    posting), as in Tripletex's own minimal example. ``amount`` alone is refused here, never sent."""
-    operation = f"create voucher {external}"
-    if not isinstance(postings, list) or len(postings) < 2:
-        raise ValidationError(
-            VENDOR, operation, "the voucher needs a list of at least two postings",
-            hint="postings: [{account: {id}, amountGross}, …] that add up to zero",
-        )  # fmt: skip
-    result = []
-    for index, posting in enumerate(postings):
-        if not isinstance(posting, Mapping):
-            raise ValidationError(VENDOR, operation, f"postings[{index}] is not an object")
-        if posting.get("amountGross") is None:
-            given = (
-                " (it has 'amount', which Tripletex does not use for vouchers)" if "amount" in posting else ""
-            )
-            raise ValidationError(
-                VENDOR, operation, f"postings[{index}] has no amountGross{given}",
-                hint="Give each posting amountGross (and amountGrossCurrency for a foreign currency)",
-            )  # fmt: skip
-        body = dict(posting)
-        body.setdefault("amountGrossCurrency", body["amountGross"])
-        body.setdefault("row", index + 1)
-        result.append(body)
-    return result
-
-
-# ------------------------------------------------------------------------------------------------
-# Answers
-# ------------------------------------------------------------------------------------------------
-def _json(response: httpx.Response, operation: str) -> dict[str, Any]:
-    try:
-        body = loads(response.content)
-    except ValueError:
-        snippet = response.text[:120].replace("\n", " ")
-        raise VendorError(
-            VENDOR,
-            operation,
-            f"the answer is not JSON (content-type {response.headers.get('content-type', '?')}): {snippet!r}",
-            hint="A proxy or maintenance page may be in the way; check the base URL",
-            status_code=response.status_code,
-            reference=response.headers.get("x-tlx-request-id"),
-        ) from None
-    if not isinstance(body, dict):
-        raise VendorError(
-            VENDOR, operation, "the answer is not a JSON object", status_code=response.status_code
-        )
-    return body
-
-
-def _value_of(response: httpx.Response, operation: str) -> dict[str, Any]:
-    value = _json(response, operation).get("value")
-    if not isinstance(value, dict):
-        raise VendorError(
-            VENDOR,
-            operation,
-            "the answer has no 'value' object",
-            reference=response.headers.get("x-tlx-request-id"),
-        )
-    return value
-
-
-def _page_of(response: httpx.Response, operation: str) -> Page:
-    body = _json(response, operation)
-    values = body.get("values")
-    if not isinstance(values, list):
-        raise VendorError(
-            VENDOR,
-            operation,
-            "the answer has no 'values' list",
-            hint="Is this a list endpoint? Single objects are read with get()",
-            status_code=response.status_code,
-            reference=response.headers.get("x-tlx-request-id"),
-        )
-    page = Page(values)
-    digest = body.get("versionDigest")
-    page.digest = digest if isinstance(digest, str) and "If-None-Match" not in digest else None
-    return page
-
-
-def _as_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            return None
-    return None

@@ -9,11 +9,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ledgerlink.core.compat import BaseOperator
 from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, LedgerLinkError, ValidationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
 from airflow_provider_ledgerlink.core.once import WriteOnce
 from airflow_provider_ledgerlink.core.shared_state import SharedState
+from airflow_provider_ledgerlink.core.writes import LedgerLinkWriteOperator
 from airflow_provider_ledgerlink.hooks.afas import DEFAULT_MAX_IN_FLIGHT, DEFAULT_PAGE_SIZE, VENDOR, AfasHook
 
 if TYPE_CHECKING:
@@ -156,34 +156,38 @@ def find_field(record: Any, name: str) -> Any:
     return None
 
 
-class AfasUpdateConnectorOperator(BaseOperator):
+class AfasUpdateConnectorOperator(LedgerLinkWriteOperator):
     """Send records to an UpdateConnector, one request per record, each at most once.
 
     Each record is the documented body, e.g. ``{"FiEntryPar": {"Element": {"Fields": {…},
     "Objects": {"FiEntries": {"Element": [...]}}}}}``. Records come from ``records`` (templated, so
-    an upstream task's XCom works) and are sent in order.
+    an upstream task's XCom works) or ``records_path`` (a landed JSON Lines file) and are sent in
+    order by the write base (see :mod:`~airflow_provider_ledgerlink.core.writes`).
 
     An AFAS insert is not idempotent: sending a journal entry twice books it twice. Every record is
     therefore sent through :class:`~airflow_provider_ledgerlink.core.once.WriteOnce`, keyed by the
     AFAS environment, the connector and the record's content (or ``record_key``): a task retry, a new
     DAG run, a backfill or a concurrent attempt finds the write recorded and does not send it again
-    (the record's earlier result is reported with status ``sent_earlier``). The records live in
+    (the record's earlier result is reported with status ``already_done``). The records live in
     Airflow Variables named ``ledgerlink_once_afasprofit_…``.
 
     An answer that leaves it open whether AFAS applied the record (the connection reset after the
     request went out, a 5xx that is not AFAS's verdict on the record, a success answer without the
     new record's key when one is expected) fails the task with
     :class:`~airflow_provider_ledgerlink.core.errors.AmbiguousWriteError`, saying how to check in
-    Profit and how to record the answer; the record is not sent again until a person does.
+    Profit and how to record the answer; the record is not sent again until a person does, and no
+    later record of the task is sent.
 
     ``existing_check`` additionally looks each record up first and skips those already in AFAS
-    (e.g. booked by hand or by another tool)::
+    (e.g. booked by hand or by another tool; status ``skipped``)::
 
         existing_check={"get_connector": "Profit_Transactions", "filter_field": "VoucherNo",
                         "record_field": "BpNr"}
 
     :param connector_id: the UpdateConnector (templated), e.g. ``FiEntries``.
     :param records: list of record bodies (templated).
+    :param records_path: or a landed file of them (templated URI): JSON Lines, a JSON list, or an
+        extract folder, read one record at a time.
     :param method: ``POST`` (insert) or ``PUT`` (update).
     :param sub_path: POST only: the sub-object to insert (``KnSubject/KnSubjectLink`` style, AFAS's
         "POST on SubObject").
@@ -197,25 +201,26 @@ class AfasUpdateConnectorOperator(BaseOperator):
     :param once_options: ``settle``, ``wait`` and ``poll`` seconds for ``WriteOnce`` (how long an
         attempt waits for a concurrent attempt's outcome before calling it ambiguous; default 300).
     :param afas_conn_id: the Airflow connection.
-    :return: ``{"sent": n, "sent_earlier": n, "skipped": n, "failed": n, "not_attempted": n,
-        "results": [{index, record, status, result|error}]}``.
+    :return: the write summary: a record sent now is ``created`` (POST) or ``updated`` (PUT), with
+        AFAS's answer as ``result``; one sent by an earlier run ``already_done``, with its result then.
     """
 
-    template_fields: Sequence[str] = ("connector_id", "records", "afas_conn_id")
-    template_fields_renderers = {"records": "json"}
-    ui_color = "#fde9d9"
+    template_fields: Sequence[str] = (
+        *LedgerLinkWriteOperator.template_fields,
+        "connector_id",
+        "afas_conn_id",
+    )
+    vendor = VENDOR
 
     def __init__(
         self,
         *,
         connector_id: str,
-        records: Any,
         method: str = "POST",
         sub_path: str | None = None,
         record_key: str | None = None,
         expect_result: bool | None = None,
         existing_check: Mapping[str, str] | None = None,
-        continue_on_error: bool = False,
         once_options: Mapping[str, float] | None = None,
         once_state: SharedState | None = None,
         afas_conn_id: str = AfasHook.default_conn_name,
@@ -223,17 +228,16 @@ class AfasUpdateConnectorOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.connector_id = connector_id
-        self.records = records
         self.method = method.upper()
         self.sub_path = sub_path
         self.record_key = record_key
         self.expect_result = self.method == "POST" if expect_result is None else bool(expect_result)
         self.existing_check = dict(existing_check) if existing_check else None
-        self.continue_on_error = continue_on_error
         self.once_options = {k: float(v) for k, v in (once_options or {}).items()}
         #: Where the write records live (default: Airflow Variables). For tests and custom set-ups.
         self.once_state = once_state
         self.afas_conn_id = afas_conn_id
+        self._target = ""
         if self.method not in ("POST", "PUT"):
             raise ValueError("method must be POST (insert) or PUT (update)")
         if sub_path and self.method != "POST":
@@ -253,19 +257,6 @@ class AfasUpdateConnectorOperator(BaseOperator):
     @property
     def operation(self) -> str:
         return f"UpdateConnector {self.connector_id} ({'insert' if self.method == 'POST' else 'update'})"
-
-    def _records(self) -> list[Any]:
-        records = self.records
-        if isinstance(records, Mapping):
-            records = [records]
-        if not isinstance(records, list | tuple):
-            raise ValidationError(
-                VENDOR,
-                f"UpdateConnector {self.connector_id}",
-                f"records must be a list of record bodies, not {type(records).__name__}",
-                hint="Pass a list (or an upstream task's XCom holding one)",
-            )
-        return list(records)
 
     def _exists(self, record: Any) -> bool:
         check = self.existing_check
@@ -349,92 +340,43 @@ class AfasUpdateConnectorOperator(BaseOperator):
             )
         return result
 
+    def describe(self, record: Mapping[str, Any], index: int) -> str:
+        return _record_label(record, index)
+
     def execute(self, context: Context) -> dict[str, Any]:
-        records = self._records()
-        results: list[dict[str, Any]] = []
-        failures: list[tuple[str, LedgerLinkError]] = []
-        try:
-            account = self._account() if records else ""
-            for index, record in enumerate(records):
-                label = _record_label(record, index)
-                try:
-                    if not isinstance(record, Mapping) or not record:
-                        raise ValidationError(
-                            VENDOR,
-                            self.operation,
-                            f"record {label} is empty or not an object",
-                            hint='Send the documented envelope, e.g. {"FiEntryPar": {"Element": {...}}}',
-                        )
-                    if self._exists(record):
-                        self.log.info("Record %s already exists in AFAS: skipped", label)
-                        results.append({"index": index, "record": label, "status": "skipped"})
-                        continue
-                    key, write_label = self._write_key(record)
-                    once = WriteOnce(
-                        vendor=VENDOR,
-                        operation=self.operation,
-                        account=account,
-                        key=key,
-                        label=write_label,
-                        state=self.once_state,
-                        settle=self.once_options.get("settle", 5.0),
-                        wait=self.once_options.get("wait", 300.0),
-                        poll=self.once_options.get("poll", 0.5),
-                    )
-                    outcome = once.run(
-                        functools.partial(self._send, record), check_hint=self._check_hint(record)
-                    )
-                except LedgerLinkError as exc:
-                    results.append({"index": index, "record": label, "status": "failed", "error": str(exc)})
-                    failures.append((label, exc))
-                    self.log.error("Record %s failed: %s", label, exc)
-                    if not self.continue_on_error:
-                        break
-                    continue
-                status = "sent" if outcome.sent else "sent_earlier"
-                self.log.info(
-                    "Record %s %s: %s", label, "sent" if outcome.sent else "was sent earlier", outcome.result
-                )
-                results.append({"index": index, "record": label, "status": status, "result": outcome.result})
-        finally:
-            self.hook.close()
-        summary = {
-            "sent": sum(r["status"] == "sent" for r in results),
-            "sent_earlier": sum(r["status"] == "sent_earlier" for r in results),
-            "skipped": sum(r["status"] == "skipped" for r in results),
-            "failed": len(failures),
-            "not_attempted": len(records) - len(results),
-            "results": results,
-        }
-        if failures:
-            context["ti"].xcom_push(key="results", value=summary)
-            doubts = [(name, exc) for name, exc in failures if isinstance(exc, AmbiguousWriteError)]
-            if doubts:
-                doubtful, doubt = doubts[0]
-                raise AmbiguousWriteError(
-                    VENDOR,
-                    self.operation,
-                    f"record {doubtful}: {doubt.message}",
-                    hint=(
-                        f"{doubt.hint}. {len(doubts)} of {len(records)} records are in doubt, "
-                        f"{summary['sent']} were sent and {summary['not_attempted']} not attempted; "
-                        "the per-record results are in XCom 'results'"
-                    ),
-                    reference=doubt.reference,
-                    status_code=doubt.http_status,
-                )
-            label, first = failures[0]
+        self._target = ""  # which environment the writes go to, read once at the first record
+        return super().execute(context)
+
+    def write_one(self, hook: AfasHook, record: Mapping[str, Any], index: int) -> dict[str, Any]:
+        label = _record_label(record, index)
+        if not record:
             raise ValidationError(
                 VENDOR,
-                f"UpdateConnector {self.connector_id}",
-                f"{len(failures)} of {len(records)} records failed; first: record {label}: {first}",
-                hint=(
-                    f"{summary['sent']} were sent and {summary['not_attempted']} not attempted; "
-                    "the per-record results are in XCom 'results'. Fix the records and rerun: "
-                    "records already sent are not sent again"
-                ),
+                self.operation,
+                f"record {label} is empty",
+                hint='Send the documented envelope, e.g. {"FiEntryPar": {"Element": {...}}}',
             )
-        return summary
+        if self._exists(record):
+            self.log.info("Record %s already exists in AFAS: skipped", label)
+            return {"status": "skipped"}
+        if not self._target:
+            self._target = self._account()
+        key, write_label = self._write_key(record)
+        once = WriteOnce(
+            vendor=VENDOR,
+            operation=self.operation,
+            account=self._target,
+            key=key,
+            label=write_label,
+            state=self.once_state,
+            settle=self.once_options.get("settle", 5.0),
+            wait=self.once_options.get("wait", 300.0),
+            poll=self.once_options.get("poll", 0.5),
+        )
+        outcome = once.run(functools.partial(self._send, record), check_hint=self._check_hint(record))
+        if not outcome.sent:
+            return {"status": "already_done", "result": outcome.result}
+        return {"status": "created" if self.method == "POST" else "updated", "result": outcome.result}
 
 
 def _has_key(result: Any) -> bool:

@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_provider_ledgerlink.core.compat import BaseOperator, ObjectStoragePath
+from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
 from airflow_provider_ledgerlink.core.errors import LedgerLinkError, ValidationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window, parse_instant
-from airflow_provider_ledgerlink.core.hook import xcom_result
-from airflow_provider_ledgerlink.core.redaction import redact_url, scrub
+from airflow_provider_ledgerlink.core.redaction import redact_url
+from airflow_provider_ledgerlink.core.writes import LedgerLinkWriteOperator, renamed_arguments
 from airflow_provider_ledgerlink.hooks.alasco import (
     DEFAULT_MAX_IN_FLIGHT,
     VENDOR,
@@ -28,9 +28,6 @@ from airflow_provider_ledgerlink.hooks.alasco import (
     slice_owner,
     split_range,
 )
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
 
 
 @dataclass(frozen=True)
@@ -242,151 +239,104 @@ class AlascoExtractOperator(LedgerLinkExtractOperator):
 # ------------------------------------------------------------------------------------------------
 # Writes
 # ------------------------------------------------------------------------------------------------
-class _AlascoWriteOperator(BaseOperator):
-    """Sends a list of writes one by one, each checked first by the hook; reports every result.
+#: Alasco's words for what happened to one write, as the write base's statuses.
+_STATUSES = {
+    "registered": "created",
+    "submitted": "created",
+    "updated": "updated",
+    "unchanged": "unchanged",
+    "already_registered": "already_done",
+    "already_submitted": "already_done",
+    "already_updated": "already_done",
+    "already_paid": "skipped",
+}
 
-    A failed write does not stop the others when ``continue_on_error`` is set; the task fails at
-    the end either way, with the per-item results in XCom ``results``.
+
+class _AlascoWriteOperator(LedgerLinkWriteOperator):
+    """The write base (see :mod:`~airflow_provider_ledgerlink.core.writes`) with an Alasco hook.
+
+    Each result keeps Alasco's own word for what happened in ``outcome`` (``already_paid`` …). One
+    write can also be given with the single-item arguments instead of ``records``.
     """
 
-    ui_color = "#fde9d9"
-    #: What one item is called in messages.
-    item_name = "item"
+    vendor = VENDOR
+    records_required = False
+    #: The old name of ``records`` (still accepted, with a deprecation warning).
+    old_records_name = ""
 
-    def __init__(
-        self,
-        *,
-        continue_on_error: bool = False,
-        alasco_conn_id: str = AlascoHook.default_conn_name,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, alasco_conn_id: str = AlascoHook.default_conn_name, **kwargs: Any) -> None:
+        old = self.old_records_name
+        kwargs = renamed_arguments(type(self).__name__, kwargs, {old: ("records", kwargs.pop(old, None))})
         super().__init__(**kwargs)
-        self.continue_on_error = continue_on_error
         self.alasco_conn_id = alasco_conn_id
 
     @cached_property
     def hook(self) -> AlascoHook:
         return AlascoHook(self.alasco_conn_id)
 
-    def items(self) -> list[Mapping[str, Any]]:
-        raise NotImplementedError
+    @property
+    def operation(self) -> str:
+        return self.task_id
 
     def write(self, item: Mapping[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def describe_item(self, item: Mapping[str, Any]) -> str:
-        raise NotImplementedError
-
-    def _as_list(self, value: Any, single: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-        if value is None:
-            return [single] if single else []
-        if isinstance(value, Mapping):
-            return [value]
-        if not isinstance(value, list | tuple) or not all(isinstance(item, Mapping) for item in value):
-            raise ValidationError(
-                VENDOR,
-                self.task_id,
-                f"expected a list of {self.item_name} objects, not {type(value).__name__}",
-                hint="Pass a list of dicts (or an upstream task's XCom holding one)",
-            )
-        return list(value)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        items = self.items()
-        results: list[dict[str, Any]] = []
-        failures: list[str] = []
-        try:
-            for index, item in enumerate(items):
-                label = self.describe_item(item)
-                try:
-                    result = self.write(item)
-                except (LedgerLinkError, KeyError, TypeError, ValueError) as exc:
-                    message = scrub(
-                        str(exc) if isinstance(exc, LedgerLinkError) else f"{type(exc).__name__}: {exc}"
-                    )
-                    results.append({"index": index, "item": label, "status": "failed", "error": message})
-                    failures.append(f"{label}: {message}")
-                    self.log.error("%s %s failed: %s", self.item_name, label, message)
-                    if not self.continue_on_error:
-                        break
-                    continue
-                self.log.info("%s %s: %s", self.item_name, label, result["status"])
-                results.append({"index": index, "item": label, **result})
-        finally:
-            self.hook.close()
-        summary: dict[str, Any] = {"total": len(items), "failed": len(failures)}
-        for result in results:
-            if result["status"] != "failed":
-                summary[result["status"]] = summary.get(result["status"], 0) + 1
-        summary["not_attempted"] = len(items) - len(results)
-        summary["results"] = results
-        summary = xcom_result(summary)  # an error text may quote what a hostile answer echoed
-        if failures:
-            task_instance = context.get("ti")
-            if task_instance is not None:
-                task_instance.xcom_push(key="results", value=summary)
-            raise ValidationError(
-                VENDOR,
-                self.task_id,
-                f"{len(failures)} of {len(items)} {self.item_name}s failed; first: {failures[0]}",
-                hint=(
-                    "The per-item results are in XCom 'results'. Fix the cause and rerun: items already "
-                    "written are recognised and skipped"
-                ),
-            )
-        return summary
+    def write_one(self, hook: AlascoHook, record: Mapping[str, Any], index: int) -> dict[str, Any]:
+        result = dict(self.write(record))
+        outcome = result.pop("status")
+        return {"status": _STATUSES[outcome], "outcome": outcome, **result}
 
 
 class AlascoRegisterPaymentOperator(_AlascoWriteOperator):
     """Register payments on approved invoices, each at most once.
 
-    ``payments`` (templated) is a list of ``{"invoice_id", "amount_gross", "payment_date",
-    "comment"}`` (amounts as decimal strings); one payment can also be given with the single-item
-    arguments. An invoice already ``PAID`` is skipped (``already_paid``); a payment sent once is
-    never sent again (``already_registered``). Returns counts by status and the per-payment results.
+    ``records`` (templated; or ``records_path``, a JSON Lines file) is a list of ``{"invoice_id",
+    "amount_gross", "payment_date", "comment"}`` (amounts as decimal strings); one payment can also
+    be given with the single-item arguments. A payment sent once is never sent again (status
+    ``already_done``, outcome ``already_registered``); an invoice already ``PAID`` is left alone
+    (``skipped``, outcome ``already_paid``). Returns the write summary. ``payments`` is the old name
+    of ``records``.
     """
 
-    item_name = "payment"
+    record_noun = "payment"
+    old_records_name = "payments"
     template_fields: Sequence[str] = (
-        "payments",
+        *LedgerLinkWriteOperator.template_fields,
         "invoice_id",
         "amount_gross",
         "payment_date",
         "comment",
         "alasco_conn_id",
     )
-    template_fields_renderers = {"payments": "json"}
 
     def __init__(
         self,
         *,
-        payments: Any = None,
         invoice_id: str | None = None,
         amount_gross: Any = None,
         payment_date: Any = None,
         comment: str = "",
+        payments: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.payments = payments
+        super().__init__(payments=payments, **kwargs)
         self.invoice_id = invoice_id
         self.amount_gross = amount_gross
         self.payment_date = payment_date
         self.comment = comment
 
-    def items(self) -> list[Mapping[str, Any]]:
-        single = None
-        if self.invoice_id:
-            single = {
-                "invoice_id": self.invoice_id,
-                "amount_gross": self.amount_gross,
-                "payment_date": self.payment_date,
-                "comment": self.comment,
-            }
-        return self._as_list(self.payments, single)
+    def single_record(self) -> Mapping[str, Any] | None:
+        if not self.invoice_id:
+            return None
+        return {
+            "invoice_id": self.invoice_id,
+            "amount_gross": self.amount_gross,
+            "payment_date": self.payment_date,
+            "comment": self.comment,
+        }
 
-    def describe_item(self, item: Mapping[str, Any]) -> str:
-        return f"invoice {item.get('invoice_id')}"
+    def describe(self, record: Mapping[str, Any], index: int) -> str:
+        return f"invoice {record.get('invoice_id')}"
 
     def write(self, item: Mapping[str, Any]) -> dict[str, Any]:
         return self.hook.register_payment(
@@ -400,29 +350,34 @@ class AlascoRegisterPaymentOperator(_AlascoWriteOperator):
 class AlascoUpdateContractStatusOperator(_AlascoWriteOperator):
     """Set contracts' statuses (``DRAFT``, ``ORDERED``, ``PARTIAL_COMPLETED``, ``COMPLETED``).
 
-    ``updates`` (templated): a list of ``{"contract_id", "status"}``; or one with ``contract_id`` and
-    ``status``. A contract that already has the status is not written (``unchanged``); a status
-    sent once is not sent again by a rerun (``already_updated``), so a clerk's later change stands.
+    ``records`` (templated; or ``records_path``): a list of ``{"contract_id", "status"}``; or one
+    with ``contract_id`` and ``status``. A contract that already has the status is not written
+    (``unchanged``); a status sent once is not sent again by a rerun (``already_done``, outcome
+    ``already_updated``), so a clerk's later change stands. ``updates`` is the old name of
+    ``records``.
     """
 
-    item_name = "contract"
-    template_fields: Sequence[str] = ("updates", "contract_id", "status", "alasco_conn_id")
-    template_fields_renderers = {"updates": "json"}
+    record_noun = "contract"
+    old_records_name = "updates"
+    template_fields: Sequence[str] = (
+        *LedgerLinkWriteOperator.template_fields,
+        "contract_id",
+        "status",
+        "alasco_conn_id",
+    )
 
     def __init__(
-        self, *, updates: Any = None, contract_id: str | None = None, status: str | None = None, **kwargs: Any
+        self, *, contract_id: str | None = None, status: str | None = None, updates: Any = None, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        self.updates = updates
+        super().__init__(updates=updates, **kwargs)
         self.contract_id = contract_id
         self.status = status
 
-    def items(self) -> list[Mapping[str, Any]]:
-        single = {"contract_id": self.contract_id, "status": self.status} if self.contract_id else None
-        return self._as_list(self.updates, single)
+    def single_record(self) -> Mapping[str, Any] | None:
+        return {"contract_id": self.contract_id, "status": self.status} if self.contract_id else None
 
-    def describe_item(self, item: Mapping[str, Any]) -> str:
-        return f"contract {item.get('contract_id')}"
+    def describe(self, record: Mapping[str, Any], index: int) -> str:
+        return f"contract {record.get('contract_id')}"
 
     def write(self, item: Mapping[str, Any]) -> dict[str, Any]:
         return self.hook.update_contract_status(str(item["contract_id"]), str(item["status"]))
@@ -431,52 +386,51 @@ class AlascoUpdateContractStatusOperator(_AlascoWriteOperator):
 class AlascoSubmitInvoiceOperator(_AlascoWriteOperator):
     """Submit invoice PDFs to projects (Alasco's "submit invoice"), each once.
 
-    ``invoices`` (templated): a list of ``{"project_id", "pdf_path", "external_identifier"}``
-    (``pdf_path`` is any ``ObjectStoragePath`` URI); or one with the single-item arguments. The
-    project and the PDF's SHA-256 are the key (kept in a write-once record, not in Alasco): a PDF
-    submitted before is not submitted again (``already_submitted``), whatever a clerk has since
-    edited. ``external_identifier``, when given, is the real invoice number ("Rechnungsnummer
-    (extern)"), set on the new invoice.
+    ``records`` (templated; or ``records_path``): a list of ``{"project_id", "pdf_path",
+    "external_identifier"}`` (``pdf_path`` is any ``ObjectStoragePath`` URI); or one with the
+    single-item arguments. The project and the PDF's SHA-256 are the key (kept in a write-once
+    record, not in Alasco): a PDF submitted before is not submitted again (``already_done``, outcome
+    ``already_submitted``), whatever a clerk has since edited. ``external_identifier``, when given,
+    is the real invoice number ("Rechnungsnummer (extern)"), set on the new invoice. ``invoices`` is
+    the old name of ``records``.
     """
 
-    item_name = "invoice"
+    record_noun = "invoice"
+    old_records_name = "invoices"
     template_fields: Sequence[str] = (
-        "invoices",
+        *LedgerLinkWriteOperator.template_fields,
         "project_id",
         "pdf_path",
         "external_identifier",
         "alasco_conn_id",
     )
-    template_fields_renderers = {"invoices": "json"}
 
     def __init__(
         self,
         *,
-        invoices: Any = None,
         project_id: str | None = None,
         pdf_path: str | None = None,
         external_identifier: str | None = None,
+        invoices: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.invoices = invoices
+        super().__init__(invoices=invoices, **kwargs)
         self.project_id = project_id
         self.pdf_path = pdf_path
         self.external_identifier = external_identifier
 
-    def items(self) -> list[Mapping[str, Any]]:
-        single = None
-        if self.project_id:
-            single = {
-                "project_id": self.project_id,
-                "pdf_path": self.pdf_path,
-                "external_identifier": self.external_identifier,
-            }
-        return self._as_list(self.invoices, single)
+    def single_record(self) -> Mapping[str, Any] | None:
+        if not self.project_id:
+            return None
+        return {
+            "project_id": self.project_id,
+            "pdf_path": self.pdf_path,
+            "external_identifier": self.external_identifier,
+        }
 
-    def describe_item(self, item: Mapping[str, Any]) -> str:
-        name = str(item.get("pdf_path") or "").rstrip("/").rsplit("/", 1)[-1]
-        return f"{name or '?'} to project {item.get('project_id')}"
+    def describe(self, record: Mapping[str, Any], index: int) -> str:
+        name = str(record.get("pdf_path") or "").rstrip("/").rsplit("/", 1)[-1]
+        return f"{name or '?'} to project {record.get('project_id')}"
 
     def write(self, item: Mapping[str, Any]) -> dict[str, Any]:
         path = ObjectStoragePath(str(item["pdf_path"]))

@@ -18,6 +18,7 @@ from airflow_provider_ledgerlink.core.errors import ConfigurationError, Validati
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
 from airflow_provider_ledgerlink.core.once import WriteOnce
 from airflow_provider_ledgerlink.core.shared_state import SharedState
+from airflow_provider_ledgerlink.core.writes import empty_summary, renamed_arguments
 from airflow_provider_ledgerlink.hooks.cash import (
     EXPORT_PAGE_SIZE,
     PENDING,
@@ -195,8 +196,9 @@ class CashImportOperator(BaseOperator):
     Airflow Variables named ``ledgerlink_once_cash_…``.
 
     :param record_code: the record (templated), e.g. ``0301`` (journal lines).
-    :param rows: the rows (templated: a list of mappings, e.g. an upstream XCom), or
-    :param source: a landed file or extract folder (templated URI) to read the rows from.
+    :param records: the rows (templated: a list of mappings, e.g. an upstream XCom), or
+    :param records_path: a landed file or extract folder (templated URI) to read the rows from.
+        ``rows`` and ``source`` are their old names (still accepted, with a deprecation warning).
     :param wait_for_completion: wait until CASHWin processed the import (default) or return once
         CASH accepted it.
     :param poll_interval: seconds between reads while waiting (default 30: CASHWin's own rhythm).
@@ -207,20 +209,24 @@ class CashImportOperator(BaseOperator):
     :param once_state: where the write records live (default: Airflow Variables).
     :param cash_conn_id: the Airflow connection.
     :return: ``{"transaction_id", "status", "status_name", "record_code", "records", "sha256",
-        "resumed", "documents", "expectation"}``; ``expectation`` is what ``CashTransactionSensor``
-        reads back.
+        "resumed", "documents", "expectation"}`` plus the counts of the write summary (see
+        :mod:`~airflow_provider_ledgerlink.core.writes`): the import is one transaction, so all its
+        ``records`` are ``created`` when sent now, or ``already_done`` when an earlier import is
+        followed (``resumed``); it has no per-record ``results`` (CASH books or rejects the import
+        as a whole). ``status`` is CASH's transaction status; ``expectation`` is what
+        ``CashTransactionSensor`` reads back.
     """
 
-    template_fields: Sequence[str] = ("record_code", "rows", "source", "cash_conn_id")
-    template_fields_renderers = {"rows": "json"}
+    template_fields: Sequence[str] = ("record_code", "records", "records_path", "cash_conn_id")
+    template_fields_renderers = {"records": "json"}
     ui_color = "#fde9d9"
 
     def __init__(
         self,
         *,
         record_code: str,
-        rows: Any = None,
-        source: str | None = None,
+        records: Any = None,
+        records_path: str | None = None,
         wait_for_completion: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
@@ -228,14 +234,22 @@ class CashImportOperator(BaseOperator):
         once_options: Mapping[str, float] | None = None,
         once_state: SharedState | None = None,
         cash_conn_id: str = CashHook.default_conn_name,
+        rows: Any = None,
+        source: str | None = None,
         **kwargs: Any,
     ) -> None:
+        given = renamed_arguments(
+            type(self).__name__,
+            {"records": records, "records_path": records_path},
+            {"rows": ("records", rows), "source": ("records_path", source)},
+        )
         super().__init__(**kwargs)
-        if (rows is None) == (source is None):
-            raise ValueError("give either rows or source")
+        records, records_path = given["records"], given["records_path"]
+        if (records is None) == (records_path is None):
+            raise ValueError("give either records or records_path")
         self.record_code = record_code
-        self.rows = rows
-        self.source = source
+        self.records = records
+        self.records_path = records_path
         self.wait_for_completion = wait_for_completion
         self.poll_interval = float(poll_interval)
         self.wait_timeout = float(timeout)
@@ -250,9 +264,9 @@ class CashImportOperator(BaseOperator):
         return CashHook(self.cash_conn_id)
 
     def _rows(self) -> list[Any]:
-        if self.source is not None:
-            return load_rows(self.source)
-        rows = self.rows
+        if self.records_path is not None:
+            return load_rows(self.records_path)
+        rows = self.records
         if isinstance(rows, str):
             rows = json.loads(rows)
         if isinstance(rows, Mapping):
@@ -363,7 +377,11 @@ class CashImportOperator(BaseOperator):
 
     def _summary(self, payload: ImportPayload, transaction: CashTransaction, resumed: bool) -> dict[str, Any]:
         expectation = payload.expectation
+        counts = empty_summary()
+        del counts["results"]  # one transaction: CASH reports no outcome per record
+        counts.update(records=payload.records, **{"already_done" if resumed else "created": payload.records})
         return {
+            **counts,
             "transaction_id": transaction.id,
             "status": transaction.status,
             "status_name": transaction.status_name,

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError
 from airflow_provider_ledgerlink.core.compat import BaseOperator
-from airflow_provider_ledgerlink.core.errors import ConfigurationError
+from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError, LedgerLinkError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
+from airflow_provider_ledgerlink.core.hook import xcom_result
 from airflow_provider_ledgerlink.core.once import WriteOnce
+from airflow_provider_ledgerlink.core.redaction import scrub
+from airflow_provider_ledgerlink.core.writes import summarize
 from airflow_provider_ledgerlink.hooks.cloudpos import (
     DEFAULT_MAX_ROWS_PER_CALL,
     VENDOR,
@@ -196,7 +199,9 @@ class CloudPosCreateWeborderOperator(BaseOperator):
     :param weborder: the ``weborder.insert`` body (templated; a dict or its JSON).
     :param reference: what makes this weborder unique (templated).
     :param cloudpos_conn_id: the Airflow connection.
-    :return: ``{"weborder_id": "8001", "reference": …, "created": True}``.
+    :return: the write summary of one record (see :mod:`~airflow_provider_ledgerlink.core.writes`):
+        ``created`` 1 when sent now, ``already_done`` 1 when an earlier attempt created it; plus
+        ``weborder_id`` and ``reference`` at the top, for the tasks that follow.
     """
 
     template_fields: Sequence[str] = ("weborder", "reference", "cloudpos_conn_id")
@@ -241,18 +246,27 @@ class CloudPosCreateWeborderOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         body = validate_weborder(self.weborder)
         hook = self.hook
+        result: dict[str, Any] = {"index": 0, "record": f"weborder {self.reference}"}
         try:
             outcome = self.write_once().run(
                 lambda: {"weborder_id": hook.create_weborder(body)},
                 check_hint=f"Look in the CloudPOS back office (Weborders) for the weborder of {self.reference!r}",
             )
-            weborder_id = str(outcome.result.get("weborder_id") or "")
-            if outcome.sent:
-                self.log.info("Created CloudPOS weborder %s for %s", weborder_id, self.reference)
-            else:
-                self.log.info(
-                    "Weborder %s (%s) was created earlier: not sent again", weborder_id, self.reference
-                )
-            return {"weborder_id": weborder_id, "reference": self.reference, "created": outcome.sent}
+        except LedgerLinkError as exc:
+            # The summary of the one record, as every write operator pushes it on failure.
+            status = "in_doubt" if isinstance(exc, AmbiguousWriteError) else "failed"
+            failed = summarize([{**result, "status": status, "error": scrub(str(exc))}])
+            task_instance = context.get("ti")
+            if task_instance is not None:
+                task_instance.xcom_push(key="results", value=xcom_result(failed))
+            raise
         finally:
             _close_quietly(hook, self.log)
+        weborder_id = str(outcome.result.get("weborder_id") or "")
+        if outcome.sent:
+            self.log.info("Created CloudPOS weborder %s for %s", weborder_id, self.reference)
+        else:
+            self.log.info("Weborder %s (%s) was created earlier: not sent again", weborder_id, self.reference)
+        status = "created" if outcome.sent else "already_done"
+        summary = summarize([{**result, "status": status, "weborder_id": weborder_id}])
+        return xcom_result({**summary, "weborder_id": weborder_id, "reference": self.reference})

@@ -9,11 +9,10 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ledgerlink.core.compat import BaseOperator
 from airflow_provider_ledgerlink.core.errors import ConfigurationError, LedgerLinkError, ValidationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
-from airflow_provider_ledgerlink.core.landed import iter_landed_records
 from airflow_provider_ledgerlink.core.sinks import latest_manifest
+from airflow_provider_ledgerlink.core.writes import LedgerLinkWriteOperator
 from airflow_provider_ledgerlink.hooks.tripletex import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_WINDOW_DAYS,
@@ -524,24 +523,16 @@ def shop_order(
 # ------------------------------------------------------------------------------------------------
 # Write operators
 # ------------------------------------------------------------------------------------------------
-class _TripletexRecordsOperator(BaseOperator):
-    """Shared by the write operators: records in (a list, XCom, or a landed file), one result per
-    record out, the task failing at the end when any record failed."""
+class _TripletexRecordsOperator(LedgerLinkWriteOperator):
+    """Shared by the Tripletex write operators: the write base (records in, one result per record
+    out, see :mod:`~airflow_provider_ledgerlink.core.writes`) with a Tripletex hook."""
 
-    template_fields: Sequence[str] = ("records", "records_path", "tripletex_conn_id")
-    template_fields_renderers = {"records": "json"}
-    ui_color = "#fde9d9"
-    #: What one record is, for messages.
-    record_noun = "record"
-    #: The statuses counted in the summary (zero when none).
-    statuses: tuple[str, ...] = ("created", "existing", "failed", "not_attempted")
+    template_fields: Sequence[str] = (*LedgerLinkWriteOperator.template_fields, "tripletex_conn_id")
+    vendor = VENDOR
 
     def __init__(
         self,
         *,
-        records: Any = None,
-        records_path: str | None = None,
-        continue_on_error: bool = False,
         recheck_delay: float = DEFAULT_RECHECK_DELAY,
         tripletex_conn_id: str = TripletexHook.default_conn_name,
         own_customer_series_start: int = OWN_CUSTOMER_SERIES_START,
@@ -549,11 +540,6 @@ class _TripletexRecordsOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.own_customer_series_start = own_customer_series_start
-        if (records is None) == (records_path is None):
-            raise ValueError("give either records or records_path")
-        self.records = records
-        self.records_path = records_path
-        self.continue_on_error = continue_on_error
         self.recheck_delay = recheck_delay
         self.tripletex_conn_id = tripletex_conn_id
 
@@ -565,64 +551,12 @@ class _TripletexRecordsOperator(BaseOperator):
             own_customer_series_start=self.own_customer_series_start,
         )
 
-    def _iter_records(self) -> Iterator[Any]:
-        if self.records_path:
-            yield from iter_landed_records(self.records_path)
-            return
-        records = self.records
-        if isinstance(records, Mapping):
-            records = [records]
-        if not isinstance(records, list | tuple):
-            raise ValidationError(
-                VENDOR,
-                f"read {self.record_noun}s",
-                f"records must be a list, not {type(records).__name__}",
-                hint="Pass a list (or an upstream task's XCom holding one), or records_path",
-            )
-        yield from records
+    def write_one(self, hook: TripletexHook, record: Mapping[str, Any], index: int) -> dict[str, Any]:
+        return self.write_record(record, index)
 
     def write_record(self, record: Any, index: int) -> dict[str, Any]:
         """Write one record; return its result (``status`` and ids, never personal data)."""
         raise NotImplementedError
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        results: list[dict[str, Any]] = []
-        failures: list[str] = []
-        stopped = False
-        try:
-            for index, record in enumerate(self._iter_records()):
-                if stopped:
-                    results.append({"index": index, "status": "not_attempted"})
-                    continue
-                try:
-                    result = {"index": index, **self.write_record(record, index)}
-                except (LedgerLinkError, ValueError) as exc:
-                    message = str(exc)
-                    results.append({"index": index, "status": "failed", "error": message})
-                    failures.append(f"{self.record_noun} #{index}: {message}")
-                    self.log.error("%s #%d failed: %s", self.record_noun.capitalize(), index, message)
-                    stopped = not self.continue_on_error
-                    continue
-                self.log.info("%s #%d: %s", self.record_noun.capitalize(), index, result["status"])
-                results.append(result)
-        finally:
-            self.hook.close()
-        counts: dict[str, Any] = dict.fromkeys(self.statuses, 0)
-        for result in results:
-            counts[result["status"]] = counts.get(result["status"], 0) + 1
-        summary = {"records": len(results), **counts, "results": results}
-        if failures:
-            context["ti"].xcom_push(key="results", value=summary)
-            raise ValidationError(
-                VENDOR,
-                f"write {self.record_noun}s",
-                f"{len(failures)} of {len(results)} {self.record_noun}s failed; first: {failures[0]}",
-                hint=(
-                    "The per-record results are in XCom 'results'. Fix the records and run the task "
-                    "again: what was already written is found and not written twice"
-                ),
-            )
-        return summary
 
 
 class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
@@ -658,8 +592,9 @@ class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
     :param continue_on_error: write the remaining records after a failure (the task still fails).
     :param recheck_delay: seconds before looking for a write whose answer was lost.
     :param tripletex_conn_id: the Airflow connection.
-    :return: ``{"records", "created", "existing", "failed", "not_attempted", "results": [...]}``; each
-        result has the order key and the customer, order and invoice ids and what was done to each.
+    :return: the write summary (see :mod:`~airflow_provider_ledgerlink.core.writes`): an order is
+        ``created`` when any of its steps created something, else ``already_done``; each result has
+        the order key and the customer, order and invoice ids and what was done to each.
     """
 
     record_noun = "order"
@@ -736,7 +671,7 @@ class TripletexCreateInvoicesOperator(_TripletexRecordsOperator):
                     self.tripletex_invoice_series_start,
                 )  # fmt: skip
             created = created or invoice.action == "created"
-        result["status"] = "created" if created else "existing"
+        result["status"] = "created" if created else "already_done"
         return result
 
 
@@ -748,11 +683,11 @@ class TripletexUpsertCustomersOperator(_TripletexRecordsOperator):
     :param own_customer_series_start: where Tripletex's own customer numbers start (100000 after
         the webshop set-up); the shop's customer numbers must be below it.
     :param customer_match: ``number``, ``email`` or ``organization_number``.
-    :return: per record ``status`` (``created``, ``updated``, ``unchanged``), id and number.
+    :return: the write summary (see :mod:`~airflow_provider_ledgerlink.core.writes`); per record
+        ``status`` (``created``, ``updated``, ``unchanged``), id and number.
     """
 
     record_noun = "customer"
-    statuses = ("created", "updated", "unchanged", "failed", "not_attempted")
 
     def __init__(
         self,
@@ -785,7 +720,8 @@ class TripletexCreateVouchersOperator(_TripletexRecordsOperator):
     A posting may name its account by number (``{"account": {"number": 1920}}``); it is looked up.
 
     :param send_to_ledger: Tripletex's ``sendToLedger`` (``None``: Tripletex's default).
-    :return: per record ``status`` (``created`` or ``existing``), the voucher id and number.
+    :return: the write summary (see :mod:`~airflow_provider_ledgerlink.core.writes`); per record
+        ``status`` (``created``, or ``already_done`` when the voucher exists), the voucher id and number.
     """
 
     record_noun = "voucher"
@@ -817,7 +753,7 @@ class TripletexCreateVouchersOperator(_TripletexRecordsOperator):
         voucher["postings"] = postings
         result = self.hook.create_voucher(voucher, send_to_ledger=self.send_to_ledger)
         return {
-            "status": "created" if result.action == "created" else "existing",
+            "status": "created" if result.action == "created" else "already_done",
             "external_voucher_number": voucher.get("externalVoucherNumber"),
             "voucher_id": result.id,
             "voucher_number": result.value.get("number"),

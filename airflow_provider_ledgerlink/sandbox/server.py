@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, unquote
 
 from airflow_provider_ledgerlink.sandbox.faults import FaultPlan, FaultRule
 
-__all__ = ["Emulator", "Request", "Response", "Router", "SandboxServer", "Stats"]
+__all__ = ["ANY_PATH", "Emulator", "Request", "Response", "Router", "SandboxServer", "Stats"]
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -122,37 +122,55 @@ class Response:
 # --------------------------------------------------------------------------------------------------
 Handler = Callable[..., Response]
 
+ANY_PATH = r"[\s\S]*"
+"""A route pattern that matches every path (newlines included), for an emulator's catch-all route."""
+
 
 class Router:
     """Maps ``(method, path regex)`` to handlers. Patterns match the whole path, case-insensitively
-    unless ``case_sensitive``, and their named groups become keyword arguments of the handler."""
+    unless ``case_sensitive``, and their named groups become keyword arguments of the handler.
+
+    ``"*"`` as the method takes every method. ``query``, a regex matched against the whole raw query
+    string (case-insensitively), is for APIs addressed by query string (CASHWeb's ``/?api/3.0``): a
+    route with one matches only when both match, and its named groups are handler arguments too."""
 
     def __init__(self, *, case_sensitive: bool = False) -> None:
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._routes: list[tuple[str, re.Pattern[str], re.Pattern[str] | None, Handler]] = []
         self._flags = 0 if case_sensitive else re.IGNORECASE
 
-    def add(self, methods: str | Iterable[str], pattern: str, handler: Handler) -> None:
+    def add(
+        self, methods: str | Iterable[str], pattern: str, handler: Handler, *, query: str | None = None
+    ) -> None:
         names = [methods] if isinstance(methods, str) else list(methods)
         compiled = re.compile(pattern, self._flags)
+        compiled_query = None if query is None else re.compile(query, re.IGNORECASE)
         for method in names:
-            self._routes.append((method.upper(), compiled, handler))
+            self._routes.append((method.upper(), compiled, compiled_query, handler))
 
-    def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+    def match(
+        self, method: str, path: str, query_string: str = ""
+    ) -> tuple[Handler | None, dict[str, str], bool]:
         """The handler for ``method path`` and its keyword arguments (``None`` and ``{}`` when no
         route has that method), and whether any route matches the path at all."""
         path_matched = False
-        for route_method, pattern, handler in self._routes:
+        for route_method, pattern, query, handler in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
+            arguments = match.groupdict()
+            if query is not None:
+                query_match = query.fullmatch(query_string)
+                if query_match is None:
+                    continue
+                arguments.update(query_match.groupdict())
             path_matched = True
-            if route_method == method:
-                return handler, match.groupdict(), True
+            if route_method in (method, "*"):
+                return handler, arguments, True
         return None, {}, path_matched
 
     def dispatch(self, request: Request, path: str) -> Response | None:
         """Call the handler for ``path``; ``None`` when no route matches the path at all."""
-        handler, arguments, path_matched = self.match(request.method, path)
+        handler, arguments, path_matched = self.match(request.method, path, request.query_string)
         if handler is not None:
             return handler(request, **arguments)
         if path_matched:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_provider_ledgerlink.core.credential_scope import scope_credentials, within_scope
+from airflow_provider_ledgerlink.core.credential_scope import ScopedCredentials, within_scope
 from airflow_provider_ledgerlink.core.http import AsyncHttpClient, HttpClient
 
 SECRET = {"X-API-KEY": "key-123456", "X-API-TOKEN": "token-abcdef"}
@@ -43,8 +43,12 @@ def recording_transport(seen: list[httpx.Request]) -> httpx.MockTransport:
 
 def test_headers_go_to_the_api_and_its_same_origin_redirects_only():
     seen: list[httpx.Request] = []
-    client = HttpClient(vendor="Test", base_url=API, transport=recording_transport(seen))
-    scope_credentials(client, SECRET)
+    client = HttpClient(
+        vendor="Test",
+        base_url=API,
+        transport=recording_transport(seen),
+        gates=[ScopedCredentials(SECRET, API)],
+    )
 
     client.request("GET", "/invoices", operation="list", follow_redirects=True)
     client.request("GET", "/documents/1/download/", operation="download", follow_redirects=True)
@@ -58,12 +62,18 @@ def test_headers_go_to_the_api_and_its_same_origin_redirects_only():
     ]
     assert "X-API-TOKEN" not in seen[-1].headers
     assert "X-API-KEY" not in client.headers  # never a default header
+    response = client.request("GET", "/invoices/", operation="list")
+    assert "X-API-KEY" not in response.request.headers  # nor on the request httpx logs
 
 
 async def test_the_async_client_scopes_the_same_way():
     seen: list[httpx.Request] = []
-    client = AsyncHttpClient(vendor="Test", base_url=API, transport=recording_transport(seen))
-    scope_credentials(client, SECRET)
+    client = AsyncHttpClient(
+        vendor="Test",
+        base_url=API,
+        transport=recording_transport(seen),
+        gates=[ScopedCredentials(SECRET, API)],
+    )
 
     await client.request("GET", "/documents/1/download/", operation="download", follow_redirects=True)
     await client.aclose()

@@ -7,6 +7,7 @@ No test asserts on elapsed time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from airflow_provider_ledgerlink.core.http import AsyncHttpClient, GatedTransport, HttpClient, RetryPolicy
 from airflow_provider_ledgerlink.core.ratelimit import HeaderRateLimiter, RateLimitHeaders
 
 
@@ -57,14 +59,14 @@ def test_before_any_answer_one_request_goes_and_the_others_wait_for_the_budget(c
     assert gate.delay(clock()) == 0
     gate.acquire()
     assert gate.delay(clock()) > 0  # a second request waits until the first answer says how much is left
-    gate.observe(answer(remaining=99))
+    gate.learn(answer(remaining=99))
     gate.release()
     assert gate.delay(clock()) == 0
 
 
 def test_plenty_left_means_full_speed(clock: FakeClock) -> None:
     gate = limiter(clock, reserve=20)
-    gate.observe(answer(remaining=90))
+    gate.learn(answer(remaining=90))
     for _ in range(8):
         assert gate.delay(clock()) == 0
         gate.acquire()
@@ -73,7 +75,7 @@ def test_plenty_left_means_full_speed(clock: FakeClock) -> None:
 
 def test_the_reserve_is_never_spent_counting_requests_in_flight(clock: FakeClock) -> None:
     gate = limiter(clock, reserve=20, pace_fraction=0, reset_margin=0)
-    gate.observe(answer(remaining=23, reset=30))
+    gate.learn(answer(remaining=23, reset=30))
     gate.acquire()
     gate.acquire()
     # 23 left, 2 in flight, 20 kept: one more may go, then the rest of the period is the reserve.
@@ -84,7 +86,7 @@ def test_the_reserve_is_never_spent_counting_requests_in_flight(clock: FakeClock
 
 def test_when_the_period_ends_the_budget_is_back(clock: FakeClock) -> None:
     gate = limiter(clock, reserve=20)
-    gate.observe(answer(limit=100, remaining=20, reset=10))
+    gate.learn(answer(limit=100, remaining=20, reset=10))
     assert gate.delay(clock()) == pytest.approx(11)  # a second's margin: resets are whole seconds
     clock.now += 11
     assert gate.delay(clock()) == 0
@@ -93,7 +95,7 @@ def test_when_the_period_ends_the_budget_is_back(clock: FakeClock) -> None:
 
 def test_below_the_pacing_threshold_requests_are_spread_over_the_rest_of_the_period(clock: FakeClock) -> None:
     gate = limiter(clock, reserve=0, pace_fraction=0.5, reset_margin=0)
-    gate.observe(answer(limit=100, remaining=10, reset=20))
+    gate.learn(answer(limit=100, remaining=10, reset=20))
     gate.acquire()
     gate.release()
     # 10 left for 20 s: one every 2 s.
@@ -104,22 +106,22 @@ def test_below_the_pacing_threshold_requests_are_spread_over_the_rest_of_the_per
 
 def test_answers_arriving_out_of_order_never_raise_the_count_within_a_period(clock: FakeClock) -> None:
     gate = limiter(clock)
-    gate.observe(answer(remaining=60, reset=30))
+    gate.learn(answer(remaining=60, reset=30))
     for _ in range(4):
         gate.acquire()
-    gate.observe(answer(remaining=50, reset=30))
-    gate.observe(answer(remaining=53, reset=30))  # an older request, answered late
+    gate.learn(answer(remaining=50, reset=30))
+    gate.learn(answer(remaining=53, reset=30))  # an older request, answered late
     assert gate.remaining == 50
-    gate.observe(answer(remaining=99, reset=30))  # more than the requests in flight explain: a new period
+    gate.learn(answer(remaining=99, reset=30))  # more than the requests in flight explain: a new period
     assert gate.remaining == 99
     clock.now += 32
-    gate.observe(answer(remaining=98, reset=60))  # the period's end has passed: a new one
+    gate.learn(answer(remaining=98, reset=60))  # the period's end has passed: a new one
     assert gate.remaining == 98
 
 
 def test_a_429_with_a_reset_header_stops_everyone_until_the_reset(clock: FakeClock) -> None:
     gate = limiter(clock, reset_margin=0)
-    gate.observe(answer(429, remaining=0, reset=12))
+    gate.learn(answer(429, remaining=0, reset=12))
     assert gate.delay(clock()) == pytest.approx(12)
     assert gate.stats.throttled == 1
 
@@ -128,18 +130,18 @@ def test_a_429_without_a_reset_header_backs_off_longer_each_time(clock: FakeCloc
     gate = limiter(clock, initial_backoff=1.0, max_backoff=5.0)
     waits = []
     for _ in range(4):
-        gate.observe(httpx.Response(429))
+        gate.learn(httpx.Response(429))
         waits.append(gate.delay(clock()))
         clock.now += waits[-1]
     assert waits == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(4.0), pytest.approx(5.0)]
-    gate.observe(answer(remaining=80))
-    gate.observe(httpx.Response(429))
+    gate.learn(answer(remaining=80))
+    gate.learn(httpx.Response(429))
     assert gate.delay(clock()) == pytest.approx(1.0)  # a success resets the backoff
 
 
 def test_responses_without_the_headers_change_nothing(clock: FakeClock) -> None:
     gate = limiter(clock)
-    gate.observe(httpx.Response(200))
+    gate.learn(httpx.Response(200))
     assert gate.remaining is None
     assert gate.stats.min_remaining is None
 
@@ -151,7 +153,7 @@ def test_header_names_are_configurable(clock: FakeClock) -> None:
             limit="RateLimit-Limit", remaining="RateLimit-Remaining", reset="RateLimit-Reset"
         ),
     )
-    gate.observe(
+    gate.learn(
         httpx.Response(
             200, headers={"RateLimit-Limit": "10", "RateLimit-Remaining": "4", "RateLimit-Reset": "3"}
         )
@@ -207,11 +209,10 @@ def test_threads_in_flight_stay_inside_the_limit_and_its_reserve(rounding: Calla
     the vendor rounds its reset seconds."""
     vendor = FixedWindowVendor(limit=30, period=1.0, rounding=rounding)
     gate = HeaderRateLimiter(reserve=8)
-    client = httpx.Client(transport=httpx.MockTransport(vendor), event_hooks={"response": [gate.observe]})
+    client = httpx.Client(transport=GatedTransport([gate], httpx.MockTransport(vendor)))
 
     def call(_: int) -> int:
-        with gate.slot():
-            return client.get("http://vendor.test/x").status_code
+        return client.get("http://vendor.test/x").status_code
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         statuses = list(pool.map(call, range(60)))
@@ -238,7 +239,7 @@ def shared_pair(
 def test_requests_in_flight_elsewhere_count_as_spent(clock: FakeClock, tmp_path: Path) -> None:
     first, second = shared_pair(clock, tmp_path / "limit.json", reserve=20, pace_fraction=0.0)
     first.acquire()
-    first.observe(answer(remaining=25))
+    first.learn(answer(remaining=25))
     first.release()
     for _ in range(4):
         first.acquire()  # 4 pages in flight in one process
@@ -254,7 +255,7 @@ def test_requests_in_flight_elsewhere_count_as_spent(clock: FakeClock, tmp_path:
 def test_a_429_seen_by_one_process_pauses_the_others(clock: FakeClock, tmp_path: Path) -> None:
     first, second = shared_pair(clock, tmp_path / "limit.json")
     first.acquire()
-    first.observe(answer(429, remaining=0, reset=5))
+    first.learn(answer(429, remaining=0, reset=5))
     first.release()
 
     assert second.wait_time() == pytest.approx(6.0)  # the reset plus the margin
@@ -271,3 +272,47 @@ def test_requests_of_a_process_that_died_are_forgotten(clock: FakeClock, tmp_pat
 
     assert gate.in_flight == 0
     assert gate.wait_time() == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# As a request gate of the HTTP client
+# ------------------------------------------------------------------------------------------------
+def test_as_a_gate_every_attempt_of_a_retried_request_takes_and_gives_back_its_flight() -> None:
+    fast = RetryPolicy(initial_backoff=0.001, max_backoff=0.002)
+    answers = [
+        answer(503, remaining=90),
+        answer(remaining=89),
+        answer(503, remaining=88),
+        answer(remaining=87),
+    ]
+    gate = HeaderRateLimiter(reserve=0)
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        assert gate.in_flight == 1  # the attempt on the wire holds its flight
+        return answers.pop(0)
+
+    with HttpClient(
+        vendor="Acme",
+        base_url="http://vendor.test",
+        retry=fast,
+        gates=[gate],
+        transport=httpx.MockTransport(vendor),
+    ) as client:
+        client.request("GET", "/x", operation="read")
+
+    async def run() -> None:
+        client = AsyncHttpClient(
+            vendor="Acme",
+            base_url="http://vendor.test",
+            retry=fast,
+            gates=[gate],
+            transport=httpx.MockTransport(vendor),
+        )
+        async with client:
+            await client.request("GET", "/x", operation="read")
+
+    asyncio.run(run())
+
+    assert gate.stats.requests == 4
+    assert gate.in_flight == 0
+    assert gate.remaining == 87

@@ -8,10 +8,9 @@ import threading
 import httpx
 import pytest
 
+from airflow_provider_ledgerlink.core.http import AsyncHttpClient, HttpClient
 from airflow_provider_ledgerlink.core.request_window import (
-    AsyncRequestWindowTransport,
     RequestWindowLimiter,
-    RequestWindowTransport,
     reset_shared_request_windows,
     shared_request_window,
 )
@@ -97,18 +96,21 @@ def test_shared_limiters_are_one_per_key_and_replaced_when_the_budget_changes() 
     reset_shared_request_windows()
 
 
-def test_the_transports_wait_for_the_limiter_before_every_request() -> None:
+def test_as_a_gate_it_paces_every_request_of_both_clients() -> None:
     limiter = RequestWindowLimiter(100, 60.0)
     inner = httpx.MockTransport(lambda request: httpx.Response(200, text="ok"))
-    with httpx.Client(transport=RequestWindowTransport(limiter, inner)) as client:
+    with HttpClient(vendor="Acme", base_url="http://vendor.test", gates=[limiter], transport=inner) as client:
         for _ in range(3):
-            assert client.get("http://vendor.test/").text == "ok"
+            assert client.request("GET", "/", operation="read").text == "ok"
 
     async def run() -> None:
         async_inner = httpx.MockTransport(lambda request: httpx.Response(200, text="ok"))
-        async with httpx.AsyncClient(transport=AsyncRequestWindowTransport(limiter, async_inner)) as client:
+        client = AsyncHttpClient(
+            vendor="Acme", base_url="http://vendor.test", gates=[limiter], transport=async_inner
+        )
+        async with client:
             for _ in range(2):
-                assert (await client.get("http://vendor.test/")).text == "ok"
+                assert (await client.request("GET", "/", operation="read")).text == "ok"
 
     asyncio.run(run())
     assert len(limiter._granted) == 5

@@ -366,14 +366,15 @@ def test_undocumented_statuses_get_a_clear_error_even_without_a_body(status, cls
 
 
 def test_a_503_to_a_write_is_no_verdict():
-    """Alasco documents no 503: on a write it may come after the write was applied, so it must not
-    read as a refusal (which the HTTP layer would re-send); a read is retried as usual."""
+    """Alasco documents no 503: on a write it may come after the write was applied, so it is no
+    documented refusal (core's rule turns it into AmbiguousWriteError, see
+    tests/unit/core/test_write_refusals.py); a read is retried as usual."""
     request = httpx.Request("POST", "https://api.alasco.de/fincon/v1/projects/x/submit-invoice/")
     request.extensions["ledgerlink_scope"] = "https://api.alasco.de/fincon/v1/"
 
     error = map_error(httpx.Response(503, request=request), "submit invoice")
 
-    assert type(error) is VendorError and not error.refused
+    assert isinstance(error, ServiceUnavailableError) and not error.refused
     assert "unavailable" in str(error)
 
 

@@ -561,6 +561,22 @@ def test_faults_on_reads_change_nothing_in_the_output(
     assert hook.client.retries >= 1
 
 
+def test_a_retried_request_passes_the_rate_limiter_on_every_attempt(
+    hook: TripletexHook, sandbox_clean: Any
+) -> None:
+    hook.session()  # the session exists: only the read below is counted
+    sandbox_clean.faults.add(
+        status_fault(503, vendor="tripletex", path=r"/v2/customer", nth=[1], retry_after=0)
+    )
+    before = hook.limiter.stats.requests
+
+    hook.request("GET", "/customer", operation="list customers", params={"count": 1})
+
+    assert hook.client.retries == 1
+    assert hook.limiter.stats.requests - before == 2  # the 503 and the retry both waited for their turn
+    assert hook.limiter.in_flight == 0
+
+
 def test_a_429_without_a_reset_header_is_waited_out(hook: TripletexHook, sandbox_clean: Any) -> None:
     expected = reference(sandbox_clean)
     sandbox_clean.faults.add(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ledgerlink.core.compat import ObjectStoragePath
+from airflow_provider_ledgerlink.core.compat import AirflowProviderDeprecationWarning, ObjectStoragePath
 from airflow_provider_ledgerlink.core.errors import ValidationError
 from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
@@ -196,15 +196,16 @@ def test_payments_are_registered_and_a_rerun_registers_nothing(alasco_connection
         }
         for n, invoice in enumerate(invoices_in("APPROVED", 3))
     ]
-    operator = AlascoRegisterPaymentOperator(task_id="pay", payments=payments)
+    operator = AlascoRegisterPaymentOperator(task_id="pay", records=payments)
 
     first = operator.execute({"ti": FakeTaskInstance()})
-    second = AlascoRegisterPaymentOperator(task_id="pay", payments=payments).execute(
+    second = AlascoRegisterPaymentOperator(task_id="pay", records=payments).execute(
         {"ti": FakeTaskInstance()}
     )
 
-    assert first["registered"] == 3 and first["failed"] == 0
-    assert second["already_paid"] == 3 and "registered" not in second
+    assert first["created"] == 3 and first["failed"] == 0
+    assert second["skipped"] == 3 and second["created"] == 0
+    assert {r["outcome"] for r in second["results"]} == {"already_paid"}
     assert len(sandbox_clean.alasco.payments) == 3
 
 
@@ -220,18 +221,18 @@ def test_a_payment_that_cannot_be_registered_fails_the_task_after_the_others(
     ti = FakeTaskInstance()
 
     with pytest.raises(ValidationError, match="1 of 2 payments failed"):
-        AlascoRegisterPaymentOperator(task_id="pay", payments=payments, continue_on_error=True).execute(
+        AlascoRegisterPaymentOperator(task_id="pay", records=payments, continue_on_error=True).execute(
             {"ti": ti}
         )
 
     summary = ti.pushed["results"]
-    assert [r["status"] for r in summary["results"]] == ["failed", "registered"]
+    assert [r["status"] for r in summary["results"]] == ["failed", "created"]
     assert "state CHECKED" in summary["results"][0]["error"]
 
 
 def test_a_malformed_payment_list_is_refused(alasco_connection, sandbox_clean):
     with pytest.raises(ValidationError, match="list of payment objects"):
-        AlascoRegisterPaymentOperator(task_id="pay", payments="oops").execute({"ti": FakeTaskInstance()})
+        AlascoRegisterPaymentOperator(task_id="pay", records="oops").execute({"ti": FakeTaskInstance()})
 
 
 def test_contract_statuses_are_set_once(alasco_connection, sandbox_clean):
@@ -243,7 +244,7 @@ def test_contract_statuses_are_set_once(alasco_connection, sandbox_clean):
         task_id="s", contract_id=contract["id"], status="COMPLETED"
     ).execute({})
     second = AlascoUpdateContractStatusOperator(
-        task_id="s", updates=[{"contract_id": contract["id"], "status": "COMPLETED"}]
+        task_id="s", records=[{"contract_id": contract["id"], "status": "COMPLETED"}]
     ).execute({})
 
     assert first["updated"] == 1 and second["unchanged"] == 1
@@ -261,6 +262,31 @@ def test_an_invoice_pdf_from_storage_is_submitted_once(alasco_connection, sandbo
     first = AlascoSubmitInvoiceOperator(task_id="submit", **kwargs).execute({})
     second = AlascoSubmitInvoiceOperator(task_id="submit", **kwargs).execute({})
 
-    assert first["submitted"] == 1 and second["already_submitted"] == 1
+    assert first["created"] == 1 and second["already_done"] == 1
+    assert second["results"][0]["outcome"] == "already_submitted"
     (submission,) = sandbox_clean.alasco.submissions
     assert submission["filename"] == "RE-2026-0815.pdf"
+
+
+@pytest.mark.parametrize(
+    ("operator", "old"),
+    [
+        (AlascoRegisterPaymentOperator, "payments"),
+        (AlascoUpdateContractStatusOperator, "updates"),
+        (AlascoSubmitInvoiceOperator, "invoices"),
+    ],
+)
+def test_the_old_names_of_records_still_work_and_name_the_new_one(operator, old):
+    items = [{"id": "x"}]
+    with pytest.warns(AirflowProviderDeprecationWarning, match=f"'{old}' is deprecated; use 'records'"):
+        task = operator(task_id="w", **{old: items})
+    assert task.records == items
+    assert "records" in task.template_fields and old not in task.template_fields
+
+
+def test_a_payment_given_with_the_old_name_is_registered(alasco_connection, sandbox_clean):
+    (invoice,) = invoices_in("APPROVED", 1)
+    payment = {"invoice_id": invoice["id"], "amount_gross": "10.00", "payment_date": "2026-11-19"}
+    with pytest.warns(AirflowProviderDeprecationWarning):
+        operator = AlascoRegisterPaymentOperator(task_id="pay", payments=[payment])
+    assert operator.execute({"ti": FakeTaskInstance()})["created"] == 1

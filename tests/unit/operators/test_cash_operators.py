@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ledgerlink.core.compat import AirflowSensorTimeout, TaskDeferred
+from airflow_provider_ledgerlink.core.compat import (
+    AirflowProviderDeprecationWarning,
+    AirflowSensorTimeout,
+    TaskDeferred,
+)
 from airflow_provider_ledgerlink.core.errors import (
     AmbiguousWriteError,
     ConfigurationError,
@@ -79,7 +83,7 @@ def run_trigger(trigger: CashTransactionTrigger) -> dict[str, Any]:
 
 
 def import_operator(state: MemoryState, **kwargs: Any) -> CashImportOperator:
-    kwargs.setdefault("rows", journal_entry())
+    kwargs.setdefault("records", journal_entry())
     kwargs.setdefault("poll_interval", 0.1)
     kwargs.setdefault("once_options", {"settle": 0.2, "poll": 0.02, "wait": 0.5})
     return CashImportOperator(task_id="import_journal", record_code="0301", once_state=state, **kwargs)
@@ -139,9 +143,9 @@ def test_a_status_operation_is_used_when_the_wsdl_offers_one(
     rejected = journal_entry(account="9999")  # CASH names the line it rejects
 
     with pytest.raises(CashImportFailedError) as caught:
-        run_to_the_end(import_operator(once_state, deferrable=True, rows=rejected), context())
+        run_to_the_end(import_operator(once_state, deferrable=True, records=rejected), context())
     with pytest.raises(CashImportFailedError):  # a rerun sends nothing and reports the same
-        run_to_the_end(import_operator(once_state, deferrable=True, rows=rejected), context("manual__2"))
+        run_to_the_end(import_operator(once_state, deferrable=True, records=rejected), context("manual__2"))
 
     assert "line 2: Ongeldige waarde 0201=9999" in str(caught.value)
     assert caught.value.details[0]["line"] == 2
@@ -170,7 +174,7 @@ def test_an_import_never_read_back_times_out_saying_what_to_check_in_cashwin(
         import_operator(once_state, deferrable=False, timeout=0.5).execute(context())
     with pytest.raises(CashTransactionTimeoutError) as deferred:
         run_to_the_end(
-            import_operator(MemoryState(), deferrable=True, timeout=0.5, rows=journal_entry(2)), context()
+            import_operator(MemoryState(), deferrable=True, timeout=0.5, records=journal_entry(2)), context()
         )
 
     for caught, document in ((here, "MM/000001/2026"), (deferred, "MM/000002/2026")):
@@ -186,7 +190,7 @@ def test_records_that_cannot_be_read_back_are_not_sent_when_there_is_no_way_to_w
     cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
     operator = CashImportOperator(
-        task_id="import_other", record_code="0450", rows=[{"F0450": "X"}], once_state=once_state
+        task_id="import_other", record_code="0450", records=[{"F0450": "X"}], once_state=once_state
     )
 
     with pytest.raises(ConfigurationError, match="does not know what to read back"):
@@ -206,6 +210,7 @@ def test_a_new_dag_run_with_the_same_rows_imports_nothing_and_says_so(
 
     assert sandbox_clean.cash.import_calls == 1
     assert first["resumed"] is False and second["resumed"] is True  # "resumed": not sent again
+    assert (first["created"], second["created"], second["already_done"]) == (2, 0, 2)
     assert second["transaction_id"] == first["transaction_id"] and second["status_name"] == "success"
     assert second["documents"] == "journal MM document 000001 (2026)"
 
@@ -263,7 +268,7 @@ def test_other_document_numbers_are_a_new_import(
     cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
     run_to_the_end(import_operator(once_state, deferrable=False), context())
-    run_to_the_end(import_operator(once_state, deferrable=False, rows=journal_entry(2)), context())
+    run_to_the_end(import_operator(once_state, deferrable=False, records=journal_entry(2)), context())
 
     assert sandbox_clean.cash.import_calls == 2
 
@@ -274,7 +279,7 @@ def test_the_same_entry_with_another_description_is_the_same_import(
     run_to_the_end(import_operator(once_state, deferrable=False), context())
     redescribed = [{**line, "description": "Kassa 19-11"} for line in journal_entry()]
 
-    summary = import_operator(once_state, deferrable=False, rows=redescribed).execute(context("manual__2"))
+    summary = import_operator(once_state, deferrable=False, records=redescribed).execute(context("manual__2"))
 
     assert summary["resumed"] is True and summary["status_name"] == "success"
     assert sandbox_clean.cash.import_calls == 1
@@ -286,7 +291,9 @@ def test_the_same_document_numbers_with_other_lines_are_not_sent(
     run_to_the_end(import_operator(once_state, deferrable=False), context())
 
     with pytest.raises(ValidationError, match=r"were already imported .* with other lines; nothing was sent"):
-        import_operator(once_state, deferrable=False, rows=journal_entry(amount="99.00")).execute(context())
+        import_operator(once_state, deferrable=False, records=journal_entry(amount="99.00")).execute(
+            context()
+        )
 
     assert sandbox_clean.cash.import_calls == 1
 
@@ -424,7 +431,7 @@ def test_rows_that_do_not_balance_are_refused_before_anything_is_stored_or_sent(
     cash_connection: str, sandbox_clean: Any, once_state: MemoryState
 ) -> None:
     with pytest.raises(Exception, match="does not balance"):
-        import_operator(once_state, rows=journal_entry()[:1]).execute(context())
+        import_operator(once_state, records=journal_entry()[:1]).execute(context())
 
     assert once_state.snapshot() == {} and sandbox_clean.cash.import_calls == 0
 
@@ -436,17 +443,28 @@ def test_rows_are_read_from_a_landed_json_lines_file(
     landed.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in journal_entry()).encode()))
 
     summary = run_to_the_end(
-        import_operator(once_state, rows=None, source=landed.as_uri(), deferrable=False), context()
+        import_operator(once_state, records=None, records_path=landed.as_uri(), deferrable=False), context()
     )
 
     assert summary["records"] == 2 and sandbox_clean.cash.import_calls == 1
+    assert (summary["created"], summary["already_done"], summary["failed"]) == (2, 0, 0)
+
+
+def test_the_old_names_rows_and_source_still_work_and_name_the_new_ones(tmp_path: Path) -> None:
+    with pytest.warns(AirflowProviderDeprecationWarning, match="'rows' is deprecated; use 'records'"):
+        inline = CashImportOperator(task_id="x", record_code="0301", rows=journal_entry())
+    with pytest.warns(AirflowProviderDeprecationWarning, match="'source' is deprecated; use 'records_path'"):
+        landed = CashImportOperator(task_id="x", record_code="0301", source=str(tmp_path / "j.jsonl"))
+    assert inline.records == journal_entry() and landed.records_path == str(tmp_path / "j.jsonl")
+    with pytest.raises(ValueError, match="give records only"):
+        CashImportOperator(task_id="x", record_code="0301", rows=[], records=[])
 
 
 def test_the_write_records_are_airflow_variables_by_default(cash_connection: str) -> None:
     from airflow_provider_ledgerlink.core.shared_state import AirflowVariableState
     from airflow_provider_ledgerlink.hooks.cash import build_import
 
-    operator = CashImportOperator(task_id="x", record_code="0301", rows=journal_entry())
+    operator = CashImportOperator(task_id="x", record_code="0301", records=journal_entry())
     once = operator._write_once(build_import("0301", journal_entry()))
 
     assert isinstance(once.state, AirflowVariableState)

@@ -16,6 +16,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from airflow.sdk import PokeReturnValue
@@ -24,6 +25,7 @@ from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError
 from airflow_provider_ledgerlink.core.compat import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ValidationError, VendorError
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
+from airflow_provider_ledgerlink.core.writes import SUMMARY_KEYS
 from airflow_provider_ledgerlink.hooks.cloudpos import (
     BRUSSELS,
     CloudPosHook,
@@ -176,6 +178,20 @@ def test_a_weborder_is_created_once_even_when_the_task_is_retried(connection, sa
     assert first["created"] and not again["created"]
     assert again["weborder_id"] == first["weborder_id"]
     assert created_weborders(sandbox_clean) == [int(first["weborder_id"])]
+    # The summary every write operator returns, for one record, plus the weborder at the top.
+    assert {k: again[k] for k in SUMMARY_KEYS[:-1]} == {
+        **dict.fromkeys(SUMMARY_KEYS[:-1], 0),
+        "records": 1,
+        "already_done": 1,
+    }
+    assert again["results"] == [
+        {
+            "index": 0,
+            "record": f"weborder {operator.reference}",
+            "status": "already_done",
+            "weborder_id": again["weborder_id"],
+        }
+    ]
 
 
 def insert_requests(sandbox) -> int:
@@ -194,16 +210,22 @@ def insert_requests(sandbox) -> int:
         (status_fault(500, "oops", vendor="cloudpos", path="weborder.insert", when="after"), "HTTP 500"),
         # CloudPOS created it and the connection dropped before the answer.
         (reset_fault(vendor="cloudpos", path="weborder.insert", when="after"), "may or may not"),
+        # A 503 after sending: CloudPOS documents no 503 (its V1 reference gives errorcodes only), so
+        # it is no refusal.
+        (status_fault(503, vendor="cloudpos", path="weborder.insert", when="after"), "HTTP 503"),
     ],
-    ids=["200-without-id", "5xx-after-sending", "dropped-after-sending"],
+    ids=["200-without-id", "5xx-after-sending", "dropped-after-sending", "503-after-sending"],
 )
 def test_an_answer_that_may_hide_a_created_weborder_is_ambiguous_and_never_sent_again(
     connection, sandbox_clean, fault, message
 ):
     sandbox_clean.faults.add(fault)
     operator = create()
+    ti = mock.MagicMock()
     with pytest.raises(AmbiguousWriteError, match=message) as first:
-        operator.execute({})
+        operator.execute({"ti": ti})
+    pushed = ti.xcom_push.call_args.kwargs
+    assert pushed["key"] == "results" and (pushed["value"]["in_doubt"], pushed["value"]["records"]) == (1, 1)
 
     assert "CloudPOS back office" in first.value.hint  # how to check in the POS
     assert operator.record_key() in first.value.hint  # and how to record what was found

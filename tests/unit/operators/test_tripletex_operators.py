@@ -26,6 +26,7 @@ from airflow_provider_ledgerlink.operators.tripletex import (
     resource_for,
     shop_order,
 )
+from airflow_provider_ledgerlink.sandbox.faults import status_fault
 
 pytestmark = pytest.mark.usefixtures("forget_new_secrets")
 
@@ -260,8 +261,8 @@ def test_orders_become_invoices_once_and_a_rerun_finds_them(
         context()
     )
 
-    assert (first["created"], first["existing"], first["failed"]) == (2, 0, 0)
-    assert (again["created"], again["existing"]) == (0, 2)
+    assert (first["created"], first["already_done"], first["failed"]) == (2, 0, 0)
+    assert (again["created"], again["already_done"]) == (0, 2)
     assert [r["customer"] for r in first["results"]] == ["created", "updated"]  # the e-mail changed
     assert len(emulator.created("customer")) == 1
     assert len(emulator.created("order")) == len(emulator.created("invoice")) == 2
@@ -351,7 +352,43 @@ def test_vouchers_are_posted_once_with_accounts_by_number(
     )
     again = TripletexCreateVouchersOperator(task_id="v", records=[voucher]).execute(context())
 
-    assert (first["created"], again["existing"]) == (1, 1)
+    assert (first["created"], again["already_done"]) == (1, 1)
     created = sandbox_clean.tripletex.created("voucher")
     assert len(created) == 1
     assert created[0]["externalVoucherNumber"] == "POS-20261119"
+
+
+def test_a_429_to_a_voucher_post_is_a_refusal_sent_again_and_books_once(
+    tripletex_connection: str, sandbox_clean: Any
+) -> None:
+    # "Once the rate limit is hit, all requests will return HTTP status code 429 for the remainder
+    # of the current period" (openapi-2.72.00.json, info): the voucher was not processed.
+    sandbox_clean.faults.add(
+        status_fault(
+            429,
+            {"status": 429, "code": 429, "message": "For mange forespørsler."},
+            vendor="tripletex",
+            method="POST",
+            path=r"/v2/ledger/voucher",
+            nth=[1],
+            retry_after=0,
+        )
+    )
+    voucher = {
+        "date": "2026-11-19",
+        "description": "Kasseoppgjør 19.11.",
+        "externalVoucherNumber": "POS-429",
+        "postings": [
+            {"account": {"number": 1920}, "amountGross": 100.0, "row": 1},
+            {"account": {"number": 3000}, "amountGross": -100.0, "row": 2},
+        ],
+    }
+
+    summary = TripletexCreateVouchersOperator(task_id="v", records=[voucher], recheck_delay=0).execute(
+        context()
+    )
+
+    assert (summary["created"], summary["in_doubt"], summary["failed"]) == (1, 0, 0)
+    assert [v["externalVoucherNumber"] for v in sandbox_clean.tripletex.created("voucher")] == ["POS-429"]
+    voucher_posts = sandbox_clean.stats["tripletex"]["by_path"]
+    assert any("429" in counts for counts in voucher_posts.values())  # the refusal was answered

@@ -239,6 +239,20 @@ def test_a_request_with_a_dtd_is_refused_with_a_fault(sandbox_clean: Any) -> Non
     assert "<faultstring>DTDs and entity declarations are not allowed</faultstring>" in answer.text
 
 
+@pytest.mark.parametrize(
+    ("method", "query"),
+    [("GET", "api/3.0"), ("POST", "api/3.0/wsdl"), ("PUT", "api/3.0"), ("HEAD", "wsdl"), ("POST", "")],
+)
+def test_an_address_or_method_cashweb_does_not_serve_is_its_404_page(method: str, query: str) -> None:
+    from airflow_provider_ledgerlink.sandbox.cash import CashEmulator
+    from airflow_provider_ledgerlink.sandbox.server import Request
+
+    answer = CashEmulator(seed=1).handle(Request(method, "/cash/", query, {}, b"", subpath="/"))
+
+    assert (answer.status, answer.body) == (404, b"Not found")
+    assert answer.content_type == "text/html; charset=utf-8"
+
+
 def test_a_large_scale_costs_no_memory_until_asked(sandbox_clean: Any) -> None:
     from airflow_provider_ledgerlink.sandbox.cash import CashEmulator
 

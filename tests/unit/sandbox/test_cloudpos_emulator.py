@@ -143,6 +143,31 @@ def test_the_quota_resets_at_brussels_midnight():
     assert call()["success"] == 1
 
 
+@pytest.mark.parametrize(
+    ("method", "subpath"),
+    [
+        ("GET", "/api/v2/weborder.insert"),
+        ("PUT", "/api/v2/product.select"),
+        ("GET", "/"),
+        ("POST", "/api/v2"),
+    ],
+)
+def test_an_address_or_method_cloudpos_does_not_serve_is_its_404(method, subpath):
+    answer = CloudPosEmulator().handle(Request(method, "/cloudpos" + subpath, "", {}, b"", subpath))
+
+    assert answer.status == 404
+    assert json.loads(answer.body) == {"success": 0, "errorcode": 404, "message": "Not found"}
+
+
+def test_v1_answers_on_any_method_and_any_case_of_its_path():
+    token = sandbox_cloudpos_token()
+    for method, subpath in (("GET", "/api/"), ("POST", "/API"), ("DELETE", "/Api//")):
+        request = Request(
+            method, "/cloudpos" + subpath, f"licname={LICENCE}&token={token}&get-tables", {}, b"", subpath
+        )
+        assert json.loads(CloudPosEmulator().handle(request).body)["success"] == 1
+
+
 def test_an_empty_result_is_errorcode_2000(api):
     body = v1(api, "get-orders", url="&date=2030-01-01")
     assert body == {"success": 0, "errorcode": 2000, "message": "No orders found"}
