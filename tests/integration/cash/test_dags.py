@@ -14,7 +14,7 @@ from airflow_provider_ledgerlink.sandbox.faults import status_fault
 
 pytestmark = pytest.mark.timeout(600)
 
-DAG_FILE = Path(__file__).resolve().parents[2] / "example_dags" / "cash_relations_and_journal.py"
+DAG_FILE = Path(__file__).resolve().parents[3] / "example_dags" / "cash_relations_and_journal.py"
 LOGICAL_DATE = datetime(2026, 11, 19, tzinfo=timezone.utc)  # the run covers 2026-11-18
 
 

@@ -37,12 +37,8 @@ from airflow_provider_ledgerlink.hooks.cloudpos import (
     CloudPosFunctionError,
     CloudPosHook,
     CloudPosIpBlockedError,
-    error_for_code,
     parse_vendor_time,
-    read_envelope,
     settings_from_connection,
-    validate_weborder,
-    weborder_status,
 )
 from airflow_provider_ledgerlink.sandbox.cloudpos import (
     CONFIRMED_WEBORDER,
@@ -184,23 +180,6 @@ def test_confirmed_weborders(hook):
     assert hook.get_confirmed_weborder(PENDING_WEBORDER).state == "pending"
     assert hook.get_confirmed_weborder(123).state == "not_found"
     assert hook.get_confirmed_weborder("").state == "no_weborderid"
-
-
-@pytest.mark.parametrize(
-    ("answer", "state", "moment"),
-    [
-        # The reference: "success" = 1 with "webordertime"; 2001 not confirmed, 2002 weborderid can not
-        # be empty, 2003 weborderid does not exist.
-        ({"success": 1, "webordertime": "2026-07-01 12:15:00"}, "confirmed", "2026-07-01T10:15:00+00:00"),
-        ({"success": 0, "errorcode": 2001, "message": "weborder not confirmed"}, "pending", None),
-        ({"success": 0, "errorcode": 2002, "message": "weborderid can not be empty"}, "no_weborderid", None),
-        ({"success": 0, "errorcode": 2003, "message": "weborderid does not exist"}, "not_found", None),
-    ],
-)
-def test_get_confirmedweborder_answers_as_the_reference_gives_them(answer, state, moment):
-    status = weborder_status("5", read_envelope(answer), "V1 get-confirmedweborder")
-    assert status.state == state
-    assert status.as_event()["confirmed_time_utc"] == moment
 
 
 # --------------------------------------------------------------------------------------------------
@@ -467,72 +446,6 @@ def test_old_style_prefixed_extras_are_read():
 
 
 # --------------------------------------------------------------------------------------------------
-# Envelopes and codes (no HTTP)
-# --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("payload", "records"),
-    [
-        ({"success": 1, "data": [{"id": 1}]}, [{"id": 1}]),
-        ({"success": "1", "products": [{"id": 1}]}, [{"id": 1}]),
-        ({"success": 1, "data": {"id": 1}}, [{"id": 1}]),
-        ({"success": 1, "data": {"1": {"id": 1}, "2": {"id": 2}}}, [{"id": 1}, {"id": 2}]),
-        ([{"id": 1}, {"id": 2}], [{"id": 1}, {"id": 2}]),
-        ({"weborderid": 8001}, [{"weborderid": 8001}]),
-        ({"success": 1}, []),
-        ({"success": 1, "data": None}, []),
-    ],
-)
-def test_success_envelopes_in_every_shape(payload, records):
-    envelope = read_envelope(payload, "products")
-    assert envelope.code is None
-    assert envelope.records == records
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        {"success": 0, "errorcode": 1002, "message": "Token or name not valid"},
-        {"errorcode": "1002", "error": "Token or name not valid"},
-        {"error_code": 1002, "message": "Token or name not valid"},
-    ],
-)
-def test_error_envelopes_in_every_shape(payload):
-    envelope = read_envelope(payload)
-    assert (envelope.code, envelope.message) == (1002, "Token or name not valid")
-
-
-def test_a_failure_without_a_code_is_not_mistaken_for_success():
-    with pytest.raises(ValueError, match="no errorcode"):
-        read_envelope({"success": 0, "message": "something"})
-
-
-@pytest.mark.parametrize(
-    ("code", "error_type"),
-    [
-        (1001, AuthenticationError),
-        (1002, AuthenticationError),
-        (1003, BudgetExhaustedError),
-        (1004, CloudPosIpBlockedError),
-        (1005, PermissionDeniedError),
-        (2002, ValidationError),
-        (9999, VendorError),
-    ],
-)
-def test_error_codes_map_to_errors_with_the_code_as_reference(code, error_type):
-    error = error_for_code(code, "text 'x'", "V1 get-products")
-    assert type(error) is error_type or isinstance(error, error_type)
-    assert error.reference == f"errorcode {code}"
-    assert str(error).startswith("CloudPOS V1 get-products failed")
-
-
-def test_times_in_messages_are_brussels_wall_clock():
-    error = error_for_code(
-        1004, "5 bad logins reached, your ip adress is blocked till '2026-11-19 14:30:00'", "V1 get-products"
-    )
-    assert error.blocked_until == datetime(2026, 11, 19, 13, 30, tzinfo=timezone.utc)
-
-
-# --------------------------------------------------------------------------------------------------
 # V2 weborder.insert
 # --------------------------------------------------------------------------------------------------
 ORDER = {"customerid": 3, "delivery": 0, "weborderdetail": [{"productid": 1001, "quantity": 2}]}
@@ -544,22 +457,6 @@ def test_create_weborder_returns_the_new_id(hook, sandbox_clean):
     assert int(weborder) >= 8001
     assert sandbox_clean.cloudpos.weborders[int(weborder)].body == ORDER
     assert hook.get_confirmed_weborder(weborder).state == "confirmed"
-
-
-@pytest.mark.parametrize(
-    ("weborder", "problem"),
-    [
-        ({}, "weborderdetail must be a non-empty list"),
-        ({"weborderdetail": [{"quantity": 1}]}, "line 1 has no productid"),
-        ({"weborderdetail": [{"productid": 1, "quantity": 0}]}, "quantity above 0"),
-        ({"weborderdetail": [{"productid": 1, "quantity": 1, "sub1 id": 4}]}, "write sub1id"),
-        ({"delivery": 7, "weborderdetail": [{"productid": 1, "quantity": 1}]}, "delivery must be"),
-        ("not json", "not JSON"),
-    ],
-)
-def test_a_bad_weborder_is_refused_before_sending(weborder, problem):
-    with pytest.raises(ValidationError, match=problem):
-        validate_weborder(weborder)
 
 
 def test_cloudpos_refusing_a_weborder_is_final(hook, sandbox_clean):
@@ -594,26 +491,6 @@ def test_the_async_path_shares_the_budget_and_the_guard(cloudpos_connection, san
     assert interval >= 5
     assert CloudPosHook(cloudpos_connection, state=state).budget.status().spent == 1
     assert CloudPosHook(cloudpos_connection, state=state).budget.status().pollers == 1
-
-
-# --------------------------------------------------------------------------------------------------
-# The hook's function table against CloudPOS's V1 reference (tests/fixtures/cloudpos_reference.json)
-# --------------------------------------------------------------------------------------------------
-REFERENCE = json.loads((Path(__file__).parents[2] / "fixtures" / "cloudpos_reference.json").read_text())
-
-
-def test_the_hook_knows_every_function_of_the_reference_and_no_other():
-    assert {spec.flag for spec in FUNCTIONS.values()} == set(REFERENCE["functions"])
-
-
-@pytest.mark.parametrize("flag", sorted(REFERENCE["functions"]))
-def test_each_function_takes_the_reference_filters_where_the_reference_puts_them(flag):
-    documented = REFERENCE["functions"][flag]
-    spec = next(spec for spec in FUNCTIONS.values() if spec.flag == flag)
-    assert list(spec.url_filters) == documented.get("url_filters", [])
-    assert list(spec.filters) == documented.get("post_filters", [])
-    own_codes = {str(code) for code in documented["errors"] if code != "2000"}
-    assert {str(code) for code in spec.codes} == own_codes
 
 
 # --------------------------------------------------------------------------------------------------

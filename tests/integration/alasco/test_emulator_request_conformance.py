@@ -21,13 +21,14 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from test_alasco_emulator import api  # the emulator's FinCon API with valid credentials
 
 from airflow_provider_ledgerlink.core.errors import ValidationError
 from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.hooks.alasco import AlascoHook
 from airflow_provider_ledgerlink.sandbox.alasco import _pdf
 from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
+
+from .test_emulator import api  # the emulator's FinCon API with valid credentials
 
 SPEC_URI = "urn:alasco:fincon-openapi"
 __all__ = ["api"]

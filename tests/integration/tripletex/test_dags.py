@@ -18,7 +18,7 @@ from airflow_provider_ledgerlink.sandbox.connections import airflow_connection_e
 
 pytestmark = pytest.mark.timeout(900)
 
-EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[3] / "example_dags"
 LOGICAL_DATE = datetime(2026, 11, 19, tzinfo=timezone.utc)
 #: With the Europe/Oslo timetable that run covers the Oslo day before: 2026-11-18.
 OSLO_DAY = date(2026, 11, 18)

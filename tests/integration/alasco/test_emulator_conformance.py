@@ -17,10 +17,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from test_alasco_emulator import api  # the emulator's FinCon API with valid credentials
 
 from airflow_provider_ledgerlink.sandbox.alasco import _pdf
 from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
+
+from .test_emulator import api  # the emulator's FinCon API with valid credentials
 
 SPEC_URI = "urn:alasco:fincon-openapi"
 __all__ = ["api"]

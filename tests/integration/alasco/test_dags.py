@@ -22,7 +22,7 @@ from airflow_provider_ledgerlink.hooks.alasco import parse_timestamp
 
 pytestmark = pytest.mark.timeout(900)
 
-EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[3] / "example_dags"
 #: The fixtures come from the generic example-DAG test: the sandbox's connections and a fresh lake.
 __all__ = ["lake", "sandbox_env"]
 LOGICAL_DATE = datetime(2026, 11, 19, tzinfo=timezone.utc)
