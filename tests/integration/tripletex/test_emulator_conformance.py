@@ -23,7 +23,7 @@ import httpx
 import jsonschema
 import pytest
 
-from airflow_provider_ledgerlink.sandbox.tripletex_model import field_names, references
+from airflow_provider_ledgerlink.sandbox.tripletex import field_names, references
 from airflow_provider_ledgerlink.sandbox.vendor_specs import load_json
 
 
