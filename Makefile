@@ -29,9 +29,11 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
+# No network: tests/unit/conftest.py fails a test that opens a TCP connection.
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
+# Against the sandbox: tests/integration/<vendor>/ (emulator, hook, operators, DAGs) and what spans vendors.
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration -q
 
