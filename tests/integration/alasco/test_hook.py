@@ -730,3 +730,19 @@ def test_a_submitted_invoice_shows_up_in_the_next_extract(hook, sandbox_clean):
     )
     assert [item["id"] for item in newest] == [created["invoice_id"]]
     assert sum(1 for _ in hook.get_all("invoices")) == before + 1
+
+
+def test_pages_say_where_they_stand_and_get_rows_reads_what_get_all_reads(hook, sandbox_clean):
+    filters = {"invoice_process_state.in": ["PAID"]}
+    pages = list(hook.get_pages("invoices", filters=filters))
+
+    assert len(pages) > 1
+    assert [page.last for page in pages] == [False] * (len(pages) - 1) + [True]
+    assert [page.offset for page in pages] == [sum(len(p) for p in pages[:i]) for i in range(len(pages))]
+    assert all(page.data is page for page in pages)
+    rows = [row for page in pages for row in page]
+    assert (
+        list(hook.get_rows("invoices", filters=filters))
+        == rows
+        == list(hook.get_all("invoices", filters=filters))
+    )

@@ -499,3 +499,14 @@ def test_the_async_session_reads_an_import_back_without_blocking(hook: CashHook,
     time.sleep(0.5)  # two turns of the test CASHWin (0.2 s)
     read_back = asyncio.run(read())
     assert read_back.id == transaction.id and read_back.status == SUCCESS
+
+
+def test_get_pages_cut_an_export_and_get_rows_reads_what_export_records_reads(hook: CashHook) -> None:
+    rows = list(hook.get_rows("0101"))
+    pages = list(hook.get_pages("0101", page_size=2))
+
+    assert len(rows) > 2
+    assert rows == list(hook.export_records("0101")) == [row for page in pages for row in page]
+    assert [page.offset for page in pages] == [2 * index for index in range(len(pages))]
+    assert [page.last for page in pages] == [False] * (len(pages) - 1) + [True]
+    assert [list(page) for page in hook.export_pages("0101", page_size=2)] == [list(p) for p in pages]

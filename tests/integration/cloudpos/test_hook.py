@@ -528,3 +528,17 @@ def test_v2_selects_are_retried_after_a_transient_fault(hook, sandbox_clean):
     sandbox_clean.faults.add(status_fault(503, vendor="cloudpos", path="category.select", nth=[1]))
 
     assert len(hook.select_categories()) == 12
+
+
+def test_get_pages_and_get_rows_read_what_call_and_iter_window_read(hook, sandbox_clean):
+    sandbox_clean.cloudpos.max_rows_per_call = 7
+    pages = list(hook.get_pages("orders", window=WINDOW, max_rows_per_call=7))
+    rows = [row for page in hook.iter_window("orders", *WINDOW, max_rows_per_call=7) for row in page]
+
+    assert [row for page in pages for row in page] == rows
+    assert list(hook.get_rows("orders", window=WINDOW, max_rows_per_call=7)) == rows
+    assert len(pages) > 1
+    assert [page.last for page in pages] == [False] * (len(pages) - 1) + [True]
+    assert [page.offset for page in pages] == [sum(len(p) for p in pages[:i]) for i in range(len(pages))]
+    (products,) = hook.get_pages("products")
+    assert products == hook.call("products") and products.last and products.offset == 0

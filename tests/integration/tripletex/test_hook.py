@@ -1009,3 +1009,14 @@ def test_a_500_after_booking_is_settled_by_looking_and_a_rerun_books_nothing(
     assert first.action == "created" and again.action in ("existing", "unchanged")
     assert httpx.get(sandbox_clean.url + "/_sandbox/tripletex/objects").json() == counts
     assert len(emulator.created(what)) == 1
+
+
+def test_pages_say_where_they_stand_and_get_rows_reads_what_get_all_reads(hook: TripletexHook) -> None:
+    pages = list(hook.get_pages("/customer", page_size=50, sorting="id"))
+
+    assert len(pages) > 1
+    assert [page.offset for page in pages] == [50 * index for index in range(len(pages))]
+    assert [page.last for page in pages] == [False] * (len(pages) - 1) + [True]
+    rows = [row for page in pages for row in page]
+    assert list(hook.get_rows("/customer", page_size=50, sorting="id")) == rows
+    assert list(hook.get_all("/customer", page_size=50, sorting="id")) == rows
