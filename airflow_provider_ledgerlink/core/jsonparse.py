@@ -9,7 +9,11 @@ and gives the same Python values; where it is missing, :func:`json.loads` is use
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 try:
     from msgspec import DecodeError as _DecodeError
@@ -27,3 +31,29 @@ def loads(data: bytes | str) -> Any:
         return _decode(data)
     except _DecodeError as exc:
         raise ValueError(str(exc)) from None
+
+
+def json_answer(
+    vendor: str,
+    response: httpx.Response,
+    operation: str,
+    *,
+    parse: Callable[[bytes], Any] = loads,
+    reference: str | None = None,
+) -> Any:
+    """The parsed body of ``response``; a :class:`VendorError` naming the content type and the start
+    of the body when it is not JSON (a proxy's or a maintenance page, most often)."""
+    from airflow_provider_ledgerlink.core.errors import VendorError
+
+    try:
+        return parse(response.content)
+    except (ValueError, UnicodeDecodeError):
+        snippet = " ".join(response.text[:160].split())
+        raise VendorError(
+            vendor,
+            operation,
+            f"the answer is not JSON (content-type {response.headers.get('content-type', '?')}): {snippet!r}",
+            hint="A proxy or a maintenance page may be in the way; check the host of the connection",
+            status_code=response.status_code,
+            reference=reference,
+        ) from None

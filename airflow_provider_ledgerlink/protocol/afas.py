@@ -44,7 +44,7 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.http import default_error, parse_retry_after
-from airflow_provider_ledgerlink.core.jsonparse import loads
+from airflow_provider_ledgerlink.core.jsonparse import json_answer
 
 # ==================================================================================================
 # Shapes: environments, the query-string limit, filter operators, orderings, datetime modes
@@ -327,17 +327,7 @@ def _key_segments(keys: Mapping[str, Any], object_name: str, operation: str) -> 
 # Answers: JSON and rows, and AFAS's datetimes (Amsterdam wall-clock time with a "Z")
 # ==================================================================================================
 def _json_of(response: httpx.Response, operation: str) -> Any:
-    try:
-        return loads(response.content)
-    except ValueError:
-        snippet = response.text[:120].replace("\n", " ")
-        raise VendorError(
-            VENDOR,
-            operation,
-            f"the answer is not JSON (content-type {response.headers.get('content-type', '?')}): {snippet!r}",
-            hint="A proxy or maintenance page may be in the way; check the base URL",
-            status_code=response.status_code,
-        ) from None
+    return json_answer(VENDOR, response, operation)
 
 
 def _rows_of(response: httpx.Response, operation: str) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from itertools import product
 from typing import Any
 from urllib.parse import quote
@@ -51,6 +52,7 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.http import default_error, parse_retry_after
+from airflow_provider_ledgerlink.core.jsonparse import json_answer
 from airflow_provider_ledgerlink.core.paging import Page as Page  # the list page, re-exported
 
 # ==================================================================================================
@@ -464,17 +466,7 @@ def _json_default(value: Any) -> Any:
 # ==================================================================================================
 def parse_document(response: httpx.Response, operation: str) -> dict[str, Any]:
     """The JSON body with every number that is not an integer as an exact ``Decimal``."""
-    try:
-        body = json.loads(response.content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        snippet = " ".join(response.text[:160].split())
-        raise VendorError(
-            VENDOR,
-            operation,
-            f"the answer is not JSON (content-type {response.headers.get('content-type', '?')}): {snippet!r}",
-            hint="A proxy or a maintenance page may be in the way; check the host of the connection",
-            status_code=response.status_code,
-        ) from None
+    body = json_answer(VENDOR, response, operation, parse=partial(json.loads, parse_float=Decimal))
     if not isinstance(body, dict):
         raise VendorError(VENDOR, operation, "the answer is not a JSON:API document (an object)")
     if body.get("errors") and body.get("data") is None:

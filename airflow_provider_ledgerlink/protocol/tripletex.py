@@ -51,7 +51,7 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.http import default_error
-from airflow_provider_ledgerlink.core.jsonparse import loads
+from airflow_provider_ledgerlink.core.jsonparse import json_answer
 from airflow_provider_ledgerlink.core.paging import Page as Page  # the list page, re-exported
 
 # ==================================================================================================
@@ -307,18 +307,7 @@ def last_change(row: Mapping[str, Any]) -> datetime | None:
 
 
 def _json(response: httpx.Response, operation: str) -> dict[str, Any]:
-    try:
-        body = loads(response.content)
-    except ValueError:
-        snippet = response.text[:120].replace("\n", " ")
-        raise VendorError(
-            VENDOR,
-            operation,
-            f"the answer is not JSON (content-type {response.headers.get('content-type', '?')}): {snippet!r}",
-            hint="A proxy or maintenance page may be in the way; check the base URL",
-            status_code=response.status_code,
-            reference=response.headers.get("x-tlx-request-id"),
-        ) from None
+    body = json_answer(VENDOR, response, operation, reference=response.headers.get("x-tlx-request-id"))
     if not isinstance(body, dict):
         raise VendorError(
             VENDOR, operation, "the answer is not a JSON object", status_code=response.status_code
