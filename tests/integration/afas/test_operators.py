@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_example_dags import without_mask_requests
 
 from airflow_provider_ledgerlink.core import hook as core_hook
 from airflow_provider_ledgerlink.core.errors import (
@@ -617,17 +618,6 @@ def secrets_dag_env(
     dag_id = "afas_secrets_check"
     (folder / f"{dag_id}.py").write_text(SECRETS_DAG.format(dag_id=dag_id))
     return {"folder": folder, "dag_id": dag_id, "home": airflow_db}
-
-
-def without_mask_requests(text: str) -> str:
-    """``text`` without the lines where Airflow 3.0's in-process ``dag.test()`` supervisor echoes
-    its task's requests to mask a value (``Sending request msg=MaskSecret(value=…)``, at DEBUG).
-
-    Those lines are Airflow's own, printed as well for the connection password Airflow masks
-    itself, and only by the test supervisor ``dag.test()`` runs in: a deployment's supervisor logs
-    these messages with the body omitted. Every other line is checked.
-    """
-    return "\n".join(line for line in text.splitlines() if "msg=MaskSecret(" not in line)
 
 
 LOGGERS_AT_DEBUG = (

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from afas.test_operators import without_mask_requests  # Airflow 3.0's dag.test() echoes masked values
+from test_example_dags import without_mask_requests  # Airflow 3.0's dag.test() echoes masked values
 
 from airflow_provider_ledgerlink.sandbox.cloudpos import cloudpos_connection_definition
 
