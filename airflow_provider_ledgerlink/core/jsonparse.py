@@ -57,3 +57,13 @@ def json_answer(
             status_code=response.status_code,
             reference=reference,
         ) from None
+
+
+def error_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of an error answer, or ``{}`` when it has none (an empty or non-JSON body,
+    or JSON that is not an object): error mappers read the vendor's fields from it."""
+    try:
+        parsed = loads(response.content) if response.content else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}

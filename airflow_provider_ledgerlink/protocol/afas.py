@@ -44,7 +44,7 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.http import default_error, parse_retry_after
-from airflow_provider_ledgerlink.core.jsonparse import json_answer
+from airflow_provider_ledgerlink.core.jsonparse import error_body, json_answer
 
 # ==================================================================================================
 # Shapes: environments, the query-string limit, filter operators, orderings, datetime modes
@@ -437,12 +437,7 @@ _RETRYABLE_500 = re.compile(
 def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
     """AFAS's error answers as LedgerLink errors, with the ``profitLogReference`` when sent."""
     status = response.status_code
-    body: dict[str, Any] = {}
-    try:
-        parsed = response.json() if response.content else {}
-        body = parsed if isinstance(parsed, dict) else {}
-    except ValueError:
-        pass
+    body = error_body(response)
     if status == 401:
         return AuthenticationError(
             VENDOR,

@@ -51,7 +51,7 @@ from airflow_provider_ledgerlink.core.errors import (
     VendorError,
 )
 from airflow_provider_ledgerlink.core.http import default_error
-from airflow_provider_ledgerlink.core.jsonparse import json_answer
+from airflow_provider_ledgerlink.core.jsonparse import error_body, json_answer
 from airflow_provider_ledgerlink.core.paging import Page as Page  # the list page, re-exported
 
 # ==================================================================================================
@@ -408,12 +408,7 @@ def map_error(response: httpx.Response, operation: str) -> LedgerLinkError:
     status = response.status_code
     if status == 304:
         return _NotModified(VENDOR, operation, "not modified", status_code=304)
-    body: dict[str, Any] = {}
-    try:
-        parsed = response.json() if response.content else {}
-        body = parsed if isinstance(parsed, dict) else {}
-    except ValueError:
-        pass
+    body = error_body(response)
     reference = body.get("requestId") or response.headers.get("x-tlx-request-id")
     if not body or ("status" not in body and "code" not in body):
         error = default_error(VENDOR, response, operation)
