@@ -41,7 +41,11 @@ from typing import Any
 
 # The machine description and the RSS readings are the AFAS benchmark's (same folder).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from afas_extract import _cpu_seconds, _peak_rss_mb, _reset_peak_rss, _rss_mb, machine_description
+from _harness import cpu_seconds as _cpu_seconds
+from _harness import machine_description
+from _harness import peak_rss_mb as _peak_rss_mb
+from _harness import reset_peak_rss as _reset_peak_rss
+from _harness import rss_mb as _rss_mb
 
 SECTION_TITLE = "Alasco contracts and invoices extract"
 CONN_ID = "alasco_benchmark"
