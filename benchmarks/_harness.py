@@ -382,7 +382,7 @@ class Verdict:
 
 
 def verdict_table(found: Sequence[Verdict]) -> str:
-    lines = ["| target | measured (median, min–max) | target | met |", "|---|---:|---:|:---:|"]
+    lines = ["| figure | measured (median, min–max) | target | met |", "|---|---:|---:|:---:|"]
     for v in found:
         met = "n/a" if v.met is None else ("yes" if v.met else "**no**")
         lines.append(f"| {v.name} | {v.value} | {v.target} | {met} |")
