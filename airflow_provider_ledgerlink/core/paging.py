@@ -34,8 +34,8 @@ class Page(list[dict[str, Any]]):
 
     :ivar offset: position of the page's first row in the read (offset paging: AFAS ``skip``,
         Tripletex ``from``; counted for the others), ``None`` when not known.
-    :ivar total: rows in the whole read when the vendor reports it (Tripletex ``fullResultSize``),
-        else ``None``.
+    :ivar total: rows in the whole read when known exactly, else ``None``. No vendor hook sets it
+        today: Tripletex's ``fullResultSize`` is documented as not exact, so it is not used as one.
     :ivar last: ``True`` when the vendor said no page follows in this chain (a short page, no
         ``next`` link, the end of an export); ``False`` when more may follow.
     :ivar next: the vendor's link to the next page (cursor paging: Alasco ``links.next``), if any.
