@@ -161,13 +161,6 @@ class CashExtractOperator(LedgerLinkExtractOperator):
 # --------------------------------------------------------------------------------------------------
 # The import
 # --------------------------------------------------------------------------------------------------
-def load_rows(source: str) -> list[dict[str, Any]]:
-    """All rows of a landed file or extract folder (one CASH import carries them all at once)."""
-    from airflow_provider_ledgerlink.core.landed import iter_landed_records
-
-    return list(iter_landed_records(source))
-
-
 class CashImportOperator(LedgerLinkWriteOperator):
     """Import records into CASH (``Cash.import``) once, and wait until CASHWin has processed them.
 
