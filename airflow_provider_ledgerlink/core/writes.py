@@ -1,9 +1,10 @@
-"""The one base of every operator that writes a list of records to a vendor.
+"""The one base of every operator that writes to a vendor.
 
-Every multi-record write operator (AFAS UpdateConnector, Alasco payments, contract statuses and
-invoice PDFs, Tripletex orders, customers and vouchers) takes the same arguments, runs the same loop,
-reports the same summary and treats failures by the same policy. A subclass only says how to write
-one record (:meth:`LedgerLinkWriteOperator.write_one`) and how to name it in messages.
+Every write operator (AFAS UpdateConnector, Alasco payments, contract statuses and invoice PDFs,
+Tripletex orders, customers and vouchers, the CloudPOS weborder, the CASH import) takes the same
+arguments, runs the same loop, reports the same summary and treats failures by the same policy. A
+subclass only says how to write one record (:meth:`LedgerLinkWriteOperator.write_one`), or all of
+them as one batch (:meth:`~LedgerLinkWriteOperator.write_batch`), and how to name it in messages.
 
 Arguments (all write operators)
     ``records``: the records (templated): a list, an upstream task's XCom holding one, or a single
@@ -19,6 +20,20 @@ The loop
     The at-most-once guards (:class:`~.once.WriteOnce`) sit in ``write_one`` or in the hook it calls,
     per record, so a rerun, retry or backfill finds what was written before and does not write it again.
 
+The batch form
+    Where the vendor takes all records as one write that it accepts or refuses as a whole (a CASH
+    import), the subclass sets ``writes_in_one_batch = True`` and implements
+    :meth:`~LedgerLinkWriteOperator.write_batch` instead: the base reads every record, calls it once
+    and builds the same summary, one result per record. Every record shares the batch's outcome: all
+    ``failed`` when it is refused, all ``in_doubt`` when the answer was ambiguous (the batch's error
+    on the first result); ``continue_on_error`` changes nothing there.
+
+After the write
+    :meth:`~LedgerLinkWriteOperator.finish` turns the summary into the task's return value: the
+    summary itself, or the summary with the operator's own keys beside it (the CloudPOS
+    ``weborder_id``), or, after waiting for the vendor to process the write (deferring to a trigger
+    where the operator can), the summary with what the vendor reported. The hook is closed after it.
+
 The summary (the task's return value, XCom ``return_value``)::
 
     {"records": n,        # records read
@@ -28,7 +43,8 @@ The summary (the task's return value, XCom ``return_value``)::
      "unchanged": n,      # the vendor already holds these values: nothing to write
      "skipped": n,        # left alone by the operator's own check (e.g. AFAS ``existing_check``)
      "failed": n,         # refused by the vendor or by LedgerLink's checks
-     "in_doubt": n,       # the answer left it open whether it was applied (at most 1: the loop stops)
+     "in_doubt": n,       # the answer left it open whether it was applied (at most 1: the loop
+                          # stops; or every record of a batch)
      "not_attempted": n,  # not written because the loop stopped first
      "results": [{"index", "record", "status", ...}]}
 
@@ -44,7 +60,9 @@ The policy
     * When anything failed, the summary so far is pushed to XCom ``results`` and the task fails:
       with :class:`~.errors.AmbiguousWriteError` naming the vendor, the operation, the record and how
       to check at the vendor when a record is in doubt, else with
-      :class:`~.errors.ValidationError` naming the first refused record.
+      :class:`~.errors.ValidationError` naming the first refused record. A batch fails with the
+      error of the batch itself (it names what the batch holds): an
+      :class:`~.errors.AmbiguousWriteError` when it is in doubt.
 """
 
 from __future__ import annotations
@@ -139,6 +157,8 @@ class LedgerLinkWriteOperator(BaseOperator):
     record_noun: str = "record"
     #: Whether the operator needs ``records`` or ``records_path`` (else it has single-record arguments).
     records_required: bool = True
+    #: Whether the records are written as one batch (:meth:`write_batch`) instead of one by one.
+    writes_in_one_batch: bool = False
 
     def __init__(
         self,
@@ -173,6 +193,19 @@ class LedgerLinkWriteOperator(BaseOperator):
         vendor's ids, never personal data. Raise to refuse the record (see the module docs)."""
         raise NotImplementedError
 
+    def write_batch(self, hook: Any, records: list[Any]) -> Sequence[Mapping[str, Any]]:
+        """Write every record at once, as one write the vendor accepts or refuses as a whole (used
+        instead of :meth:`write_one` when :attr:`writes_in_one_batch` is set). ``records`` are as
+        read, in order: check them here. Return one result per record, in order (``status`` and
+        ids, as :meth:`write_one`); raise to refuse the batch (see the module docs)."""
+        raise NotImplementedError
+
+    def finish(self, context: Context, summary: dict[str, Any]) -> Any:
+        """What the task returns once the records are written: the summary. A subclass may add its
+        own keys beside the summary's, or follow up on what it wrote (wait for the vendor, and
+        defer to a trigger, before the hook is closed)."""
+        return summary
+
     def describe(self, record: Mapping[str, Any], index: int) -> str:
         """A short, non-personal name of a record for messages and results."""
         return f"#{index}"
@@ -205,7 +238,18 @@ class LedgerLinkWriteOperator(BaseOperator):
             )
         yield from records
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> Any:
+        try:
+            if self.writes_in_one_batch:
+                summary = self._write_in_one_batch(context)
+            else:
+                summary = self._write_one_by_one(context)
+            return self.finish(context, summary)
+        finally:
+            self.close_hook()
+
+    def _write_one_by_one(self, context: Context) -> dict[str, Any]:
+        """The loop: every record by :meth:`write_one`, then the policy (see the module docs)."""
         results: list[dict[str, Any]] = []
         refused: tuple[str, str] | None = None
         doubt: tuple[str, AmbiguousWriteError] | None = None
@@ -247,8 +291,6 @@ class LedgerLinkWriteOperator(BaseOperator):
                 results.append({"index": index, "record": label, **result})
         except _ReadFailed as failed:
             self._fail_on_read(context, results, failed.error)
-        finally:
-            self.close_hook()
         summary = xcom_result(summarize(results))  # an error text may quote what a hostile answer echoed
         if doubt is not None or refused is not None:
             self._push(context, summary)
@@ -280,6 +322,45 @@ class LedgerLinkWriteOperator(BaseOperator):
                 ),
             )
         return summary
+
+    def _write_in_one_batch(self, context: Context) -> dict[str, Any]:
+        """Every record by one :meth:`write_batch`: all of them share its outcome."""
+        records: list[Any] = []
+        try:
+            for record in self._read(self.iter_records(), records):
+                records.append(record)
+        except _ReadFailed as failed:
+            raise failed.error from None  # nothing was sent
+        labels = [self._label(record, index) for index, record in enumerate(records)]
+        try:
+            written = list(self.write_batch(self.hook, records))
+        except AmbiguousWriteError as exc:
+            self._fail_batch(context, labels, "in_doubt", exc)
+            raise
+        except RECORD_ERRORS as exc:
+            self._fail_batch(context, labels, "failed", exc)
+            raise
+        if len(written) != len(records):
+            raise TypeError(
+                f"{type(self).__name__}.write_batch returned {len(written)} results for {len(records)} records"
+            )
+        results: list[dict[str, Any]] = []
+        for index, (label, result) in enumerate(zip(labels, written, strict=True)):
+            if result.get("status") not in WRITE_STATUSES:
+                raise TypeError(f"{type(self).__name__}.write_batch returned status {result.get('status')!r}")
+            results.append({"index": index, "record": label, **result})
+        return xcom_result(summarize(results))  # type: ignore[no-any-return]
+
+    def _fail_batch(self, context: Context, labels: list[str], status: str, error: Exception) -> None:
+        """Push the summary of a batch that failed as a whole (its error on the first record)."""
+        message = scrub(_describe_error(error))
+        self.log.error(
+            "The %d %ss, written as one batch: %s: %s", len(labels), self.record_noun, status, message
+        )
+        results = [{"index": index, "record": label, "status": status} for index, label in enumerate(labels)]
+        if results:
+            results[0]["error"] = message
+        self._push(context, xcom_result(summarize(results)))
 
     # -- helpers -----------------------------------------------------------------------------------
     def _read(self, records: Iterator[Any], results: list[dict[str, Any]]) -> Iterator[Any]:

@@ -10,15 +10,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from airflow_provider_ledgerlink.core.compat import BaseOperator, default_deferrable
+from airflow_provider_ledgerlink.core.compat import default_deferrable
 from airflow_provider_ledgerlink.core.errors import ConfigurationError, ValidationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
 from airflow_provider_ledgerlink.core.once import WriteOnce
 from airflow_provider_ledgerlink.core.shared_state import SharedState
-from airflow_provider_ledgerlink.core.writes import empty_summary, renamed_arguments
+from airflow_provider_ledgerlink.core.writes import LedgerLinkWriteOperator, renamed_arguments
 from airflow_provider_ledgerlink.hooks.cash import (
     EXPORT_PAGE_SIZE,
     PENDING,
@@ -161,14 +161,7 @@ class CashExtractOperator(LedgerLinkExtractOperator):
 # --------------------------------------------------------------------------------------------------
 # The import
 # --------------------------------------------------------------------------------------------------
-def load_rows(source: str) -> list[dict[str, Any]]:
-    """All rows of a landed file or extract folder (one CASH import carries them all at once)."""
-    from airflow_provider_ledgerlink.core.landed import iter_landed_records
-
-    return list(iter_landed_records(source))
-
-
-class CashImportOperator(BaseOperator):
+class CashImportOperator(LedgerLinkWriteOperator):
     """Import records into CASH (``Cash.import``) once, and wait until CASHWin has processed them.
 
     The rows are checked before anything is sent (required fields, formats and lengths, journal
@@ -208,25 +201,25 @@ class CashImportOperator(BaseOperator):
         attempt waits for a concurrent attempt's outcome before calling it ambiguous; default 300).
     :param once_state: where the write records live (default: Airflow Variables).
     :param cash_conn_id: the Airflow connection.
-    :return: ``{"transaction_id", "status", "status_name", "record_code", "records", "sha256",
-        "resumed", "documents", "expectation"}`` plus the counts of the write summary (see
-        :mod:`~airflow_provider_ledgerlink.core.writes`): the import is one transaction, so all its
-        ``records`` are ``created`` when sent now, or ``already_done`` when an earlier import is
-        followed (``resumed``); it has no per-record ``results`` (CASH books or rejects the import
-        as a whole). ``status`` is CASH's transaction status; ``expectation`` is what
-        ``CashTransactionSensor`` reads back.
+    :return: the write summary (see :mod:`~airflow_provider_ledgerlink.core.writes`) plus
+        ``{"transaction_id", "status", "status_name", "record_code", "sha256", "resumed",
+        "documents", "expectation"}``. The import is one transaction (the write base's batch form):
+        all its ``records`` are ``created`` when sent now, or ``already_done`` when an earlier import
+        is followed (``resumed``), and each row's result says so. ``status`` is CASH's transaction
+        status; ``expectation`` is what ``CashTransactionSensor`` reads back.
     """
 
     template_fields: Sequence[str] = ("record_code", "records", "records_path", "cash_conn_id")
     template_fields_renderers = {"records": "json"}
-    ui_color = "#fde9d9"
+    vendor = VENDOR
+    record_noun = "row"
+    #: One ``Cash.import`` carries every row: CASH books or rejects them as a whole.
+    writes_in_one_batch = True
 
     def __init__(
         self,
         *,
         record_code: str,
-        records: Any = None,
-        records_path: str | None = None,
         wait_for_completion: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
@@ -238,18 +231,11 @@ class CashImportOperator(BaseOperator):
         source: str | None = None,
         **kwargs: Any,
     ) -> None:
-        given = renamed_arguments(
-            type(self).__name__,
-            {"records": records, "records_path": records_path},
-            {"rows": ("records", rows), "source": ("records_path", source)},
+        kwargs = renamed_arguments(
+            type(self).__name__, kwargs, {"rows": ("records", rows), "source": ("records_path", source)}
         )
         super().__init__(**kwargs)
-        records, records_path = given["records"], given["records_path"]
-        if (records is None) == (records_path is None):
-            raise ValueError("give either records or records_path")
         self.record_code = record_code
-        self.records = records
-        self.records_path = records_path
         self.wait_for_completion = wait_for_completion
         self.poll_interval = float(poll_interval)
         self.wait_timeout = float(timeout)
@@ -258,26 +244,29 @@ class CashImportOperator(BaseOperator):
         #: Where the write records live (default: Airflow Variables). For tests and custom set-ups.
         self.once_state = once_state
         self.cash_conn_id = cash_conn_id
+        self._sent: _SentImport | None = None
 
     @cached_property
     def hook(self) -> CashHook:
         return CashHook(self.cash_conn_id)
 
-    def _rows(self) -> list[Any]:
-        if self.records_path is not None:
-            return load_rows(self.records_path)
-        rows = self.records
-        if isinstance(rows, str):
-            rows = json.loads(rows)
-        if isinstance(rows, Mapping):
-            rows = [rows]
-        if not isinstance(rows, list | tuple):
-            raise ValidationError(
-                VENDOR,
-                f"Cash.import {self.record_code}",
-                f"rows must be a list of records, not {type(rows).__name__}",
-            )
-        return list(rows)
+    @property
+    def operation(self) -> str:
+        return f"Cash.import {self.record_code}"
+
+    def iter_records(self) -> Iterator[Any]:
+        """The rows (see the base); ``records`` may also be their JSON text."""
+        if self.records_path is None and isinstance(self.records, str):
+            rows = json.loads(self.records)
+            if isinstance(rows, Mapping):
+                rows = [rows]
+            if not isinstance(rows, list):
+                raise ValidationError(
+                    VENDOR, self.operation, f"rows must be a list of records, not {type(rows).__name__}"
+                )
+            yield from rows
+            return
+        yield from super().iter_records()
 
     def _write_once(self, payload: ImportPayload) -> WriteOnce:
         s = self.hook.settings
@@ -315,48 +304,48 @@ class CashImportOperator(BaseOperator):
             result["errors"] = transaction.errors[:50]
         return result
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        payload = build_import(self.record_code, self._rows())
+    def write_batch(self, hook: CashHook, records: list[Any]) -> list[dict[str, Any]]:
+        """Check and build the import, and send it once (see the class docs)."""
+        payload = build_import(self.record_code, records)
         operation = f"Cash.import {payload.record_code}"
-        try:
-            if (
-                self.wait_for_completion
-                and payload.expectation is None
-                and self.hook.status_operation is None
-            ):
-                # No way to learn the outcome: refuse before anything is sent.
-                raise self.hook._missing_status_operation(self.hook.operations, following_import=True)
-            once = self._write_once(payload)
-            outcome = once.run(
-                functools.partial(self._send, payload), check_hint=self.hook.check_hint(payload)
+        if self.wait_for_completion and payload.expectation is None and hook.status_operation is None:
+            # No way to learn the outcome: refuse before anything is sent.
+            raise hook._missing_status_operation(hook.operations, following_import=True)
+        once = self._write_once(payload)
+        outcome = once.run(functools.partial(self._send, payload), check_hint=hook.check_hint(payload))
+        result = outcome.result
+        if outcome.sent:
+            self.log.info(
+                "Sent %d record(s) %s to CASH (%s): transaction %s",
+                payload.records,
+                payload.record_code,
+                payload.label,
+                result.get("transaction_id"),
             )
-            result = outcome.result
-            if outcome.sent:
-                self.log.info(
-                    "Sent %d record(s) %s to CASH (%s): transaction %s",
-                    payload.records,
-                    payload.record_code,
-                    payload.label,
-                    result.get("transaction_id"),
-                )
-            else:
-                self._check_same_rows(once, result, payload, operation)
-                self.log.info(
-                    "%s were imported earlier (transaction %s; record %s): not sent again, following "
-                    "that import",
-                    payload.label,
-                    result.get("transaction_id"),
-                    once.record_key,
-                )
-            transaction = CashTransaction(
-                id=str(result.get("transaction_id") or ""),
-                status=_int(result.get("status"), PENDING),
-                errors=list(result.get("errors") or []),
+        else:
+            self._check_same_rows(once, result, payload, operation)
+            self.log.info(
+                "%s were imported earlier (transaction %s; record %s): not sent again, following that import",
+                payload.label,
+                result.get("transaction_id"),
+                once.record_key,
             )
-            context["ti"].xcom_push(key="transaction_id", value=transaction.id)
-            return self._finish_or_wait(context, once, payload, transaction, resumed=not outcome.sent)
-        finally:
-            self.hook.close()
+        transaction = CashTransaction(
+            id=str(result.get("transaction_id") or ""),
+            status=_int(result.get("status"), PENDING),
+            errors=list(result.get("errors") or []),
+        )
+        self._sent = _SentImport(once, payload, transaction, resumed=not outcome.sent)
+        status = "created" if outcome.sent else "already_done"
+        return [{"status": status} for _ in records]
+
+    def finish(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        """Push the transaction id, then wait for CASHWin (here or deferred) unless told not to."""
+        assert self._sent is not None, "finish follows write_batch"
+        once, payload, transaction, resumed = self._sent
+        context["ti"].xcom_push(key="transaction_id", value=transaction.id)
+        summary = self._summary(summary, payload, transaction, resumed)
+        return self._finish_or_wait(context, once, payload, transaction, summary)
 
     def _check_same_rows(
         self, once: WriteOnce, earlier: Mapping[str, Any], payload: ImportPayload, operation: str
@@ -375,18 +364,18 @@ class CashImportOperator(BaseOperator):
             f"this one with {once.reopen_command()}",
         )
 
-    def _summary(self, payload: ImportPayload, transaction: CashTransaction, resumed: bool) -> dict[str, Any]:
+    @staticmethod
+    def _summary(
+        summary: Mapping[str, Any], payload: ImportPayload, transaction: CashTransaction, resumed: bool
+    ) -> dict[str, Any]:
+        """The write summary, with the import's transaction and what it books beside it."""
         expectation = payload.expectation
-        counts = empty_summary()
-        del counts["results"]  # one transaction: CASH reports no outcome per record
-        counts.update(records=payload.records, **{"already_done" if resumed else "created": payload.records})
         return {
-            **counts,
+            **summary,
             "transaction_id": transaction.id,
             "status": transaction.status,
             "status_name": transaction.status_name,
             "record_code": payload.record_code,
-            "records": payload.records,
             "sha256": payload.sha256,
             "resumed": resumed,
             "documents": payload.label,
@@ -399,25 +388,24 @@ class CashImportOperator(BaseOperator):
         once: WriteOnce,
         payload: ImportPayload,
         transaction: CashTransaction,
-        resumed: bool,
+        summary: dict[str, Any],
     ) -> dict[str, Any]:
         operation = f"Cash.import {payload.record_code}"
         with _kept_record_hint(once):
             if transaction.status == PENDING and self.wait_for_completion:
                 if self.deferrable:
-                    self._defer(context, payload, transaction, resumed)
+                    self._defer(context, payload, transaction, summary)
                 transaction = self._poll_here(transaction, payload, operation)
             if transaction.finished and transaction.status != SUCCESS:
                 raise_import_failed(transaction, operation)
-        return self._summary(payload, transaction, resumed)
+        return {**summary, "status": transaction.status, "status_name": transaction.status_name}
 
     def _defer(
-        self, context: Context, payload: ImportPayload, transaction: CashTransaction, resumed: bool
+        self, context: Context, payload: ImportPayload, transaction: CashTransaction, summary: dict[str, Any]
     ) -> None:
         if self.hook.status_operation is None and payload.expectation is None:
             raise self.hook._missing_status_operation(self.hook.operations, following_import=True)
         started = time.time()
-        summary = self._summary(payload, transaction, resumed)
         self.defer(
             trigger=CashTransactionTrigger(
                 transaction_id=transaction.id,
@@ -471,7 +459,7 @@ class CashImportOperator(BaseOperator):
             transaction = transaction_from_event(event, operation)
         except (CashImportFailedError, CashTransactionTimeoutError) as exc:
             try:
-                once = self._write_once(build_import(self.record_code, self._rows()))
+                once = self._write_once(build_import(self.record_code, list(self.iter_records())))
             except Exception:  # the rows are gone: the error without the record's name
                 raise exc from None
             with _kept_record_hint(once):
@@ -479,6 +467,15 @@ class CashImportOperator(BaseOperator):
         summary.update(status=transaction.status, status_name=transaction.status_name)
         self.log.info("CASH processed import %s (%s)", transaction.id, summary.get("documents"))
         return summary
+
+
+class _SentImport(NamedTuple):
+    """What ``write_batch`` sent (or found sent before), for ``finish`` to follow."""
+
+    once: WriteOnce
+    payload: ImportPayload
+    transaction: CashTransaction
+    resumed: bool
 
 
 @contextmanager

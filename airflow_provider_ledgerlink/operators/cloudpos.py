@@ -13,13 +13,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError
-from airflow_provider_ledgerlink.core.compat import BaseOperator
-from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ConfigurationError, LedgerLinkError
+from airflow_provider_ledgerlink.core.errors import ConfigurationError
 from airflow_provider_ledgerlink.core.extract import LedgerLinkExtractOperator, Window
 from airflow_provider_ledgerlink.core.hook import xcom_result
 from airflow_provider_ledgerlink.core.once import WriteOnce
-from airflow_provider_ledgerlink.core.redaction import scrub
-from airflow_provider_ledgerlink.core.writes import summarize
+from airflow_provider_ledgerlink.core.writes import LedgerLinkWriteOperator
 from airflow_provider_ledgerlink.hooks.cloudpos import (
     DEFAULT_MAX_ROWS_PER_CALL,
     VENDOR,
@@ -181,7 +179,7 @@ def _modified_within(row: Mapping[str, Any], window: Window) -> bool:
     return window.start <= changed < window.end
 
 
-class CloudPosCreateWeborderOperator(BaseOperator):
+class CloudPosCreateWeborderOperator(LedgerLinkWriteOperator):
     """Create a weborder with CloudPOS's V2 ``weborder.insert`` (headers ``Licensename``/``Token``).
 
     Based on how a public client uses V2; CloudPOS's own V2 documentation was not available. The body
@@ -196,6 +194,10 @@ class CloudPosCreateWeborderOperator(BaseOperator):
     raises :class:`~airflow_provider_ledgerlink.core.errors.AmbiguousWriteError`, which says how to
     check in the POS and how to record the answer; the "sending" mark is never removed for it.
 
+    It is the write base (:class:`~airflow_provider_ledgerlink.core.writes.LedgerLinkWriteOperator`)
+    with one record, given by its own arguments: one weborder per task, as its ``reference`` is
+    one (``records`` and ``records_path`` are not taken).
+
     :param weborder: the ``weborder.insert`` body (templated; a dict or its JSON).
     :param reference: what makes this weborder unique (templated).
     :param cloudpos_conn_id: the Airflow connection.
@@ -206,7 +208,9 @@ class CloudPosCreateWeborderOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("weborder", "reference", "cloudpos_conn_id")
     template_fields_renderers = {"weborder": "json"}
-    ui_color = "#fde9d9"
+    vendor = VENDOR
+    record_noun = "weborder"
+    records_required = False
     #: How long an attempt waits for another one sending the same weborder before it calls the
     #: outcome ambiguous: longer than one V2 request can take.
     sending_wait = 180.0
@@ -219,6 +223,12 @@ class CloudPosCreateWeborderOperator(BaseOperator):
         cloudpos_conn_id: str = CloudPosHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
+        for name in ("records", "records_path"):
+            if kwargs.get(name) is not None:
+                raise ValueError(
+                    f"{type(self).__name__} creates one weborder: give weborder (and its reference), "
+                    f"not {name}; map the task over the weborders to create several"
+                )
         super().__init__(**kwargs)
         self.weborder = weborder
         self.reference = reference
@@ -227,6 +237,10 @@ class CloudPosCreateWeborderOperator(BaseOperator):
     @cached_property
     def hook(self) -> CloudPosHook:
         return CloudPosHook(self.cloudpos_conn_id)
+
+    @property
+    def operation(self) -> str:
+        return "V2 weborder.insert"
 
     def write_once(self) -> WriteOnce:
         """The record that keeps this weborder from being created twice (keyed by ``reference``)."""
@@ -243,30 +257,32 @@ class CloudPosCreateWeborderOperator(BaseOperator):
         """The Airflow Variable that records this weborder's write."""
         return self.write_once().record_key
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        body = validate_weborder(self.weborder)
-        hook = self.hook
-        result: dict[str, Any] = {"index": 0, "record": f"weborder {self.reference}"}
-        try:
-            outcome = self.write_once().run(
-                lambda: {"weborder_id": hook.create_weborder(body)},
-                check_hint=f"Look in the CloudPOS back office (Weborders) for the weborder of {self.reference!r}",
-            )
-        except LedgerLinkError as exc:
-            # The summary of the one record, as every write operator pushes it on failure.
-            status = "in_doubt" if isinstance(exc, AmbiguousWriteError) else "failed"
-            failed = summarize([{**result, "status": status, "error": scrub(str(exc))}])
-            task_instance = context.get("ti")
-            if task_instance is not None:
-                task_instance.xcom_push(key="results", value=xcom_result(failed))
-            raise
-        finally:
-            _close_quietly(hook, self.log)
+    def single_record(self) -> Mapping[str, Any]:
+        """The weborder, checked before anything is sent (a bad one fails the task before sending)."""
+        return validate_weborder(self.weborder)
+
+    def describe(self, record: Mapping[str, Any], index: int) -> str:
+        return f"weborder {self.reference}"
+
+    def write_one(self, hook: CloudPosHook, record: Mapping[str, Any], index: int) -> dict[str, Any]:
+        body = validate_weborder(record)
+        outcome = self.write_once().run(
+            lambda: {"weborder_id": hook.create_weborder(body)},
+            check_hint=f"Look in the CloudPOS back office (Weborders) for the weborder of {self.reference!r}",
+        )
         weborder_id = str(outcome.result.get("weborder_id") or "")
         if outcome.sent:
             self.log.info("Created CloudPOS weborder %s for %s", weborder_id, self.reference)
         else:
             self.log.info("Weborder %s (%s) was created earlier: not sent again", weborder_id, self.reference)
-        status = "created" if outcome.sent else "already_done"
-        summary = summarize([{**result, "status": status, "weborder_id": weborder_id}])
-        return xcom_result({**summary, "weborder_id": weborder_id, "reference": self.reference})
+        return {"status": "created" if outcome.sent else "already_done", "weborder_id": weborder_id}
+
+    def finish(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary, with the weborder's id and reference at the top for the tasks that follow."""
+        [result] = summary["results"]
+        return xcom_result({**summary, "weborder_id": result["weborder_id"], "reference": self.reference})
+
+    def close_hook(self) -> None:
+        """Close the hook (which gives back the unused budget) and log the budget left."""
+        if "hook" in self.__dict__:
+            _close_quietly(self.hook, self.log)

@@ -27,6 +27,7 @@ from airflow_provider_ledgerlink.core.errors import (
 )
 from airflow_provider_ledgerlink.core.shared_state import MemoryState
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
+from airflow_provider_ledgerlink.core.writes import SUMMARY_KEYS, LedgerLinkWriteOperator
 from airflow_provider_ledgerlink.hooks.cash import (
     CASHWIN_DIAGNOSIS,
     CashHook,
@@ -448,6 +449,26 @@ def test_rows_are_read_from_a_landed_json_lines_file(
 
     assert summary["records"] == 2 and sandbox_clean.cash.import_calls == 1
     assert (summary["created"], summary["already_done"], summary["failed"]) == (2, 0, 0)
+
+
+def test_the_import_is_the_write_bases_batch_form_and_returns_its_summary(
+    cash_connection: str, sandbox_clean: Any, once_state: MemoryState
+) -> None:
+    operator = import_operator(once_state, deferrable=False)
+    summary = operator.execute(context())
+
+    assert isinstance(operator, LedgerLinkWriteOperator) and operator.writes_in_one_batch
+    assert tuple(summary)[: len(SUMMARY_KEYS)] == SUMMARY_KEYS  # the keys every write operator returns
+    assert [r["status"] for r in summary["results"]] == ["created", "created"]  # one transaction
+    assert summary["status_name"] == "success" and summary["transaction_id"]
+
+    ctx = context()  # refused as a whole: every row failed, the summary pushed, CASH's error raised
+    with pytest.raises(ValidationError, match="does not balance"):
+        import_operator(once_state, records=journal_entry(2)[:1]).execute(ctx)
+    pushed = ctx["ti"].xcom["results"]
+    assert (pushed["records"], pushed["failed"]) == (1, 1) and "does not balance" in pushed["results"][0][
+        "error"
+    ]
 
 
 def test_the_old_names_rows_and_source_still_work_and_name_the_new_ones(tmp_path: Path) -> None:

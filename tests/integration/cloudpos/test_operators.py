@@ -25,7 +25,7 @@ from airflow_provider_ledgerlink.core.budget import BudgetExhaustedError
 from airflow_provider_ledgerlink.core.compat import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ValidationError, VendorError
 from airflow_provider_ledgerlink.core.sinks import read_manifest, read_rows
-from airflow_provider_ledgerlink.core.writes import SUMMARY_KEYS
+from airflow_provider_ledgerlink.core.writes import SUMMARY_KEYS, LedgerLinkWriteOperator
 from airflow_provider_ledgerlink.hooks.cloudpos import (
     BRUSSELS,
     CloudPosHook,
@@ -278,6 +278,25 @@ def test_a_weborder_cloudpos_refused_can_be_corrected_and_sent_again(connection,
         create(reference, {"weborderdetail": [{"productid": 5, "quantity": 1}]}).execute({})
 
     assert create(reference).execute({})["created"]
+
+
+def test_the_weborder_operator_is_the_write_base_and_returns_its_summary(connection, sandbox_clean):
+    operator = create()
+    ti = mock.MagicMock()
+
+    summary = operator.execute({"ti": ti})
+
+    assert isinstance(operator, LedgerLinkWriteOperator)
+    assert tuple(summary)[: len(SUMMARY_KEYS)] == SUMMARY_KEYS  # the keys every write operator returns
+    assert (summary["records"], summary["created"]) == (1, 1)
+    assert summary["reference"] == operator.reference
+    assert (
+        summary["weborder_id"]
+        == summary["results"][0]["weborder_id"]
+        == str(created_weborders(sandbox_clean)[0])
+    )
+    with pytest.raises(ValueError, match="creates one weborder: give weborder"):
+        CloudPosCreateWeborderOperator(task_id="create", weborder=ORDER, records=[ORDER, ORDER])
 
 
 def test_the_weborder_template_fields():

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ledgerlink.core.compat import AirflowProviderDeprecationWarning
+from airflow_provider_ledgerlink.core.compat import AirflowProviderDeprecationWarning, TaskDeferred
 from airflow_provider_ledgerlink.core.errors import AmbiguousWriteError, ValidationError, VendorError
 from airflow_provider_ledgerlink.core.redaction import register_secret
 from airflow_provider_ledgerlink.core.writes import (
@@ -254,3 +254,113 @@ def test_the_new_name_alone_warns_nothing_and_both_names_are_refused():
 
 def test_records_and_records_path_are_templated():
     assert {"records", "records_path"} <= set(FakeWriteOperator.template_fields)
+
+
+# --------------------------------------------------------------------------------------------------
+# The batch form: every record in one write the vendor accepts or refuses as a whole
+# --------------------------------------------------------------------------------------------------
+class FakeBatchHook(FakeHook):
+    def __init__(self, answer: Any) -> None:
+        super().__init__({})
+        self.answer = answer
+        self.batches: list[list[str]] = []
+
+    def write_all(self, keys: list[str]) -> str:
+        self.batches.append(keys)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+class FakeBatchOperator(FakeWriteOperator):
+    """Writes every thing in one batch, then reports the batch's id beside the summary, or defers."""
+
+    writes_in_one_batch = True
+
+    def __init__(self, *, answer: Any = "created", defer: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.answer = answer
+        self.defers = defer
+
+    @cached_property
+    def hook(self) -> FakeBatchHook:
+        return FakeBatchHook(self.answer)
+
+    def write_one(self, hook: Any, record: Mapping[str, Any], index: int) -> dict[str, Any]:
+        raise AssertionError("a batch operator writes no record on its own")
+
+    def write_batch(self, hook: FakeBatchHook, records: list[Any]) -> list[dict[str, Any]]:
+        if any(not isinstance(r, Mapping) or not r.get("key") for r in records):
+            raise ValidationError("Fake", "POST /batch", "every thing needs a key; nothing was sent")
+        status = hook.write_all([str(r["key"]) for r in records])
+        return [{"status": status} for _ in records]
+
+    def finish(self, context: Any, summary: dict[str, Any]) -> dict[str, Any]:
+        assert not self.hook.closed, "finish runs before the hook is closed"
+        if self.defers:
+            raise TaskDeferred(trigger=object(), method_name="execute_complete", kwargs={"summary": summary})
+        return {**summary, "batch_id": "B1"}
+
+
+def test_a_batch_is_written_once_and_summarised_per_record_with_the_operators_own_keys():
+    operator = FakeBatchOperator(task_id="w", records=things("a", "b", "c"))
+    summary = operator.execute({"ti": TaskInstance()})
+    assert operator.hook.batches == [["a", "b", "c"]] and operator.hook.sent == []
+    assert operator.hook.closed
+    assert tuple(summary) == (*SUMMARY_KEYS, "batch_id")
+    assert (summary["records"], summary["created"], summary["batch_id"]) == (3, 3, "B1")
+    assert summary["results"][2] == {"index": 2, "record": "key c", "status": "created"}
+    again = FakeBatchOperator(task_id="w", records=things("a", "b", "c"), answer="already_done").execute({})
+    assert (again["created"], again["already_done"]) == (0, 3)
+
+
+def test_a_refused_batch_fails_every_record_with_its_own_error_and_pushes_the_summary():
+    ti = TaskInstance()
+    operator = FakeBatchOperator(task_id="w", records=[{"key": "a"}, {"key": ""}], continue_on_error=True)
+    with pytest.raises(ValidationError, match="every thing needs a key; nothing was sent"):
+        operator.execute({"ti": ti})
+    assert operator.hook.batches == [] and operator.hook.closed
+    summary = ti.pushed["results"]
+    assert (summary["records"], summary["failed"], summary["created"]) == (2, 2, 0)
+    assert "every thing needs a key" in summary["results"][0]["error"]
+    assert "error" not in summary["results"][1]  # the batch's error once, not per record
+
+
+def test_an_ambiguous_answer_to_a_batch_puts_every_record_in_doubt():
+    ti = TaskInstance()
+    operator = FakeBatchOperator(task_id="w", records=things("a", "b"), answer=ambiguous())
+    with pytest.raises(AmbiguousWriteError, match="Look for it in Fake's list"):
+        operator.execute({"ti": ti})
+    assert operator.hook.batches == [["a", "b"]]
+    summary = ti.pushed["results"]
+    assert (summary["in_doubt"], summary["not_attempted"]) == (2, 0)
+    assert [r["status"] for r in summary["results"]] == ["in_doubt", "in_doubt"]
+
+
+def test_a_batch_is_not_sent_when_its_records_path_cannot_be_read_in_full(tmp_path: Path):
+    path = tmp_path / "things.jsonl"
+    path.write_text(json.dumps({"key": "a"}) + "\n{not json\n", encoding="utf-8")
+    ti = TaskInstance()
+    operator = FakeBatchOperator(task_id="w", records_path=str(path))
+    with pytest.raises(ValidationError, match=r"could not read the things after 1: .*line 2 is not JSON"):
+        operator.execute({"ti": ti})
+    assert operator.hook.batches == [] and ti.pushed == {} and operator.hook.closed
+
+
+def test_a_batch_operator_may_defer_after_writing_and_the_hook_is_closed():
+    operator = FakeBatchOperator(task_id="w", things=things("a"), defer=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({})
+    assert deferred.value.kwargs["summary"]["created"] == 1
+    assert operator.hook.batches == [["a"]] and operator.hook.closed
+
+
+def test_a_batch_must_answer_for_every_record_with_a_known_status():
+    class Short(FakeBatchOperator):
+        def write_batch(self, hook: FakeBatchHook, records: list[Any]) -> list[dict[str, Any]]:
+            return [{"status": "created"}]
+
+    with pytest.raises(TypeError, match="returned 1 results for 2 records"):
+        Short(task_id="w", records=things("a", "b")).execute({})
+    with pytest.raises(TypeError, match="returned status 'sent'"):
+        FakeBatchOperator(task_id="w", records=things("a"), answer="sent").execute({})
