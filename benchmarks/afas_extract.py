@@ -1,11 +1,11 @@
-"""Extracting one AFAS GetConnector four ways, against the sandbox, for time and memory.
+"""Extracting one AFAS GetConnector five ways, against the sandbox, for time, CPU and memory.
 
-    .venv/bin/python benchmarks/afas_extract.py --rows 200000 1000000 --latency-ms 20 \\
+    .venv/bin/python benchmarks/afas_extract.py --rows 200000 1000000 --latency-ms 20 --repeat 5 \\
         --out docs/benchmarks.md
 
-The sandbox runs in a process of its own, so its CPU and memory are not counted. Every approach
-reads ``Profit_Transactions`` as a full load with the same page size and ordering, in a fresh
-subprocess of its own, so each one's memory is measured alone:
+The sandbox runs in a process of its own, so its CPU and memory are not counted as the client's
+(they are reported beside it). Every approach reads ``Profit_Transactions`` as a full load with the
+same page size and ordering, in a fresh subprocess of its own, so each one's memory is its own:
 
 ``ledgerlink``
     ``AfasExtractOperator.execute()``: pages requested 5 at a time, datetimes converted, rows
@@ -15,36 +15,36 @@ subprocess of its own, so each one's memory is measured alone:
 ``http_operator``
     Airflow's ``HttpOperator`` with a ``pagination_function`` that returns the next ``skip``; its
     result is the list of page bodies it keeps in memory until the end (what it pushes to XCom).
+``cpu_fair_ceiling``
+    The least program doing the same job at the same concurrency: the pages fetched 5 at a time with
+    httpx, parsed, and written in order as gzip JSON Lines (msgspec, gzip level 1), nothing else.
+    LedgerLink's overhead is the gap to this one.
 ``raw_ceiling``
     The same pages fetched 5 at a time with httpx and thrown away unparsed: the most any client
     can get out of this server at this concurrency.
 
-Every child imports what a task process has loaded (Airflow's supervisor, which forks it, and the
-task runner) before its baseline, so the peak RSS figures are comparable. Each approach's time
-includes creating its HTTP client. Peak RSS is the kernel's high-water mark (``VmHWM``), reset after
-the imports; growth is that peak minus the RSS just before the extract started.
+The runs are interleaved: round ``r`` runs every approach once, the order rotated by one each
+round, so a slow minute of the machine falls on every approach alike; ratios are taken between runs
+of the same round. The machine's speed is timed with a fixed workload at the start and at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
-import re
 import shlex
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as harness
 
 CONNECTOR = "Profit_Transactions"
 ORDER_BY = "UnitId,EntryNo,SeqNo"
@@ -57,72 +57,20 @@ APPROACHES: dict[str, str] = {
     "ledgerlink": "LedgerLink AfasExtractOperator",
     "sequential": "sequential skip/take loop",
     "http_operator": "HttpOperator + pagination_function",
+    "cpu_fair_ceiling": "CPU-fair ceiling (fetch, parse, write)",
     "raw_ceiling": "raw ceiling (fetch, discard)",
 }
 
-#: What the figures are judged against.
-TARGET_VS_SEQUENTIAL = 3.0
-TARGET_VS_CEILING = 0.80
-TARGET_MEMORY_MB = 50.0
+#: The targets the figures are judged against.
+TARGET_CPU_PER_MILLION = 7.0  # client CPU seconds per 1,000,000 rows
+TARGET_VS_CPU_FAIR = 0.90  # share of the CPU-fair ceiling's speed
+TARGET_VS_SEQUENTIAL = 3.0  # at 20 ms latency
+TARGET_LATENCY_MS = 20
+TARGET_MEMORY_MB = 50.0  # peak RSS at the largest size minus at the smallest
 
 
 # ------------------------------------------------------------------------------------------------
-# Memory and CPU of the running process
-# ------------------------------------------------------------------------------------------------
-def _status_kb(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as handle:
-            match = re.search(rf"^{field}:\s+(\d+) kB", handle.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's RSS high-water mark (Linux 4.0+); ``False`` where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _rss_mb() -> float:
-    kb = _status_kb("VmRSS")
-    if kb is None:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    return kb / 1024
-
-
-def _peak_rss_mb() -> float:
-    kb = _status_kb("VmHWM")
-    if kb is None:
-        import resource
-
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
-    return kb / 1024
-
-
-def _cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of another process (the sandbox), from ``/proc/<pid>/stat``."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# ------------------------------------------------------------------------------------------------
-# The four approaches (each runs in a child process)
+# The approaches (each runs in a child process)
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class Job:
@@ -130,10 +78,6 @@ class Job:
     rows: int
     page_size: int
     in_flight: int
-
-
-#: Runs one extract; returns the row count, or a function that counts them after the measurement.
-Runner = Callable[[], "int | Callable[[], int]"]
 
 
 def _afas_header() -> str:
@@ -148,7 +92,23 @@ def _count_rows_in_body(body: bytes) -> int:
     return body.count(b'{"UnitId":')
 
 
-def prepare_ledgerlink(job: Job, workdir: Path) -> Runner:
+def _page_offsets(job: Job) -> range:
+    """The pages any paging client needs: every full page and the first short (here empty) one."""
+    return range(0, (job.rows // job.page_size + 1) * job.page_size, job.page_size)
+
+
+def _parallel_client(job: Job) -> Any:
+    import httpx
+
+    return httpx.Client(
+        base_url=job.url + AFAS_PATH,
+        headers={"Authorization": _afas_header(), "Accept": "application/json"},
+        limits=httpx.Limits(max_connections=job.in_flight, max_keepalive_connections=job.in_flight),
+        timeout=60,
+    )
+
+
+def prepare_ledgerlink(job: Job, workdir: Path) -> harness.Runner:
     from airflow_provider_ledgerlink.operators.afas import AfasExtractOperator
 
     operator = AfasExtractOperator(
@@ -161,19 +121,19 @@ def prepare_ledgerlink(job: Job, workdir: Path) -> Runner:
         afas_conn_id=LEDGERLINK_CONN_ID,
     )
 
-    def run() -> int:
+    def run() -> dict[str, Any]:
         summary = operator.execute({})  # type: ignore[arg-type]
-        return int(summary["rows"])
+        return {"rows": int(summary["rows"])}
 
     return run
 
 
-def prepare_sequential(job: Job, workdir: Path) -> Runner:
+def prepare_sequential(job: Job, workdir: Path) -> harness.Runner:
     import httpx
 
     header = _afas_header()
 
-    def run() -> int:
+    def run() -> dict[str, Any]:
         client = httpx.Client(
             base_url=job.url + AFAS_PATH,
             headers={"Authorization": header, "Accept": "application/json"},
@@ -193,12 +153,12 @@ def prepare_sequential(job: Job, workdir: Path) -> Runner:
                 break
             skip += job.page_size
         client.close()
-        return len(rows)
+        return {"rows": len(rows)}
 
     return run
 
 
-def prepare_http_operator(job: Job, workdir: Path) -> Runner:
+def prepare_http_operator(job: Job, workdir: Path) -> harness.Runner:
     from airflow.providers.http.operators.http import HttpOperator
 
     take = job.page_size
@@ -219,30 +179,55 @@ def prepare_http_operator(job: Job, workdir: Path) -> Runner:
         extra_options={"timeout": 60},
     )
 
-    def run() -> Callable[[], int]:
+    def run() -> Callable[[], dict[str, Any]]:
         bodies: list[str] = operator.execute({})  # type: ignore[arg-type]
         # Counted after the measurement, so counting costs the operator nothing.
-        return lambda: sum(_count_rows_in_body(body.encode()) for body in bodies)
+        return lambda: {"rows": sum(_count_rows_in_body(body.encode()) for body in bodies)}
 
     return run
 
 
-def prepare_raw_ceiling(job: Job, workdir: Path) -> Runner:
+def prepare_cpu_fair_ceiling(job: Job, workdir: Path) -> harness.Runner:
+    import gzip
     from concurrent.futures import ThreadPoolExecutor
 
-    import httpx
+    import msgspec
 
-    # The pages any paging client needs: every full page and the first short (here empty) one.
-    offsets = range(0, (job.rows // job.page_size + 1) * job.page_size, job.page_size)
-    header = _afas_header()
+    decoder = msgspec.json.Decoder()
+    encoder = msgspec.json.Encoder()
+    target = workdir / "ceiling.jsonl.gz"
 
-    def run() -> int:
-        client = httpx.Client(
-            base_url=job.url + AFAS_PATH,
-            headers={"Authorization": header, "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=job.in_flight, max_keepalive_connections=job.in_flight),
-            timeout=60,
-        )
+    def run() -> dict[str, Any]:
+        client = _parallel_client(job)
+
+        def fetch(skip: int) -> list[Any]:
+            response = client.get(
+                f"/connectors/{CONNECTOR}",
+                params={"skip": skip, "take": job.page_size, "orderbyfieldids": ORDER_BY},
+            )
+            response.raise_for_status()
+            return decoder.decode(response.content)["rows"]  # type: ignore[no-any-return]
+
+        total = 0
+        with (
+            ThreadPoolExecutor(max_workers=job.in_flight) as pool,
+            gzip.open(target, "wb", compresslevel=harness.CEILING_GZIP_LEVEL) as out,
+        ):
+            for rows in pool.map(fetch, _page_offsets(job)):  # in page order, in_flight ahead
+                if rows:
+                    out.write(encoder.encode_lines(rows))
+                total += len(rows)
+        client.close()
+        return {"rows": total}
+
+    return run
+
+
+def prepare_raw_ceiling(job: Job, workdir: Path) -> harness.Runner:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run() -> dict[str, Any]:
+        client = _parallel_client(job)
 
         def fetch(skip: int) -> int:
             response = client.get(
@@ -253,126 +238,44 @@ def prepare_raw_ceiling(job: Job, workdir: Path) -> Runner:
             return _count_rows_in_body(response.content)
 
         with ThreadPoolExecutor(max_workers=job.in_flight) as pool:
-            total = sum(pool.map(fetch, offsets))
+            total = sum(pool.map(fetch, _page_offsets(job)))
         client.close()
-        return total
+        return {"rows": total}
 
     return run
 
 
-PREPARE: dict[str, Callable[[Job, Path], Runner]] = {
+PREPARE: dict[str, Callable[[Job, Path], harness.Runner]] = {
     "ledgerlink": prepare_ledgerlink,
     "sequential": prepare_sequential,
     "http_operator": prepare_http_operator,
+    "cpu_fair_ceiling": prepare_cpu_fair_ceiling,
     "raw_ceiling": prepare_raw_ceiling,
 }
 
 
 def run_child(approach: str, job: Job, result_file: Path) -> None:
     """Run one approach in this (fresh) process and write its figures to ``result_file``."""
-    import gc
-
-    # Every approach runs as a task would: with what a task process has loaded. It is forked from
-    # Airflow's supervisor and runs the task runner.
-    import airflow.sdk.execution_time.supervisor
-    import airflow.sdk.execution_time.task_runner  # noqa: F401
-
+    harness.import_task_runtime()
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
-        run = PREPARE[approach](job, Path(tmp))
-        gc.collect()
-        baseline = _rss_mb()
-        exact_peak = _reset_peak_rss()
-        cpu_before = _cpu_seconds()
-        started = time.perf_counter()
-        rows = run()
-        seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu_before
-        peak = _peak_rss_mb()
-        if callable(rows):
-            rows = rows()
-    result = {
-        "approach": approach,
-        "rows": rows,
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "baseline_mb": baseline,
-        "peak_mb": peak,
-        "growth_mb": peak - baseline,
-        "exact_peak": exact_peak,
-    }
-    result_file.write_text(json.dumps(result))
+        result = harness.measure_here(PREPARE[approach](job, Path(tmp)))
+    harness.write_result(result_file, {"approach": approach, **result})
 
 
 # ------------------------------------------------------------------------------------------------
-# The sandbox process
+# The sandbox and the child environment
 # ------------------------------------------------------------------------------------------------
-class SandboxProcess:
-    """``python -m airflow_provider_ledgerlink.sandbox`` in a process of its own."""
+def warm_up(url: str, page_size: int) -> None:
+    """A few requests, so no approach pays for the server's first calls."""
+    import httpx
 
-    def __init__(self, rows: int, latency_ms: int, workdir: Path) -> None:
-        self.rows = rows
-        self.latency_ms = latency_ms
-        self.ready_file = workdir / f"sandbox-{rows}.url"
-        self.log_file = workdir / f"sandbox-{rows}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def __enter__(self) -> SandboxProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "airflow_provider_ledgerlink.sandbox",
-            "--port",
-            "0",
-            "--ready-file",
-            str(self.ready_file),
-            "--latency-ms",
-            str(self.latency_ms),
-            "--afas-rows",
-            f"{CONNECTOR}={self.rows}",
-        ]
-        with open(self.log_file, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not self.ready_file.exists():
-            if self.process.poll() is not None:
-                raise SystemExit(f"the sandbox exited early:\n{self.log_file.read_text()}")
-            if time.monotonic() > deadline:
-                self._stop()
-                raise SystemExit("the sandbox did not start within 120 s")
-            time.sleep(0.05)
-        self.url = self.ready_file.read_text().strip()
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def warm_up(self, page_size: int) -> None:
-        """A few requests, so no approach pays for the server's first calls."""
-        import httpx
-
-        headers = {"Authorization": _afas_header()}
-        with httpx.Client(base_url=self.url + AFAS_PATH, headers=headers, timeout=60) as client:
-            for skip in range(0, 5 * page_size, page_size):
-                client.get(
-                    f"/connectors/{CONNECTOR}",
-                    params={"skip": skip, "take": page_size, "orderbyfieldids": ORDER_BY},
-                ).raise_for_status()
-
-    def _stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop()
+    headers = {"Authorization": _afas_header()}
+    with httpx.Client(base_url=url + AFAS_PATH, headers=headers, timeout=60) as client:
+        for skip in range(0, 5 * page_size, page_size):
+            client.get(
+                f"/connectors/{CONNECTOR}",
+                params={"skip": skip, "take": page_size, "orderbyfieldids": ORDER_BY},
+            ).raise_for_status()
 
 
 def child_environment(url: str, airflow_home: Path) -> dict[str, str]:
@@ -391,10 +294,7 @@ def child_environment(url: str, airflow_home: Path) -> dict[str, str]:
         "port": address.port,
         "schema": address.scheme,
         # HttpHook sends every extra key as a request header.
-        "extra": {
-            "Authorization": _afas_header(),
-            "Accept": "application/json",
-        },
+        "extra": {"Authorization": _afas_header(), "Accept": "application/json"},
     }
     env = dict(os.environ)
     env.update(
@@ -408,159 +308,108 @@ def child_environment(url: str, airflow_home: Path) -> dict[str, str]:
     return env
 
 
+def child_command(approach: str, job: Job, result_file: Path) -> list[str]:
+    return [
+        sys.executable, str(Path(__file__).resolve()), "--child", approach, "--url", job.url,
+        "--rows", str(job.rows), "--page-size", str(job.page_size), "--in-flight", str(job.in_flight),
+        "--result-file", str(result_file),
+    ]  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------
-# Running, checking and reporting
+# Summaries, targets and the report
 # ------------------------------------------------------------------------------------------------
 @dataclass
-class Measurement:
+class Summary:
+    """One approach at one size, over its runs."""
+
     approach: str
     rows: int
-    seconds: float
-    cpu_seconds: float
-    sandbox_cpu_seconds: float
-    baseline_mb: float
-    peak_mb: float
-    growth_mb: float
+    runs: int
+    seconds: harness.Spread
+    cpu: harness.Spread
+    cpu_per_million: harness.Spread
+    sandbox_cpu: harness.Spread
+    peak_mb: harness.Spread
+    growth_mb: harness.Spread
+    vs_sequential: harness.Spread
+    vs_cpu_fair: harness.Spread
+    vs_raw: harness.Spread
 
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+def _speed_vs(runs: list[dict[str, Any]], approach: str, other: str) -> harness.Spread:
+    """How fast ``approach`` was against ``other``, run by run in the same round: other's seconds /
+    this one's (2.0: twice as fast)."""
+    if approach == other:
+        return harness.Spread.of([])
+    return harness.paired_ratios(runs, other, approach, key=lambda r: r["seconds"])
 
 
-def measure(
-    approach: str, job: Job, sandbox: SandboxProcess, env: dict[str, str], workdir: Path, repeat: int
-) -> Measurement:
-    runs: list[dict[str, Any]] = []
-    for attempt in range(repeat):
-        result_file = workdir / f"{approach}-{job.rows}-{attempt}.json"
-        command = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            approach,
-            "--url",
-            job.url,
-            "--rows",
-            str(job.rows),
-            "--page-size",
-            str(job.page_size),
-            "--in-flight",
-            str(job.in_flight),
-            "--result-file",
-            str(result_file),
-        ]
-        sandbox_cpu = _process_cpu_seconds(sandbox.pid)
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        sandbox_cpu = _process_cpu_seconds(sandbox.pid) - sandbox_cpu
-        if done.returncode != 0 or not result_file.exists():
-            sys.stderr.write(done.stdout[-4000:] + done.stderr[-8000:])
-            raise SystemExit(f"{approach} at {job.rows:,} rows failed (exit code {done.returncode})")
-        result = json.loads(result_file.read_text())
-        result["sandbox_cpu_seconds"] = sandbox_cpu
-        if not result["exact_peak"]:
-            print(f"  note: {approach}: peak RSS is the process's lifetime peak (clear_refs unavailable)")
-        runs.append(result)
-        print(
-            f"  {approach:<14} {result['rows']:>10,} rows  {result['seconds']:7.2f} s  "
-            f"peak {result['peak_mb']:7.1f} MB  growth {result['growth_mb']:7.1f} MB",
-            flush=True,
+def summarize(rows: int, runs: list[dict[str, Any]]) -> dict[str, Summary]:
+    found: dict[str, Summary] = {}
+    for approach in APPROACHES:
+        mine = [r for r in runs if r["approach"] == approach]
+        if not mine:
+            continue
+        found[approach] = Summary(
+            approach=approach,
+            rows=int(statistics.median(r["rows"] for r in mine)),
+            runs=len(mine),
+            seconds=harness.Spread.of(r["seconds"] for r in mine),
+            cpu=harness.Spread.of(r["cpu_seconds"] for r in mine),
+            cpu_per_million=harness.Spread.of(r["cpu_seconds"] * 1e6 / max(r["rows"], 1) for r in mine),
+            sandbox_cpu=harness.Spread.of(r["sandbox_cpu_seconds"] for r in mine),
+            peak_mb=harness.Spread.of(r["peak_mb"] for r in mine),
+            growth_mb=harness.Spread.of(r["growth_mb"] for r in mine),
+            vs_sequential=_speed_vs(runs, approach, "sequential"),
+            vs_cpu_fair=_speed_vs(runs, approach, "cpu_fair_ceiling"),
+            vs_raw=_speed_vs(runs, approach, "raw_ceiling"),
         )
-    middle = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
-    return Measurement(
-        approach=approach,
-        rows=middle["rows"],
-        seconds=statistics.median(r["seconds"] for r in runs),
-        cpu_seconds=middle["cpu_seconds"],
-        sandbox_cpu_seconds=middle["sandbox_cpu_seconds"],
-        baseline_mb=middle["baseline_mb"],
-        peak_mb=max(r["peak_mb"] for r in runs),
-        growth_mb=max(r["growth_mb"] for r in runs),
-    )
+    return found
 
 
-def machine_description() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = "?"
-    with contextlib.suppress(OSError), open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-                break
-    usable = _usable_cores()
-
-    def package(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return {
-        "CPU": cpu,
-        "cores": f"{usable} usable ({os.cpu_count()} online)",
-        "RAM": ram,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
-        "Airflow": package("apache-airflow"),
-        "apache-airflow-providers-http": package("apache-airflow-providers-http"),
-        "httpx": package("httpx"),
-        "airflow-provider-ledgerlink": package("airflow-provider-ledgerlink"),
-        "load average at start (1/5/15 min)": load,
-    }
-
-
-@dataclass
-class Verdict:
-    name: str
-    value: str
-    target: str
-    met: bool | None
-
-
-def verdicts(results: dict[int, dict[str, Measurement]]) -> list[Verdict]:
-    found: list[Verdict] = []
-    for rows, by_approach in results.items():
-        ours = by_approach.get("ledgerlink")
+def verdicts(results: dict[int, dict[str, Summary]], latency_ms: int) -> list[harness.Verdict]:
+    found: list[harness.Verdict] = []
+    for rows, by in results.items():
+        ours = by.get("ledgerlink")
         if ours is None:
             continue
-        sequential = by_approach.get("sequential")
-        if sequential is not None:
-            ratio = ours.rows_per_second / sequential.rows_per_second
+        found.append(
+            harness.Verdict(
+                f"LedgerLink client CPU per 1M rows, {rows:,} rows",
+                ours.cpu_per_million.text(".2f", " s"),
+                f"≤ {TARGET_CPU_PER_MILLION:.0f} s",
+                ours.cpu_per_million.median <= TARGET_CPU_PER_MILLION,
+            )
+        )
+        if "cpu_fair_ceiling" in by:
             found.append(
-                Verdict(
-                    f"LedgerLink / sequential, {rows:,} rows",
-                    f"{ratio:.2f}×",
-                    f"≥ {TARGET_VS_SEQUENTIAL:.0f}×",
-                    ratio >= TARGET_VS_SEQUENTIAL,
+                harness.Verdict(
+                    f"LedgerLink speed / CPU-fair ceiling, {rows:,} rows",
+                    ours.vs_cpu_fair.text(".1%"),
+                    f"≥ {TARGET_VS_CPU_FAIR:.0%}",
+                    ours.vs_cpu_fair.median >= TARGET_VS_CPU_FAIR,
                 )
             )
-        ceiling = by_approach.get("raw_ceiling")
-        if ceiling is not None:
-            share = ours.rows_per_second / ceiling.rows_per_second
+        if "sequential" in by:
+            judged = latency_ms == TARGET_LATENCY_MS
             found.append(
-                Verdict(
-                    f"LedgerLink / raw ceiling, {rows:,} rows",
-                    f"{share:.1%}",
-                    f"≥ {TARGET_VS_CEILING:.0%}",
-                    share >= TARGET_VS_CEILING,
+                harness.Verdict(
+                    f"LedgerLink speed / sequential loop, {rows:,} rows, {latency_ms} ms latency",
+                    ours.vs_sequential.text(".2f", "×"),
+                    f"≥ {TARGET_VS_SEQUENTIAL:.0f}× at {TARGET_LATENCY_MS} ms",
+                    ours.vs_sequential.median >= TARGET_VS_SEQUENTIAL if judged else None,
                 )
             )
     sizes = sorted(rows for rows, by in results.items() if "ledgerlink" in by)
     if len(sizes) >= 2:
         small, large = results[sizes[0]]["ledgerlink"], results[sizes[-1]]["ledgerlink"]
-        peak = large.peak_mb - small.peak_mb
-        growth = large.growth_mb - small.growth_mb
+        peak = large.peak_mb.median - small.peak_mb.median
+        worst = large.peak_mb.high - small.peak_mb.low
         found.append(
-            Verdict(
+            harness.Verdict(
                 f"LedgerLink peak RSS, {sizes[-1]:,} minus {sizes[0]:,} rows",
-                f"{peak:+.1f} MB (growth {growth:+.1f} MB)",
+                f"{peak:+.1f} MB (largest minus smallest run {worst:+.1f} MB)",
                 f"≤ {TARGET_MEMORY_MB:.0f} MB",
                 peak <= TARGET_MEMORY_MB,
             )
@@ -568,38 +417,32 @@ def verdicts(results: dict[int, dict[str, Measurement]]) -> list[Verdict]:
     return found
 
 
-def results_table(results: dict[int, dict[str, Measurement]]) -> str:
+def results_table(results: dict[int, dict[str, Summary]]) -> str:
     lines = [
-        "| approach | rows | seconds | rows/s | peak RSS MB | RSS growth MB | client CPU s | sandbox CPU s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| approach | rows | runs | wall s | client CPU s | client CPU s per 1M rows | sandbox CPU s "
+        "| × sequential | of CPU-fair ceiling | of raw ceiling | peak RSS MB | RSS growth MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for by_approach in results.values():
-        for approach, m in by_approach.items():
+    for by in results.values():
+        for s in by.values():
             lines.append(
-                f"| {APPROACHES[approach]} | {m.rows:,} | {m.seconds:.2f} | {m.rows_per_second:,.0f} "
-                f"| {m.peak_mb:.1f} | {m.growth_mb:.1f} | {m.cpu_seconds:.1f} | {m.sandbox_cpu_seconds:.1f} |"
+                f"| {APPROACHES[s.approach]} | {s.rows:,} | {s.runs} | {s.seconds.text()} | {s.cpu.text()} "
+                f"| {s.cpu_per_million.text()} | {s.sandbox_cpu.text()} | {s.vs_sequential.text('.2f', '×')} "
+                f"| {s.vs_cpu_fair.text('.0%')} | {s.vs_raw.text('.0%')} | {s.peak_mb.text('.1f')} "
+                f"| {s.growth_mb.text('.1f')} |"
             )
     return "\n".join(lines)
 
 
-def verdict_table(found: list[Verdict]) -> str:
-    lines = ["| figure | measured | target | met |", "|---|---:|---:|:---:|"]
-    for v in found:
-        met = "n/a" if v.met is None else ("yes" if v.met else "**no**")
-        lines.append(f"| {v.name} | {v.value} | {v.target} | {met} |")
-    return "\n".join(lines)
-
-
 def section_markdown(
-    results: dict[int, dict[str, Measurement]],
-    found: list[Verdict],
-    machine: dict[str, str],
+    results: dict[int, dict[str, Summary]],
+    found: list[harness.Verdict],
+    machine: str,
     command: str,
     args: argparse.Namespace,
     busy_note: str,
 ) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine_lines = "\n".join(f"- {key}: {value}" for key, value in machine.items())
     note = f"\n> {busy_note}\n" if busy_note else ""
     return f"""## {SECTION_TITLE}
 
@@ -617,17 +460,27 @@ page in the same order (`{ORDER_BY}`) and runs in a fresh process:
 - **HttpOperator + pagination_function**: apache-airflow-providers-http's `HttpOperator` (GET,
   `data` holding `skip`/`take`, the `AfasToken` header in the connection's extra) with a pagination
   function returning the next `skip` until a short page; its result is the list of page bodies.
+- **CPU-fair ceiling (fetch, parse, write)**: the same pages fetched {args.in_flight} at a time with
+  httpx, parsed with msgspec and written in order as gzip JSON Lines (level
+  {harness.CEILING_GZIP_LEVEL}, LedgerLink's default): the same job with nothing else (no datetime
+  conversion, no manifest, no retries). LedgerLink's overhead is its distance to this one.
 - **raw ceiling (fetch, discard)**: the same pages fetched {args.in_flight} at a time with httpx
   and thrown away unparsed; no client can do better against this server at this concurrency.
 
-Every approach's time includes creating its HTTP client. Peak RSS is the process's high-water mark
-after its imports (what a task process has loaded: Airflow's supervisor and task runner); RSS
-growth is that peak minus the RSS just before the extract began. Client and sandbox CPU are the
-user + system seconds of the two processes during the extract.
+{args.repeat} rounds per size; each round runs every approach once, the order rotated by one per
+round, so a slow spell of the machine falls on all of them alike. Figures are medians with the
+min–max over the rounds in brackets; the ratios (× sequential, share of each ceiling's speed) are
+taken between runs of the same round. Wall time includes creating the HTTP client. Client CPU is the
+user + system time of the approach's process during the extract, sandbox CPU the emulator's over
+the child's life: on two cores they compete, so CPU per row is the steadier figure. Peak RSS is the
+process's high-water mark after its imports (what a task process has loaded: Airflow's supervisor
+and task runner); RSS growth is that peak minus the RSS just before the extract began.
 {note}
 {results_table(results)}
 
-{verdict_table(found)}
+Targets:
+
+{harness.verdict_table(found)}
 
 Measured {when} with:
 
@@ -635,44 +488,8 @@ Measured {when} with:
 {command}
 ```
 
-{machine_lines}
+{machine}
 """
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's ``##`` section of ``path``, keeping every other section."""
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmarks\n\nReproducible comparisons; scripts in `benchmarks/`.\n"
-    )
-    pattern = re.compile(rf"^## {re.escape(SECTION_TITLE)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip("\n") + "\n")
-
-
-def _load_average() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-
-
-def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _busy_note(load_before: float) -> str:
-    """A warning when other work competed for the CPU: the figures then say little."""
-    load = max(load_before, _load_average())
-    cores = _usable_cores()
-    if load < cores:
-        return ""
-    return (
-        f"The machine was busy during this run (1-minute load average up to {load:.1f} on {cores} "
-        "cores): times and ratios are not representative; rerun on an idle machine."
-    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -688,17 +505,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=even_rows, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--latency-ms", type=int, default=20, help="added to every request (default 20)")
     parser.add_argument("--page-size", type=int, default=1000, help="rows per request for all approaches")
-    parser.add_argument("--in-flight", type=int, default=5, help="concurrent requests (LedgerLink, ceiling)")
+    parser.add_argument(
+        "--in-flight", type=int, default=5, help="concurrent requests (LedgerLink, both ceilings)"
+    )
     parser.add_argument(
         "--approaches", nargs="+", choices=list(APPROACHES), default=list(APPROACHES), metavar="NAME"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="runs per approach; the median time counts")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds, each running every approach once (default 3)"
+    )
     parser.add_argument("--out", type=Path, help="markdown file to write the results section into")
     # Used by the script to run one approach in a child process.
     parser.add_argument("--child", choices=list(APPROACHES), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.repeat = max(1, args.repeat)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -708,51 +531,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_child(args.child, job, args.result_file)
         return 0
 
-    load_before = _load_average()
-    machine = machine_description()
+    load_before = harness.one_minute_load()
+    machine = harness.machine_description(["apache-airflow-providers-http"])
+    calibration_start = harness.calibrate()
     print("Machine:")
     for key, value in machine.items():
         print(f"  {key}: {value}")
+    print(f"  calibration: {harness.calibration_text(calibration_start)}")
     command = shlex.join([".venv/bin/python", "benchmarks/afas_extract.py", *sys.argv[1:]])
-    # The approaches in a fixed order, the ceiling first so the others meet a warmed-up server.
-    order = [a for a in ("raw_ceiling", "ledgerlink", "sequential", "http_operator") if a in args.approaches]
-    results: dict[int, dict[str, Measurement]] = {}
+    order = [a for a in APPROACHES if a in args.approaches]
+    results: dict[int, dict[str, Summary]] = {}
+    all_runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
         workdir = Path(tmp)
         airflow_home = workdir / "airflow-home"
         airflow_home.mkdir()
         for rows in args.rows:
             print(f"\n{CONNECTOR}: {rows:,} rows, {args.page_size} per page, {args.latency_ms} ms latency")
-            with SandboxProcess(rows, args.latency_ms, workdir) as sandbox:
-                sandbox.warm_up(args.page_size)
+            sandbox_args = ["--latency-ms", str(args.latency_ms), "--afas-rows", f"{CONNECTOR}={rows}"]
+            runs: list[dict[str, Any]] = []
+            with harness.SandboxProcess(sandbox_args, workdir, f"sandbox-{rows}") as sandbox:
+                warm_up(sandbox.url, args.page_size)
                 env = child_environment(sandbox.url, airflow_home)
                 job = Job(url=sandbox.url, rows=rows, page_size=args.page_size, in_flight=args.in_flight)
-                results[rows] = {
-                    approach: measure(approach, job, sandbox, env, workdir, max(1, args.repeat))
-                    for approach in order
-                }
+                for number, approaches in enumerate(harness.rounds(order, args.repeat)):
+                    for approach in approaches:
+                        result_file = workdir / "result.json"
+                        result = harness.run_child(
+                            child_command(approach, job, result_file),
+                            env,
+                            result_file,
+                            sandbox_pid=sandbox.pid,
+                            label=f"{approach} at {rows:,} rows",
+                        )
+                        result.update(round=number, expected=rows)
+                        runs.append(result)
+                        print(
+                            f"  round {number + 1} {approach:<17} {result['rows']:>10,} rows "
+                            f"{result['seconds']:7.2f} s  CPU {result['cpu_seconds']:6.2f} s  "
+                            f"sandbox {result['sandbox_cpu_seconds']:6.2f} s  peak {result['peak_mb']:7.1f} MB",
+                            flush=True,
+                        )
+            results[rows] = summarize(rows, runs)
+            all_runs.extend(runs)
+    calibration_end = harness.calibrate()
 
+    found = verdicts(results, args.latency_ms)
     print()
     print(results_table(results))
-    found = verdicts(results)
     print()
-    print(verdict_table(found))
+    print(harness.verdict_lines(found))
+    print(f"\nCalibration: {harness.calibration_text(calibration_start, calibration_end)}")
 
     wrong = [
-        f"{m.approach} read {m.rows:,} rows of {rows:,}"
-        for rows, by_approach in results.items()
-        for m in by_approach.values()
-        if m.rows != rows
+        f"{r['approach']} read {r['rows']:,} rows of {r['expected']:,} (round {r['round'] + 1})"
+        for r in all_runs
+        if r["rows"] != r["expected"]
     ]
     if wrong:
         print("\nROW COUNTS DIFFER: " + "; ".join(wrong), file=sys.stderr)
         return 1
     print("\nEvery approach read every row.")
-    busy_note = _busy_note(load_before)
-    if busy_note:
-        print(f"\n{busy_note}")
+    note = harness.busy_note(load_before)
+    if note:
+        print(f"\n{note}")
     if args.out:
-        write_section(args.out, section_markdown(results, found, machine, command, args, busy_note))
+        described = harness.machine_lines(machine, calibration_start, calibration_end)
+        harness.write_section(
+            args.out, SECTION_TITLE, section_markdown(results, found, described, command, args, note)
+        )
         print(f"Wrote the '{SECTION_TITLE}' section of {args.out}")
     return 0
 

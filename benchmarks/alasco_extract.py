@@ -1,12 +1,12 @@
-"""Extracting Alasco contracts and invoices three ways, against the sandbox, for time and memory.
+"""Extracting Alasco contracts and invoices five ways, against the sandbox, for time, CPU and memory.
 
     .venv/bin/python benchmarks/alasco_extract.py --invoices 100000 --contracts 20000 \\
-        --latency-ms 20 --out docs/benchmarks.md
+        --latency-ms 20 --repeat 3 --out docs/benchmarks.md
 
 The sandbox runs in a process of its own (``python -m airflow_provider_ledgerlink.sandbox``), so
-its CPU and memory are not counted; it adds ``--latency-ms`` to every request, as a network would.
-Each approach reads every object of the resource, in a fresh subprocess of its own, so each one's
-memory is measured alone:
+its CPU and memory are not the client's (its CPU is reported beside it); it adds ``--latency-ms`` to
+every request, as a network would. Each approach reads every object of the resource, in a fresh
+subprocess of its own, so each one's memory is measured alone:
 
 ``ledgerlink``
     ``AlascoExtractOperator.execute()``, a full load: the read is split on ``date_created`` into
@@ -17,10 +17,20 @@ memory is measured alone:
 ``sequential``
     The loop Alasco client libraries use: follow ``links.next`` one request at a time and
     ``rows.extend(page["data"])``.
+``cpu_fair_ceiling``
+    The least program doing the sliced extract's job: the operator's own slices (planned from the
+    first page, as the operator does), ``--in-flight`` chains at once with httpx, each page parsed
+    with msgspec, the objects a slice owns written as gzip JSON Lines (one file per slice, level 1).
+    No flattening, no manifest, no retries.
+``raw_ceiling``
+    The same chains, each page parsed only to follow ``links.next`` and count what the slice owns,
+    then thrown away. (A cursor cannot be followed without reading the page.)
 
 Alasco serves 100 objects per page and no page-size parameter, so every approach makes the same
-number of requests per chain. Peak RSS is the kernel's high-water mark after the imports (Airflow
-loaded in every child); growth is that peak minus the RSS just before the extract.
+number of requests per chain. The runs are interleaved: round ``r`` runs every approach once, the
+order rotated by one each round; figures are medians with their min–max, ratios are taken between
+runs of the same round. Peak RSS is the kernel's high-water mark after the imports (what a task
+process has loaded); growth is that peak minus the RSS just before the extract.
 """
 
 from __future__ import annotations
@@ -29,19 +39,15 @@ import argparse
 import json
 import os
 import shlex
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-# The machine description and the RSS readings are the AFAS benchmark's (same folder).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from afas_extract import _cpu_seconds, _peak_rss_mb, _reset_peak_rss, _rss_mb, machine_description
+import _harness as harness
 
 SECTION_TITLE = "Alasco contracts and invoices extract"
 CONN_ID = "alasco_benchmark"
@@ -49,16 +55,18 @@ APPROACHES: dict[str, str] = {
     "ledgerlink": "LedgerLink AlascoExtractOperator (sliced, parallel chains)",
     "ledgerlink_one_chain": "LedgerLink AlascoExtractOperator (one chain)",
     "sequential": "sequential links.next loop",
+    "cpu_fair_ceiling": "CPU-fair ceiling (fetch, parse, write; same slices)",
+    "raw_ceiling": "raw ceiling (fetch, follow the cursor, discard; same slices)",
 }
 
 
 # ------------------------------------------------------------------------------------------------
 # The approaches, each run in a child process
 # ------------------------------------------------------------------------------------------------
-def _operator_runner(resource: str, workdir: Path, partitions: int, in_flight: int) -> Callable[[], int]:
+def _operator(resource: str, workdir: Path, partitions: int, in_flight: int) -> Any:
     from airflow_provider_ledgerlink.operators.alasco import AlascoExtractOperator
 
-    operator = AlascoExtractOperator(
+    return AlascoExtractOperator(
         task_id=f"extract_{resource}",
         resource=resource,
         incremental=False,
@@ -67,18 +75,25 @@ def _operator_runner(resource: str, workdir: Path, partitions: int, in_flight: i
         max_in_flight=in_flight,
         alasco_conn_id=CONN_ID,
     )
-    return lambda: int(operator.execute({})["rows"])  # type: ignore[arg-type]
 
 
-def _sequential_runner(resource: str, url: str) -> Callable[[], int]:
-    import httpx
+def _operator_runner(resource: str, workdir: Path, partitions: int, in_flight: int) -> harness.Runner:
+    operator = _operator(resource, workdir, partitions, in_flight)
+    return lambda: {"rows": int(operator.execute({})["rows"])}  # type: ignore[arg-type]
 
+
+def _headers() -> dict[str, str]:
     from airflow_provider_ledgerlink.sandbox.alasco import sandbox_alasco_api_key, sandbox_alasco_api_token
 
-    headers = {"X-API-KEY": sandbox_alasco_api_key(42), "X-API-TOKEN": sandbox_alasco_api_token(42)}
-    client = httpx.Client(headers=headers, timeout=60, follow_redirects=True)
+    return {"X-API-KEY": sandbox_alasco_api_key(42), "X-API-TOKEN": sandbox_alasco_api_token(42)}
 
-    def run() -> int:
+
+def _sequential_runner(resource: str, url: str) -> harness.Runner:
+    import httpx
+
+    client = httpx.Client(headers=_headers(), timeout=60, follow_redirects=True)
+
+    def run() -> dict[str, Any]:
         rows: list[dict[str, Any]] = []
         next_url: str | None = f"{url}/alasco/fincon/v1/{resource}/"
         while next_url:
@@ -88,66 +103,91 @@ def _sequential_runner(resource: str, url: str) -> Callable[[], int]:
             rows.extend(page["data"])
             next_url = (page.get("links") or {}).get("next")
         client.close()
-        return len(rows)
+        return {"rows": len(rows)}
+
+    return run
+
+
+def _ceiling_runner(args: argparse.Namespace, workdir: Path, *, write: bool) -> harness.Runner:
+    import gzip
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urljoin
+
+    import httpx
+    import msgspec
+
+    from airflow_provider_ledgerlink.protocol.alasco import (
+        build_query,
+        resource_path,
+        slice_filters,
+        slice_owner,
+    )
+
+    decoder = msgspec.json.Decoder()
+    encoder = msgspec.json.Encoder()
+    operator = _operator(args.resource, workdir, args.partitions, args.in_flight)
+    base = f"{args.url}/alasco/fincon/v1{resource_path(args.resource)}"
+
+    def run() -> dict[str, Any]:
+        parts = operator.slices(None)  # the operator's plan: costs it (and this) the first page
+        client = httpx.Client(
+            headers=_headers(),
+            timeout=60,
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=args.in_flight, max_keepalive_connections=args.in_flight),
+        )
+
+        def chain(index: int) -> int:
+            part = parts[index]
+            bounded = part.start is not None or part.end is not None
+            owns = slice_owner("date_created", part) if bounded else (lambda item: True)
+            query = build_query(slice_filters("date_created", part)) if bounded else ""
+            url: str | None = base + (f"?{query}" if query else "")
+            count = 0
+            with (
+                gzip.open(workdir / f"part-{index}.jsonl.gz", "wb", compresslevel=harness.CEILING_GZIP_LEVEL)
+                if write
+                else open(os.devnull, "wb") as out
+            ):
+                while url:
+                    response = client.get(url)
+                    response.raise_for_status()
+                    document = decoder.decode(response.content)
+                    kept = [item for item in document["data"] if owns(item)]
+                    if write and kept:
+                        out.write(encoder.encode_lines(kept))
+                    count += len(kept)
+                    following = (document.get("links") or {}).get("next")
+                    url = urljoin(url, following) if following else None
+            return count
+
+        with ThreadPoolExecutor(max_workers=args.in_flight) as pool:
+            total = sum(pool.map(chain, range(len(parts))))
+        client.close()
+        return {"rows": total}
 
     return run
 
 
 def run_child(args: argparse.Namespace) -> None:
-    import gc
-
-    import airflow.sdk  # noqa: F401  # every approach runs as a task would: with Airflow loaded
-
+    harness.import_task_runtime()
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
+        workdir = Path(tmp)
         if args.child == "sequential":
             run = _sequential_runner(args.resource, args.url)
+        elif args.child in ("cpu_fair_ceiling", "raw_ceiling"):
+            run = _ceiling_runner(args, workdir, write=args.child == "cpu_fair_ceiling")
         else:
             chains = args.in_flight if args.child == "ledgerlink" else 1
             parts = args.partitions if args.child == "ledgerlink" else 1
-            run = _operator_runner(args.resource, Path(tmp), parts, chains)
-        gc.collect()
-        baseline = _rss_mb()
-        exact = _reset_peak_rss()
-        cpu = _cpu_seconds()
-        started = time.perf_counter()
-        rows = run()
-        seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu
-        peak = _peak_rss_mb()
-    args.result_file.write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "seconds": seconds,
-                "cpu_seconds": cpu,
-                "peak_mb": peak,
-                "growth_mb": peak - baseline,
-                "exact_peak": exact,
-            }
-        )
-    )
+            run = _operator_runner(args.resource, workdir, parts, chains)
+        result = harness.measure_here(run)
+    harness.write_result(args.result_file, {"approach": args.child, **result})
 
 
 # ------------------------------------------------------------------------------------------------
-# The sandbox and the measurements
+# The measurements and the report
 # ------------------------------------------------------------------------------------------------
-def start_sandbox(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    ready = workdir / "sandbox.url"
-    command = [
-        sys.executable, "-m", "airflow_provider_ledgerlink.sandbox", "--port", "0", "--ready-file", str(ready),
-        "--latency-ms", str(args.latency_ms), "--alasco-rows", f"invoices={args.invoices}",
-        "--alasco-rows", f"contracts={args.contracts}",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit("the sandbox did not start")
-        time.sleep(0.05)
-    return process, ready.read_text().strip()
-
-
 def sandbox_requests(url: str) -> int:
     import httpx
 
@@ -155,83 +195,98 @@ def sandbox_requests(url: str) -> int:
 
 
 def measure(
-    approach: str, resource: str, url: str, env: dict[str, str], args: argparse.Namespace, workdir: Path
+    approach: str,
+    resource: str,
+    url: str,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    workdir: Path,
+    sandbox_pid: int | None,
 ) -> dict[str, Any]:
     import httpx
 
     httpx.post(f"{url}/_sandbox/reset")
-    result_file = workdir / f"{approach}-{resource}.json"
+    result_file = workdir / "result.json"
     command = [
         sys.executable, str(Path(__file__).resolve()), "--child", approach, "--resource", resource, "--url", url,
         "--in-flight", str(args.in_flight), "--partitions", str(args.partitions), "--result-file", str(result_file),
     ]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not result_file.exists():
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-6000:])
-        raise SystemExit(f"{approach} on {resource} failed (exit code {done.returncode})")
-    result = json.loads(result_file.read_text())
-    result.update(approach=approach, resource=resource, requests=sandbox_requests(url))
-    print(
-        f"  {resource:<9} {approach:<21} {result['rows']:>8,} rows {result['seconds']:7.2f} s "
-        f"{result['requests']:>6,} requests  peak {result['peak_mb']:6.1f} MB  growth {result['growth_mb']:6.1f} MB",
-        flush=True,
+    result = harness.run_child(
+        command, env, result_file, sandbox_pid=sandbox_pid, label=f"{approach} on {resource}"
     )
+    result.update(resource=resource, requests=sandbox_requests(url))
     return result
 
 
-def table(results: list[dict[str, Any]]) -> str:
+def _seconds(run: dict[str, Any]) -> float:
+    return float(run["seconds"])
+
+
+def table(runs: list[dict[str, Any]]) -> str:
     lines = [
-        "| resource | approach | objects | seconds | objects/s | requests | peak RSS MB | RSS growth MB | client CPU s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| resource | approach | objects | runs | wall s | objects/s | client CPU s | client CPU s per 1M objects "
+        "| sandbox CPU s | × sequential | of CPU-fair ceiling | of raw ceiling | requests | peak RSS MB "
+        "| RSS growth MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
-        rate = r["rows"] / r["seconds"] if r["seconds"] else 0
-        lines.append(
-            f"| {r['resource']} | {APPROACHES[r['approach']]} | {r['rows']:,} | {r['seconds']:.2f} | {rate:,.0f} "
-            f"| {r['requests']:,} | {r['peak_mb']:.1f} | {r['growth_mb']:.1f} | {r['cpu_seconds']:.1f} |"
-        )
-    for resource in dict.fromkeys(r["resource"] for r in results):
-        by = {r["approach"]: r for r in results if r["resource"] == resource}
-        if "ledgerlink" in by and "sequential" in by:
-            lines.append("")
+    for resource in dict.fromkeys(r["resource"] for r in runs):
+        of_resource = [r for r in runs if r["resource"] == resource]
+        for approach, label in APPROACHES.items():
+            mine = [r for r in of_resource if r["approach"] == approach]
+            if not mine:
+                continue
+
+            def speed_vs(
+                other: str, approach: str = approach, runs: list[dict[str, Any]] = of_resource
+            ) -> str:
+                if other == approach:
+                    return "–"
+                ratio = harness.paired_ratios(runs, other, approach, key=_seconds)
+                return ratio.text(".2f", "×") if other == "sequential" else ratio.text(".0%")
+
+            spread = harness.Spread.of
             lines.append(
-                f"{resource}: LedgerLink sliced / sequential loop = "
-                f"{by['sequential']['seconds'] / by['ledgerlink']['seconds']:.2f}× as fast"
+                f"| {resource} | {label} | {mine[0]['rows']:,} | {len(mine)} "
+                f"| {spread(r['seconds'] for r in mine).text()} "
+                f"| {spread(r['rows'] / r['seconds'] for r in mine).text(',.0f')} "
+                f"| {spread(r['cpu_seconds'] for r in mine).text()} "
+                f"| {spread(r['cpu_seconds'] * 1e6 / max(r['rows'], 1) for r in mine).text('.1f')} "
+                f"| {spread(r['sandbox_cpu_seconds'] for r in mine).text()} "
+                f"| {speed_vs('sequential')} | {speed_vs('cpu_fair_ceiling')} | {speed_vs('raw_ceiling')} "
+                f"| {max(r['requests'] for r in mine):,} | {spread(r['peak_mb'] for r in mine).text('.1f')} "
+                f"| {spread(r['growth_mb'] for r in mine).text('.1f')} |"
             )
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's ``##`` section of ``path``, keeping every other section."""
-    import re
-
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmarks\n\nReproducible comparisons; scripts in `benchmarks/`.\n"
-    )
-    pattern = re.compile(rf"^## {re.escape(SECTION_TITLE)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    text = pattern.sub("", text).rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--invoices", type=int, default=100_000)
-    parser.add_argument("--contracts", type=int, default=20_000)
+    parser.add_argument(
+        "--invoices", type=int, default=100_000, help="invoices in the sandbox (default 100000)"
+    )
+    parser.add_argument(
+        "--contracts", type=int, default=20_000, help="contracts in the sandbox (default 20000)"
+    )
     parser.add_argument("--latency-ms", type=int, default=20, help="added to every request (default 20)")
     parser.add_argument("--in-flight", type=int, default=4, help="cursor chains at once (default 4)")
     parser.add_argument("--partitions", type=int, default=16, help="slices of the sliced read (default 16)")
     parser.add_argument(
         "--resources", nargs="+", default=["contracts", "invoices"], choices=["contracts", "invoices"]
     )
-    parser.add_argument("--approaches", nargs="+", choices=list(APPROACHES), default=list(APPROACHES))
+    parser.add_argument(
+        "--approaches", nargs="+", choices=list(APPROACHES), default=list(APPROACHES), metavar="NAME"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds, each running every approach once (default 3)"
+    )
     parser.add_argument("--out", type=Path, help="markdown file to write the results section into")
     parser.add_argument("--child", choices=list(APPROACHES), help=argparse.SUPPRESS)
     parser.add_argument("--resource", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", type=Path, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.repeat = max(1, args.repeat)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,15 +296,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from airflow_provider_ledgerlink.sandbox.alasco import alasco_connection_definition
 
-    machine = machine_description()
+    load_before = harness.one_minute_load()
+    machine = harness.machine_description()
+    calibration_start = harness.calibrate()
+    print(
+        f"Machine: {machine['CPU']}, {machine['cores']}; calibration {harness.calibration_text(calibration_start)}"
+    )
     command = shlex.join([".venv/bin/python", "benchmarks/alasco_extract.py", *sys.argv[1:]])
     expected = {"invoices": args.invoices, "contracts": args.contracts}
-    results = []
+    order = [a for a in APPROACHES if a in args.approaches]
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
         workdir = Path(tmp)
-        process, url = start_sandbox(args, workdir)
-        try:
-            connection = alasco_connection_definition(f"{url}/alasco")
+        sandbox_args = [
+            "--latency-ms", str(args.latency_ms), "--alasco-rows", f"invoices={args.invoices}",
+            "--alasco-rows", f"contracts={args.contracts}",
+        ]  # fmt: skip
+        with harness.SandboxProcess(sandbox_args, workdir) as sandbox:
+            connection = alasco_connection_definition(f"{sandbox.url}/alasco")
             # Outside a task the default (Variable) credential store would be read through Airflow's
             # ORM, a one-off import (about half a second, 20 MB) that a task, which asks the Execution
             # API, never pays.
@@ -261,36 +325,53 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **{f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(connection)},
             )
             for resource in args.resources:
-                for approach in args.approaches:
-                    results.append(measure(approach, resource, url, env, args, workdir))
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=10)
+                for number, approaches in enumerate(harness.rounds(order, args.repeat)):
+                    for approach in approaches:
+                        result = measure(approach, resource, sandbox.url, env, args, workdir, sandbox.pid)
+                        result["round"] = number
+                        runs.append(result)
+                        print(
+                            f"  {resource:<9} round {number + 1} {approach:<20} {result['rows']:>8,} rows "
+                            f"{result['seconds']:7.2f} s  CPU {result['cpu_seconds']:6.2f} s  sandbox "
+                            f"{result['sandbox_cpu_seconds']:6.2f} s  {result['requests']:>6,} requests  "
+                            f"peak {result['peak_mb']:6.1f} MB",
+                            flush=True,
+                        )
+    calibration_end = harness.calibrate()
     print()
-    print(table(results))
+    print(table(runs))
     wrong = [
-        f"{r['approach']} read {r['rows']:,} {r['resource']}"
-        for r in results
+        f"{r['approach']} read {r['rows']:,} {r['resource']} (round {r['round'] + 1})"
+        for r in runs
         if r["rows"] != expected[r["resource"]]
     ]
     if wrong:
         print("\nOBJECT COUNTS DIFFER: " + "; ".join(wrong), file=sys.stderr)
         return 1
     print("\nEvery approach read every object.")
+    note = harness.busy_note(load_before)
     if args.out:
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        machine_lines = "\n".join(f"- {key}: {value}" for key, value in machine.items())
         section = (
             f"## {SECTION_TITLE}\n\n"
             f"Full loads of `contracts` and `invoices` from the sandbox's Alasco emulator (its own process, "
             f"{args.latency_ms} ms added to every request, 100 objects per page as Alasco serves them), each "
             f"approach in a fresh process. The sliced read uses {args.partitions} slices of `date_created` and "
-            f"{args.in_flight} cursor chains at once. The connection's credential store is `none`: outside "
-            f"a task the default Variable store would be read through Airflow's ORM, a one-off import a task "
-            f"never pays.\n\n{table(results)}\n\nMeasured {when} with:\n\n"
-            f"```\n{command}\n```\n\n{machine_lines}\n"
+            f"{args.in_flight} cursor chains at once; both ceilings follow the same slices with as many chains "
+            f"(the CPU-fair one parses each page with msgspec and writes what a slice owns as gzip JSON "
+            f"Lines, level {harness.CEILING_GZIP_LEVEL}; the raw one parses only to follow the cursor). The "
+            f"connection's credential store is `none`: outside a task the default Variable store would be "
+            f"read through Airflow's ORM, a one-off import a task never pays.\n\n"
+            f"{args.repeat} rounds per resource, each running every approach once in a rotated order; "
+            f"medians with min–max in brackets, ratios taken within a round (× sequential: how many times "
+            f"as fast as the loop; of a ceiling: the share of its speed). Client CPU is the user + system "
+            f"time of the approach's process during the extract, sandbox CPU the emulator's.\n"
+            + (f"\n> {note}\n" if note else "")
+            + f"\n{table(runs)}\n\nMeasured {when} with:\n\n```\n{command}\n```\n\n"
+            + harness.machine_lines(machine, calibration_start, calibration_end)
+            + "\n"
         )
-        write_section(args.out, section)
+        harness.write_section(args.out, SECTION_TITLE, section)
         print(f"Wrote the '{SECTION_TITLE}' section of {args.out}")
     return 0
 
